@@ -1,0 +1,45 @@
+"""Keel: the governed machine-learning lifecycle in one package.
+
+``import keel`` is cheap and has no side effects: the names below load on first use.
+
+Example:
+    >>> import keel
+    >>> ws = keel.connect()  # doctest: +SKIP
+    >>> with ws.runs.start(experiment="churn") as run:  # doctest: +SKIP
+    ...     run.log_metrics({"auc": 0.91}, step=3)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["Metric", "RunStatus", "Workspace", "__version__", "connect"]
+
+if TYPE_CHECKING:
+    from keel.tracking import Metric
+    from keel.types import RunStatus
+    from keel.workspace import Workspace, connect
+
+_LAZY = {
+    "connect": "keel.workspace",
+    "Workspace": "keel.workspace",
+    "Metric": "keel.tracking",
+    "RunStatus": "keel.types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keel' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

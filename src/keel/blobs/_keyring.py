@@ -1,0 +1,262 @@
+"""Data keys per scope, wrapped by the master key and stored beside the blobs.
+
+Layout under the blob store root::
+
+    _keys/<scope>/<key_id>   one wrapped data key (format below)
+    _keys/<scope>/erased     tombstone written by destroy(): the scope was crypto-shredded
+
+A wrapped data key file (format version 1)::
+
+    b"KEEL-KEY" (8) | version 1 (1) | fingerprint length (1) | master key fingerprint (ASCII)
+    | wrapped length (2, big-endian) | wrapped data key (provider-specific)
+
+The wrap binds ``b"keel-data-key/1" || scope || key_id`` as associated data, so a key file
+copied to another scope or renamed to another id does not unwrap. Unwrapped keys are cached
+in memory per :class:`Keyring`.
+
+Crypto-shredding removes the key files; copies that outlive them (bucket versioning,
+snapshots, backups of ``_keys/``) stay decryptable by the master key until it is rotated, and
+another process's keyring may keep a key cached until it restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from typing import NoReturn
+
+from keel.blobs._keys import KEY_SIZE, MasterKeyProvider
+from keel.blobs._names import is_key_id, validate_scope
+from keel.blobs._storage import StorageRoot
+from keel.clock import now
+from keel.errors import (
+    ConfigurationError,
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
+from keel.types import new_id
+
+__all__ = ["DataKey", "Keyring"]
+
+KEYS_DIR = "_keys"
+ERASED_MARKER = "erased"
+_MAGIC = b"KEEL-KEY"
+_VERSION = 1
+_MAX_KEY_FILE = 4096
+
+
+class DataKey:
+    """One scope's unwrapped data key. Its bytes never show in a repr and it cannot be pickled.
+
+    Args:
+        scope: The scope that owns the key.
+        key_id: The key's id (written in every blob header it encrypts).
+        material: The 32 key bytes.
+    """
+
+    __slots__ = ("_material", "key_id", "scope")
+
+    def __init__(self, *, scope: str, key_id: str, material: bytes) -> None:
+        self.scope = scope
+        self.key_id = key_id
+        self._material = material
+
+    @property
+    def material(self) -> bytes:
+        """The 32 secret key bytes (hand them to a cipher, never to a log)."""
+        return self._material
+
+    def __repr__(self) -> str:
+        return f"DataKey(scope={self.scope!r}, key_id={self.key_id!r})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("A DataKey cannot be pickled: key material never leaves the process.")
+
+
+def _context(scope: str, key_id: str) -> bytes:
+    return b"keel-data-key/1\x00" + scope.encode("ascii") + b"\x00" + key_id.encode("ascii")
+
+
+class Keyring:
+    """The data keys of a blob store's scopes, wrapped by a master key.
+
+    Args:
+        master: The master key provider that wraps and unwraps data keys.
+        url: The fsspec URL of the blob store root (the same URL as the :class:`BlobStore`);
+            keys live under ``<url>/_keys/``. Nothing is read until first use.
+    """
+
+    def __init__(self, master: MasterKeyProvider, *, url: str) -> None:
+        self._master = master
+        self._root = StorageRoot(url)
+        self._lock = threading.Lock()
+        self._keys: dict[tuple[str, str], DataKey] = {}
+        self._current: dict[str, DataKey] = {}
+
+    @property
+    def url(self) -> str:
+        """The blob store root this keyring keeps its keys under."""
+        return self._root.url
+
+    def __repr__(self) -> str:
+        return f"Keyring(master={self._master!r}, url={self.url!r})"
+
+    def get_or_create(self, scope: str) -> DataKey:
+        """Return the scope's current data key, creating (and storing) one if it has none.
+
+        Raises:
+            InvalidInputError: If ``scope`` is malformed.
+            ConflictError: If the scope was erased with :meth:`destroy`.
+            ConfigurationError: If the scope's key was wrapped by another master key.
+        """
+        scope = validate_scope(scope)
+        with self._lock:
+            current = self._current.get(scope)
+            if current is not None:
+                return current
+            if self._is_erased(scope):
+                raise ConflictError(
+                    f"Scope '{scope}' was erased (crypto-shredded); Keel does not store new "
+                    "data under an erased scope. Use a new project or dataset id.",
+                    scope=scope,
+                )
+            names = self._root.list_names(self._root.path(KEYS_DIR, scope))
+            key_ids = [name for name in names if is_key_id(name)]
+            key = self._load(scope, max(key_ids)) if key_ids else self._create(scope)
+            self._current[scope] = key
+            return key
+
+    def get(self, scope: str, key_id: str) -> DataKey:
+        """Return the data key ``key_id`` of ``scope``.
+
+        Raises:
+            InvalidInputError: If ``scope`` or ``key_id`` is malformed.
+            NotFoundError: If the scope has no such key; ``details["erased"]`` tells whether
+                the scope was crypto-shredded.
+            ConfigurationError: If the key was wrapped by another master key.
+            IntegrityError: If the key file is corrupt or was tampered with.
+        """
+        scope = validate_scope(scope)
+        if not is_key_id(key_id):
+            raise InvalidInputError(
+                f"Invalid data key id {key_id[:40]!r}: expected 26 base32 characters.",
+                field="key_id",
+            )
+        with self._lock:
+            cached = self._keys.get((scope, key_id))
+            return cached if cached is not None else self._load(scope, key_id)
+
+    def is_erased(self, scope: str) -> bool:
+        """Return whether ``scope`` was crypto-shredded with :meth:`destroy`."""
+        return self._is_erased(validate_scope(scope))
+
+    def destroy(self, scope: str) -> None:
+        """Crypto-shred ``scope``: mark it erased, delete its data keys, forget cached copies.
+
+        Every blob encrypted under these keys becomes unreadable for good. Idempotent.
+        """
+        scope = validate_scope(scope)
+        folder = self._root.path(KEYS_DIR, scope)
+        with self._lock:
+            marker = f"erased at {now().isoformat()}\n".encode()
+            temp = self._root.write_temp([marker])
+            self._root.commit(temp, f"{folder}/{ERASED_MARKER}")
+            for name in self._root.list_names(folder):
+                if name != ERASED_MARKER:
+                    self._root.remove(f"{folder}/{name}")
+            self._current.pop(scope, None)
+            for cached in [pair for pair in self._keys if pair[0] == scope]:
+                del self._keys[cached]
+
+    def _is_erased(self, scope: str) -> bool:
+        return self._root.exists(self._root.path(KEYS_DIR, scope, ERASED_MARKER))
+
+    def _create(self, scope: str) -> DataKey:
+        key_id = new_id()
+        material = os.urandom(KEY_SIZE)
+        fingerprint = self._master.fingerprint.encode("ascii")
+        wrapped = self._master.wrap(material, context=_context(scope, key_id))
+        record = (
+            _MAGIC
+            + struct.pack(">BB", _VERSION, len(fingerprint))
+            + fingerprint
+            + struct.pack(">H", len(wrapped))
+            + wrapped
+        )
+        temp = self._root.write_temp([record])
+        self._root.commit(temp, self._root.path(KEYS_DIR, scope, key_id))
+        key = DataKey(scope=scope, key_id=key_id, material=material)
+        self._keys[(scope, key_id)] = key
+        return key
+
+    def _load(self, scope: str, key_id: str) -> DataKey:
+        path = self._root.path(KEYS_DIR, scope, key_id)
+        record = self._root.read_small(path, limit=_MAX_KEY_FILE)
+        if record is None:
+            if self._is_erased(scope):
+                raise NotFoundError(
+                    f"The data key {key_id} of scope '{scope}' was destroyed: the scope's "
+                    "data was erased (crypto-shredded) and cannot be recovered.",
+                    scope=scope,
+                    key_id=key_id,
+                    erased=True,
+                )
+            raise NotFoundError(
+                f"Scope '{scope}' has no data key {key_id} in the blob store at {self.url!r}: "
+                "the key was deleted outside Keel, or the data was copied from another scope "
+                "or store. Data encrypted under it cannot be read.",
+                scope=scope,
+                key_id=key_id,
+                erased=False,
+            )
+        fingerprint, wrapped = _parse(record, path=path)
+        if fingerprint != self._master.fingerprint:
+            raise ConfigurationError(
+                f"The data key {key_id} of scope '{scope}' was wrapped by master key "
+                f"{fingerprint}, but the configured master key is {self._master.fingerprint}. "
+                "Configure the master key this blob store was created with (the master key "
+                "file or KEEL_MASTER_KEY); no other key can decrypt its data.",
+                scope=scope,
+                key_id=key_id,
+            )
+        try:
+            material = self._master.unwrap(wrapped, context=_context(scope, key_id))
+        except IntegrityError as exc:
+            raise _corrupt_key(path, str(exc)) from None
+        if len(material) != KEY_SIZE:
+            raise _corrupt_key(path, f"it unwraps to {len(material)} bytes, not {KEY_SIZE}")
+        key = DataKey(scope=scope, key_id=key_id, material=material)
+        self._keys[(scope, key_id)] = key
+        return key
+
+
+def _parse(record: bytes, *, path: str) -> tuple[str, bytes]:
+    """Split a key file into (master key fingerprint, wrapped key)."""
+    head = len(_MAGIC) + 2
+    if len(record) < head or record[: len(_MAGIC)] != _MAGIC:
+        raise _corrupt_key(path, "it does not start with the KEEL-KEY magic")
+    version, fp_len = struct.unpack(">BB", record[len(_MAGIC) : head])
+    if version != _VERSION:
+        raise _corrupt_key(path, f"it has format version {version}; this Keel reads {_VERSION}")
+    if len(record) < head + fp_len + 2:
+        raise _corrupt_key(path, "it is cut short")
+    try:
+        fingerprint = record[head : head + fp_len].decode("ascii")
+    except UnicodeDecodeError:
+        raise _corrupt_key(path, "its master key fingerprint is not ASCII") from None
+    (wrapped_len,) = struct.unpack(">H", record[head + fp_len : head + fp_len + 2])
+    wrapped = record[head + fp_len + 2 :]
+    if len(wrapped) != wrapped_len:
+        raise _corrupt_key(path, "its wrapped key has the wrong length")
+    return fingerprint, wrapped
+
+
+def _corrupt_key(path: str, what: str) -> IntegrityError:
+    return IntegrityError(
+        f"The data key file {path!r} is corrupt or was tampered with: {what}. The blobs "
+        "encrypted under it cannot be read; restore _keys/ from a backup.",
+        path=path,
+    )

@@ -1,0 +1,341 @@
+"""The content-addressed, envelope-encrypted blob store.
+
+Layout under the root URL::
+
+    <root>/<scope>/<hex[:2]>/<hex[2:4]>/<hex>   one blob (encrypted; format in _crypto.py)
+    <root>/_tmp/<random>.tmp                     writes in progress (or left by a crash)
+    <root>/_keys/<scope>/<key_id>                wrapped data keys (format in _keyring.py)
+
+A digest is ``sha256:<hex>`` of the plaintext, so identical content is stored once per
+scope. Scopes and digests are validated against strict patterns before they become paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import BinaryIO
+
+from keel.blobs._crypto import (
+    DEFAULT_CHUNK_SIZE,
+    MAX_CHUNK_SIZE,
+    BlobSealer,
+    BytesLike,
+    open_blob,
+)
+from keel.blobs._keyring import DataKey, Keyring
+from keel.blobs._names import DIGEST_PREFIX, digest_hex, validate_digest, validate_scope
+from keel.blobs._storage import StorageRoot
+from keel.errors import (
+    ConfigurationError,
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
+
+__all__ = ["BlobInfo", "BlobStore"]
+
+_HEX2 = re.compile(r"[0-9a-f]{2}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_DEFAULT_TEMP_AGE = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A stored blob.
+
+    Attributes:
+        digest: ``sha256:`` and the 64 hex digits of the plaintext's SHA-256.
+        size: The plaintext size in bytes.
+    """
+
+    digest: str
+    size: int
+
+
+def _normalise_url(url: str) -> str:
+    if "://" not in url:
+        url = "file://" + os.path.abspath(url)
+    return url.rstrip("/")
+
+
+class BlobStore:
+    """Content-addressed blobs over fsspec, encrypted at rest with a data key per scope.
+
+    Args:
+        url: fsspec URL of the root, e.g. ``file:///srv/keel/blobs`` or
+            ``s3://bucket/prefix``. Nothing is touched until the first call.
+        keyring: The data keys, kept under the same root (``Keyring(master, url=url)``).
+        chunk_size: Plaintext bytes per encrypted chunk (default 1 MiB); memory use of
+            every operation is a few chunks.
+
+    Raises:
+        ConfigurationError: If ``keyring`` keeps its keys under another root.
+        InvalidInputError: If ``chunk_size`` is not between 1 byte and 64 MiB.
+    """
+
+    def __init__(self, url: str, *, keyring: Keyring, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+        if _normalise_url(keyring.url) != _normalise_url(url):
+            raise ConfigurationError(
+                f"The keyring keeps its keys under {keyring.url!r}, but the blob store is at "
+                f"{url!r}. Build both from the same URL: Keyring(master, url=url).",
+                url=url,
+            )
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+            raise InvalidInputError("chunk_size must be an int.", field="chunk_size")
+        if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+            raise InvalidInputError(
+                f"chunk_size is {chunk_size}; use 1 to {MAX_CHUNK_SIZE} bytes (default "
+                f"{DEFAULT_CHUNK_SIZE}).",
+                field="chunk_size",
+            )
+        self._root = StorageRoot(url)
+        self._keyring = keyring
+        self._chunk_size = chunk_size
+
+    @property
+    def url(self) -> str:
+        """The root URL."""
+        return self._root.url
+
+    def __repr__(self) -> str:
+        return f"BlobStore({self.url!r})"
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def put_bytes(self, data: BytesLike, *, scope: str) -> BlobInfo:
+        """Store ``data`` and return its digest; content already stored is not written again.
+
+        Raises:
+            InvalidInputError: If ``scope`` is malformed or ``data`` is not bytes-like.
+            ConflictError: If ``scope`` was erased.
+        """
+        scope = validate_scope(scope)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidInputError(
+                f"put_bytes takes bytes, got {type(data).__name__}; encode text first.",
+                field="data",
+            )
+        key = self._keyring.get_or_create(scope)
+        digest = DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
+        size = memoryview(data).nbytes
+        if self._root.exists(self._blob_path(scope, digest)):
+            return BlobInfo(digest, size)
+        return self._write(scope, key, [data], expected=digest)
+
+    def put_file(self, path: str | os.PathLike[str], *, scope: str) -> BlobInfo:
+        """Store the content of a local file, streaming; skips the write if already stored.
+
+        Raises:
+            NotFoundError: If there is no file at ``path``.
+            ConflictError: If the file changed while it was being stored, or ``scope`` was
+                erased.
+        """
+        scope = validate_scope(scope)
+        source = os.fspath(path)
+        try:
+            with open(source, "rb") as handle:
+                digest = DIGEST_PREFIX + hashlib.file_digest(handle, "sha256").hexdigest()
+                size = handle.tell()
+            key = self._keyring.get_or_create(scope)
+            if self._root.exists(self._blob_path(scope, digest)):
+                return BlobInfo(digest, size)
+            with open(source, "rb") as handle:
+                return self._write(
+                    scope, key, iter(partial(handle.read, self._chunk_size), b""), expected=digest
+                )
+        except FileNotFoundError:
+            raise NotFoundError(f"Cannot store {source!r}: no such file.", path=source) from None
+        except IsADirectoryError:
+            raise InvalidInputError(
+                f"Cannot store {source!r}: it is a folder; store its files one by one.",
+                path=source,
+            ) from None
+
+    def put_stream(self, chunks: BinaryIO | Iterable[BytesLike], *, scope: str) -> BlobInfo:
+        """Store a binary file object or an iterable of bytes whose digest is not known yet.
+
+        The content is encrypted into a temporary object as it arrives; if its digest turns
+        out to be stored already, the temporary is dropped.
+
+        Raises:
+            InvalidInputError: If the stream yields something other than bytes.
+            ConflictError: If ``scope`` was erased.
+        """
+        scope = validate_scope(scope)
+        pieces: Iterable[BytesLike]
+        read = getattr(chunks, "read", None)
+        if callable(read):
+            pieces = iter(partial(read, self._chunk_size), b"")
+        elif isinstance(chunks, bytes | bytearray | memoryview | str):
+            raise InvalidInputError(
+                "put_stream takes a binary file or an iterable of bytes chunks; for a single "
+                "bytes value use put_bytes.",
+                field="chunks",
+            )
+        else:
+            pieces = chunks
+        key = self._keyring.get_or_create(scope)
+        return self._write(scope, key, pieces, expected=None)
+
+    def _write(
+        self, scope: str, key: DataKey, pieces: Iterable[BytesLike], *, expected: str | None
+    ) -> BlobInfo:
+        sealer = BlobSealer(
+            key.material, key_id=key.key_id, scope=scope, chunk_size=self._chunk_size
+        )
+        temp = self._root.write_temp(sealer.seal(pieces))
+        if expected is not None and sealer.digest != expected:
+            self._root.discard(temp)
+            raise ConflictError(
+                f"The content changed while it was being stored (hashed as {expected}, then "
+                f"read as {sealer.digest}); nothing was stored. Store it again once it is "
+                "no longer being modified.",
+                scope=scope,
+            )
+        self._root.commit(temp, self._blob_path(scope, sealer.digest))
+        return BlobInfo(sealer.digest, sealer.size)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def open(self, digest: str, *, scope: str) -> Iterator[bytes]:
+        """Stream a blob's plaintext, chunk by chunk, verifying it on the way.
+
+        Every chunk is authenticated before it is yielded and the last one only after the
+        digest verified, so reaching the end without an error proves the content.
+
+        Raises:
+            InvalidInputError: If ``digest`` or ``scope`` is malformed (before any I/O).
+            NotFoundError: If the blob does not exist, or its scope was erased.
+            IntegrityError: While iterating, if the blob is corrupt or was tampered with.
+        """
+        scope = validate_scope(scope)
+        digest = validate_digest(digest)
+        path = self._blob_path(scope, digest)
+        if not self._root.exists(path):
+            raise self._missing(digest, scope)
+        return self._read(path, digest=digest, scope=scope)
+
+    def _read(self, path: str, *, digest: str, scope: str) -> Iterator[bytes]:
+        try:
+            handle = self._root.open_read(path)
+        except FileNotFoundError:
+            raise self._missing(digest, scope) from None
+        with handle:
+            yield from open_blob(
+                handle.read,
+                key_for=partial(self._key_for, scope=scope, digest=digest),
+                scope=scope,
+                digest=digest,
+            )
+
+    def get_bytes(self, digest: str, *, scope: str) -> bytes:
+        """Return a blob's verified plaintext.
+
+        Raises:
+            InvalidInputError: If ``digest`` or ``scope`` is malformed (before any I/O).
+            NotFoundError: If the blob does not exist, or its scope was erased.
+            IntegrityError: If the blob is corrupt or was tampered with.
+        """
+        return b"".join(self.open(digest, scope=scope))
+
+    def exists(self, digest: str, *, scope: str) -> bool:
+        """Return whether a blob is stored (without reading or verifying it)."""
+        scope = validate_scope(scope)
+        digest = validate_digest(digest)
+        return self._root.exists(self._blob_path(scope, digest))
+
+    def iter_digests(self, *, scope: str) -> Iterator[str]:
+        """Yield the digests stored in ``scope``, in sorted order, listing one folder at a time."""
+        scope = validate_scope(scope)
+        return self._iter_digests(self._root.path(scope))
+
+    def _iter_digests(self, base: str) -> Iterator[str]:
+        for first in self._root.list_names(base):
+            if not _HEX2.fullmatch(first):
+                continue
+            for second in self._root.list_names(f"{base}/{first}"):
+                if not _HEX2.fullmatch(second):
+                    continue
+                for name in self._root.list_names(f"{base}/{first}/{second}"):
+                    if _HEX64.fullmatch(name) and name[:2] == first and name[2:4] == second:
+                        yield DIGEST_PREFIX + name
+
+    # -- deletion ---------------------------------------------------------------------------
+
+    def delete(self, digest: str, *, scope: str) -> bool:
+        """Delete a blob; return whether it existed."""
+        scope = validate_scope(scope)
+        digest = validate_digest(digest)
+        return self._root.remove(self._blob_path(scope, digest))
+
+    def destroy_scope(self, scope: str) -> None:
+        """Crypto-shred ``scope``: destroy its data keys first, then delete its blobs.
+
+        Once the keys are gone no copy of the blobs can be decrypted, even one that survives
+        the deletion. The scope cannot store new data afterwards. Idempotent.
+        """
+        scope = validate_scope(scope)
+        self._keyring.destroy(scope)
+        self._root.remove_tree(self._root.path(scope))
+
+    def gc_temporaries(self, older_than_seconds: float = _DEFAULT_TEMP_AGE) -> int:
+        """Remove temporary files left by interrupted writes; return how many were removed.
+
+        Args:
+            older_than_seconds: Only files not modified for this long are removed, so writes
+                in progress are kept (default one day).
+        """
+        if older_than_seconds < 0:
+            raise InvalidInputError(
+                f"older_than_seconds is {older_than_seconds}; use 0 or more.",
+                field="older_than_seconds",
+            )
+        return self._root.remove_stale_temporaries(older_than_seconds)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _blob_path(self, scope: str, digest: str) -> str:
+        hexdigest = digest_hex(digest)
+        return self._root.path(scope, hexdigest[:2], hexdigest[2:4], hexdigest)
+
+    def _key_for(self, key_id: str, *, scope: str, digest: str) -> bytes:
+        try:
+            return self._keyring.get(scope, key_id).material
+        except NotFoundError as exc:
+            if exc.details.get("erased"):
+                raise NotFoundError(
+                    f"Blob {digest} in scope '{scope}' was erased (crypto-shredded): its data "
+                    "key was destroyed, so it can never be read again.",
+                    digest=digest,
+                    scope=scope,
+                    erased=True,
+                ) from None
+            raise IntegrityError(
+                f"Blob {digest} in scope '{scope}' is corrupt or was tampered with: it names "
+                f"data key {key_id}, which scope '{scope}' does not have (was the file copied "
+                "from another scope or store?).",
+                digest=digest,
+                scope=scope,
+            ) from None
+
+    def _missing(self, digest: str, scope: str) -> NotFoundError:
+        if self._keyring.is_erased(scope):
+            return NotFoundError(
+                f"Blob {digest} in scope '{scope}' was erased (crypto-shredded) with the "
+                "scope's data key; it cannot be recovered.",
+                digest=digest,
+                scope=scope,
+                erased=True,
+            )
+        return NotFoundError(
+            f"No blob {digest} in scope '{scope}' of the blob store at {self.url!r}. Check the "
+            "digest and the scope, or store the content first.",
+            digest=digest,
+            scope=scope,
+        )

@@ -1,0 +1,139 @@
+"""Keel's one settings object, built at the edge and passed down.
+
+Precedence: explicit argument > environment (``KEEL_`` prefix) > config file > default. The
+config file is TOML, at ``$KEEL_CONFIG`` or else ``<KEEL_HOME>/config.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "load_settings"]
+
+_SECRET_FIELDS = ("master_key",)
+
+
+class Settings(BaseSettings):
+    """Where Keel keeps its metadata, blobs and keys, and how it connects to them."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KEEL_", extra="forbid", frozen=True, validate_default=True
+    )
+
+    home: Path = Field(
+        default=Path(".keel"), description="Folder of the embedded store (KEEL_HOME)."
+    )
+    db_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata store; default SQLite at <home>/keel.db.",
+    )
+    blob_url: str | None = Field(
+        default=None, description="fsspec URL of the blob store; default <home>/blobs."
+    )
+    project: str = Field(default="default", description="Project used when none is named.")
+    key_provider: Literal["file", "env"] = Field(
+        default="file",
+        description="Where the master key comes from: a key file or KEEL_MASTER_KEY.",
+    )
+    master_key_file: Path | None = Field(
+        default=None, description="Master key file; default <home>/master.key (mode 0600)."
+    )
+    master_key: SecretStr | None = Field(
+        default=None, description="Base64 master key, read when key_provider is 'env'."
+    )
+    pool_size: int = Field(default=5, ge=1, le=200, description="PostgreSQL pool size.")
+    max_overflow: int = Field(default=10, ge=0, le=500, description="PostgreSQL pool overflow.")
+    pool_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for a pool slot.")
+    busy_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds SQLite waits for a lock before failing."
+    )
+    echo_sql: bool = Field(default=False, description="Log every SQL statement.")
+
+    @field_validator("home", "master_key_file", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config = os.environ.get("KEEL_CONFIG")
+        if config is None:
+            home = Path(os.environ.get("KEEL_HOME", ".keel")).expanduser()
+            config = str(home / "config.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=config),
+        )
+
+    @property
+    def resolved_db_url(self) -> str:
+        """The metadata store URL, defaulting to SQLite inside ``home``."""
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.home / 'keel.db').resolve()}"
+
+    @property
+    def resolved_blob_url(self) -> str:
+        """The blob store URL, defaulting to a folder inside ``home``."""
+        if self.blob_url:
+            return self.blob_url
+        return (self.home / "blobs").resolve().as_uri()
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        """The master key file, defaulting to ``<home>/master.key``."""
+        return self.master_key_file or self.home / "master.key"
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when the metadata store is a SQLite file (the zero-service default)."""
+        return self.resolved_db_url.startswith("sqlite")
+
+    def describe(self) -> dict[str, Any]:
+        """Every setting with secrets redacted and defaults resolved, for ``keel config show``."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name in _SECRET_FIELDS:
+                value = None if value is None else "***"
+            elif isinstance(value, Path):
+                value = str(value)
+            shown[name] = value
+        shown["db_url"] = _redact_url(self.resolved_db_url)
+        shown["blob_url"] = self.resolved_blob_url
+        shown["master_key_file"] = str(self.resolved_master_key_file)
+        return shown
+
+
+def _redact_url(url: str) -> str:
+    """Hide a password in a database URL (``user:***@host``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, colon, _password = creds.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from explicit overrides, the environment, the config file, defaults."""
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**clean)

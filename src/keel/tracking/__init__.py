@@ -1,0 +1,40 @@
+"""Experiments, runs, metrics and artifacts, safe model packaging, and the model registry."""
+
+from keel.tracking._active import ActiveRun
+from keel.tracking._environment import capture_environment, git_state
+from keel.tracking._experiments import ExperimentService
+from keel.tracking._model import (
+    AliasMove,
+    Artifact,
+    Experiment,
+    Metric,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    RunPage,
+)
+from keel.tracking._packaging import REVIEWED_SKOPS_TYPES, SAFE_FORMATS, dump_skops, load_skops
+from keel.tracking._registry import ModelRegistry, parse_model_ref
+from keel.tracking._runs import RunService
+
+__all__ = [
+    "REVIEWED_SKOPS_TYPES",
+    "SAFE_FORMATS",
+    "ActiveRun",
+    "AliasMove",
+    "Artifact",
+    "Experiment",
+    "ExperimentService",
+    "Metric",
+    "ModelRegistry",
+    "ModelVersion",
+    "RegisteredModel",
+    "Run",
+    "RunPage",
+    "RunService",
+    "capture_environment",
+    "dump_skops",
+    "git_state",
+    "load_skops",
+    "parse_model_ref",
+]

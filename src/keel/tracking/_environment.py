@@ -1,0 +1,62 @@
+"""What a run ran on: Python, platform, installed packages, and the git commit of the code."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["capture_environment", "git_state"]
+
+
+def _packages() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.name
+        if name:
+            found[str(name).lower()] = dist.version
+    return dict(sorted(found.items()))
+
+
+def git_state(path: Path | None = None) -> dict[str, Any] | None:
+    """The commit and dirty flag of the git work tree at ``path`` (None outside one)."""
+    cwd = str(path or Path.cwd())
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def capture_environment(*, include_packages: bool = True) -> dict[str, Any]:
+    """A JSON-ready description of the interpreter, platform, packages and git state."""
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "executable": sys.executable,
+        "git": git_state(),
+    }
+    if include_packages:
+        env["packages"] = _packages()
+    return env

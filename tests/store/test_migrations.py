@@ -1,0 +1,61 @@
+"""Migrations create exactly the models' schema, and an outdated store is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+from keel.errors import SchemaOutdatedError
+from keel.store import HEAD_REVISION, current_revision, ensure_schema, make_engine, upgrade
+from keel.store._migrate import _MIGRATIONS
+from keel.store._schema import Base
+
+
+def test_head_revision_constant_matches_the_migration_scripts() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_migrated_database_matches_the_models(backend: str, tmp_path: Path) -> None:
+    engine = make_engine(backend)
+    upgrade(engine)  # idempotent at head (the PostgreSQL database is already migrated)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_fresh_sqlite_is_created_at_head(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'k.db'}")
+    ensure_schema(engine, create_if_empty=True)
+    assert current_revision(engine) == HEAD_REVISION
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
+
+
+def test_empty_store_without_create_asks_for_keel_db_upgrade(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'k.db'}")
+    with pytest.raises(SchemaOutdatedError, match="keel db upgrade"):
+        ensure_schema(engine, create_if_empty=False)
+    engine.dispose()
+
+
+def test_older_schema_is_refused_with_the_upgrade_command(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'k.db'}")
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+    with pytest.raises(
+        SchemaOutdatedError, match=r"revision 0000.*Upgrade it with: keel db upgrade"
+    ):
+        ensure_schema(engine, create_if_empty=True)
+    engine.dispose()

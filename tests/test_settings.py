@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from keel.settings import load_settings
+
+
+def test_defaults_live_inside_keel_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEEL_HOME", str(tmp_path / "h"))
+    settings = load_settings()
+    assert settings.resolved_db_url == f"sqlite:///{(tmp_path / 'h' / 'keel.db').resolve()}"
+    assert settings.resolved_blob_url == (tmp_path / "h" / "blobs").resolve().as_uri()
+    assert settings.resolved_master_key_file == tmp_path / "h" / "master.key"
+    assert settings.is_embedded
+
+
+def test_argument_beats_environment_beats_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "config.toml").write_text('project = "from-file"\npool_size = 7\n')
+    monkeypatch.setenv("KEEL_HOME", str(home))
+    assert load_settings().project == "from-file"
+    assert load_settings().pool_size == 7
+    monkeypatch.setenv("KEEL_PROJECT", "from-env")
+    assert load_settings().project == "from-env"
+    assert load_settings(project="from-arg").project == "from-arg"
+
+
+def test_unknown_or_invalid_settings_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEEL_HOME", str(tmp_path))
+    with pytest.raises(ValidationError):
+        load_settings(pool_size=0)
+    with pytest.raises(ValidationError):
+        load_settings(key_provider="vaultish")
+
+
+def test_describe_redacts_passwords_and_keys(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KEEL_HOME", str(tmp_path))
+    monkeypatch.setenv("KEEL_MASTER_KEY", "c2VjcmV0")
+    shown = load_settings(db_url="postgresql://keel:hunter2@db:5432/keel").describe()
+    assert shown["db_url"] == "postgresql://keel:***@db:5432/keel"
+    assert shown["master_key"] == "***"
+    assert "hunter2" not in str(shown) and "c2VjcmV0" not in str(shown)
