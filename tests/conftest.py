@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from keel.settings import Settings
-from keel.store import HEAD_REVISION, make_engine, upgrade
+from keel.store import make_engine, upgrade
 from keel.store._schema import Base
 from keel.workspace import Workspace, connect
 
@@ -113,4 +113,4 @@ def local_ws(tmp_path: Path) -> Iterator[Workspace]:
         workspace.close()
 
 
-__all__ = ["HEAD_REVISION", "make_settings", "reset_postgres"]
+__all__ = ["make_settings", "reset_postgres"]

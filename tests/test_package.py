@@ -35,7 +35,6 @@ EXPORTS = {
     "keel": ["Metric", "RunStatus", "Workspace", "__version__", "connect"],
     "keel.store": [
         "ATTRIBUTES",
-        "HEAD_REVISION",
         "And",
         "AuditQuery",
         "AuditRepository",
@@ -43,18 +42,21 @@ EXPORTS = {
         "Database",
         "ExperimentRepository",
         "Expr",
+        "LineageRepository",
         "MetricPoint",
+        "NodeKey",
         "Not",
         "Or",
         "OrderKey",
         "ProjectRepository",
         "RegistryRepository",
         "RunRepository",
-        "current_revision",
+        "current_revisions",
         "ensure_schema",
         "make_engine",
         "parse_filter",
         "parse_order_by",
+        "required_heads",
         "upgrade",
     ],
     "keel.governance": [
@@ -96,6 +98,7 @@ EXPORTS = {
     "keel.workspace": [
         "Audit",
         "Experiments",
+        "Lineage",
         "Models",
         "Projects",
         "Runs",
@@ -105,6 +108,14 @@ EXPORTS = {
         "open_components",
     ],
     "keel.cli": ["app", "main"],
+    "keel.lineage": [
+        "NODE_TYPES",
+        "LineageEdge",
+        "LineageGraph",
+        "LineageService",
+        "Node",
+        "parse_node",
+    ],
 }
 
 

@@ -53,41 +53,51 @@ def config_show(as_json: JsonOption = False) -> None:
 @db_app.command("upgrade")
 def db_upgrade(as_json: JsonOption = False) -> None:
     """Migrate the metadata store to the schema this Keel needs (creates it if empty)."""
-    from keel.store import HEAD_REVISION, current_revision, make_engine, upgrade
+    from keel.store import current_revisions, make_engine, required_heads, upgrade
 
     settings = state.settings()
     engine = make_engine(settings.resolved_db_url, busy_timeout=settings.busy_timeout)
     try:
-        before = current_revision(engine)
-        after = upgrade(engine) if before != HEAD_REVISION else before
+        before = current_revisions(engine)
+        after = upgrade(engine) if before != required_heads() else before
     finally:
         engine.dispose()
-    result = {"from": before, "to": after, "changed": before != after}
+    result = {"from": sorted(before), "to": sorted(after), "changed": before != after}
     if as_json:
         echo_json(result)
         return
+    shown_after = ", ".join(sorted(after))
     if before == after:
-        typer.echo(f"The metadata store is already at revision {after}.")
+        typer.echo(f"The metadata store is already at revision {shown_after}.")
     else:
-        typer.echo(f"Upgraded the metadata store from {before or 'empty'} to {after}.")
+        shown_before = ", ".join(sorted(before)) or "empty"
+        typer.echo(f"Upgraded the metadata store from {shown_before} to {shown_after}.")
 
 
 @db_app.command("status")
 def db_status(as_json: JsonOption = False) -> None:
     """Show the store's schema revision and the one this Keel needs; exit 1 if they differ."""
-    from keel.store import HEAD_REVISION, current_revision, make_engine
+    from keel.store import current_revisions, make_engine, required_heads
 
     settings = state.settings()
     engine = make_engine(settings.resolved_db_url, busy_timeout=settings.busy_timeout)
     try:
-        revision = current_revision(engine)
+        revisions = current_revisions(engine)
     finally:
         engine.dispose()
-    result = {"revision": revision, "required": HEAD_REVISION, "ok": revision == HEAD_REVISION}
+    required = required_heads()
+    result: dict[str, object] = {
+        "revisions": sorted(revisions),
+        "required": sorted(required),
+        "ok": revisions == required,
+    }
     if as_json:
         echo_json(result)
     else:
         state_text = "up to date" if result["ok"] else "needs `keel db upgrade`"
-        typer.echo(f"Schema revision {revision or 'none'} (required {HEAD_REVISION}): {state_text}")
+        shown = ", ".join(sorted(revisions)) or "none"
+        typer.echo(
+            f"Schema revision {shown} (required {', '.join(sorted(required))}): {state_text}"
+        )
     if not result["ok"]:
         raise typer.Exit(1)

@@ -71,11 +71,12 @@ def open_workspace(*, create: bool = False) -> Workspace:
 
 
 def _register() -> None:
-    from keel.cli import _admin, _audit, _models, _quickstart, _runs
+    from keel.cli import _admin, _audit, _lineage, _models, _quickstart, _runs
 
     app.add_typer(_runs.app, name="runs")
     app.add_typer(_models.app, name="models")
     app.add_typer(_audit.app, name="audit")
+    app.add_typer(_lineage.app, name="lineage")
     app.add_typer(_admin.db_app, name="db")
     app.add_typer(_admin.config_app, name="config")
     app.command("init")(_admin.init)

@@ -39,6 +39,9 @@ class ProjectService:
         grant a role in a store that is already in use.
         """
         validate_name(project, what="project name")
+        with self._gov.db.read() as session:
+            if ProjectRepository(session).count():
+                return False
         with self._gov.db.write() as session:
             repo = ProjectRepository(session)
             if repo.count():

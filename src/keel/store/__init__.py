@@ -14,32 +14,35 @@ from keel.store._filter import (
     parse_filter,
     parse_order_by,
 )
-from keel.store._migrate import HEAD_REVISION, current_revision, ensure_schema, upgrade
+from keel.store._lineage import LineageRepository, NodeKey
+from keel.store._migrate import current_revisions, ensure_schema, required_heads, upgrade
 from keel.store._projects import ProjectRepository
 from keel.store._registry import RegistryRepository
 from keel.store._runs import MetricPoint, RunRepository
 
 __all__ = [
     "ATTRIBUTES",
-    "HEAD_REVISION",
     "And",
+    "AuditQuery",
+    "AuditRepository",
     "Comparison",
-    "Expr",
+    "Database",
     "ExperimentRepository",
+    "Expr",
+    "LineageRepository",
     "MetricPoint",
+    "NodeKey",
     "Not",
     "Or",
     "OrderKey",
+    "ProjectRepository",
     "RegistryRepository",
     "RunRepository",
-    "parse_filter",
-    "parse_order_by",
-    "AuditQuery",
-    "AuditRepository",
-    "Database",
-    "ProjectRepository",
-    "current_revision",
+    "current_revisions",
     "ensure_schema",
     "make_engine",
+    "parse_filter",
+    "parse_order_by",
+    "required_heads",
     "upgrade",
 ]

@@ -1,32 +1,56 @@
-"""Schema migrations (Alembic) and the start-up check that refuses an outdated store."""
+"""Schema migrations (Alembic) and the start-up check that refuses an outdated store.
+
+Each capability adds its tables in a migration of its own under ``migrations/versions``. Several
+may branch from the same parent (they are independent), so the store is current when it holds
+every *head* revision. The heads are read from the migration files themselves (a cheap scan, no
+Alembic import at start-up); a test checks the scan against Alembic's own view.
+"""
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 
 from sqlalchemy import Engine, inspect, text
 
 from keel.errors import SchemaOutdatedError
 
-__all__ = ["HEAD_REVISION", "current_revision", "ensure_schema", "upgrade"]
-
-#: The Alembic revision this version of Keel needs (a test keeps it equal to the script head).
-HEAD_REVISION = "0001"
+__all__ = ["current_revisions", "ensure_schema", "required_heads", "upgrade"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+_REVISION = re.compile(r"^revision\s*(?::\s*str\s*)?=\s*['\"](\w+)['\"]", re.MULTILINE)
+_DOWN = re.compile(r"^down_revision\s*(?::[^=]+)?=\s*(.+)$", re.MULTILINE)
 
 
-def current_revision(engine: Engine) -> str | None:
-    """The store's Alembic revision, or None for an empty database."""
+@functools.lru_cache(maxsize=1)
+def required_heads() -> frozenset[str]:
+    """The head revisions of the migration scripts shipped with this Keel."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (_MIGRATIONS / "versions").glob("*.py"):
+        source = script.read_text(encoding="utf-8")
+        found = _REVISION.search(source)
+        if found is None:
+            continue
+        revisions.add(found.group(1))
+        down = _DOWN.search(source)
+        if down is not None:
+            parents.update(re.findall(r"['\"](\w+)['\"]", down.group(1)))
+    return frozenset(revisions - parents)
+
+
+def current_revisions(engine: Engine) -> frozenset[str]:
+    """The store's Alembic revisions (empty for a database without a Keel schema)."""
     with engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
-            return None
-        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-        return None if row is None else str(row[0])
+            return frozenset()
+        rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        return frozenset(str(row) for row in rows)
 
 
-def upgrade(engine: Engine, revision: str = "head") -> str:
-    """Migrate the store to ``revision`` (default: the newest) and return the new revision."""
+def upgrade(engine: Engine) -> frozenset[str]:
+    """Migrate the store to every head revision and return the revisions it is now at."""
     from alembic import command
     from alembic.config import Config
 
@@ -34,22 +58,27 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
     config.set_main_option("script_location", str(_MIGRATIONS))
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, revision)
-    return current_revision(engine) or ""
+        command.upgrade(config, "heads")
+    return current_revisions(engine)
+
+
+def _show(revisions: frozenset[str]) -> str:
+    return ", ".join(sorted(revisions)) or "none"
 
 
 def ensure_schema(engine: Engine, *, create_if_empty: bool) -> None:
-    """Check that the store is at ``HEAD_REVISION``; create it when empty and allowed.
+    """Check that the store holds every head revision; create it when empty and allowed.
 
     Raises:
         SchemaOutdatedError: the store is older or newer than this Keel, or empty and not
             allowed to be created here; the message prints the command that fixes it.
     """
-    revision = current_revision(engine)
-    if revision == HEAD_REVISION:
+    current = current_revisions(engine)
+    required = required_heads()
+    if current == required:
         return
     where = engine.url.render_as_string(hide_password=True)
-    if revision is None:
+    if not current:
         if create_if_empty:
             upgrade(engine)
             return
@@ -57,12 +86,12 @@ def ensure_schema(engine: Engine, *, create_if_empty: bool) -> None:
             f"The metadata store at {where} has no Keel schema yet. Create it with: "
             "keel db upgrade",
             revision=None,
-            required=HEAD_REVISION,
+            required=sorted(required),
         )
     raise SchemaOutdatedError(
-        f"The metadata store at {where} is at schema revision {revision}, but this version of "
-        f"Keel needs {HEAD_REVISION}. Upgrade it with: keel db upgrade "
+        f"The metadata store at {where} is at schema revision {_show(current)}, but this "
+        f"version of Keel needs {_show(required)}. Upgrade it with: keel db upgrade "
         "(if the store is newer than this Keel, upgrade Keel instead: pip install -U keel-mlops)",
-        revision=revision,
-        required=HEAD_REVISION,
+        revision=sorted(current),
+        required=sorted(required),
     )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from keel.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
 from keel.governance import Context, Governor, Permission
+from keel.lineage import LineageService, Node
 from keel.store import RegistryRepository, RunRepository
 from keel.store._schema import ModelVersionRow, RegisteredModelRow
 from keel.tracking._model import AliasMove, ModelVersion, RegisteredModel
@@ -168,6 +169,14 @@ class ModelRegistry:
             )
             for key, value in (tags or {}).items():
                 repo.set_version_tag(row.id, check_key(key, what="tag"), str(value))
+            if run_id is not None:
+                LineageService.link(
+                    work.session,
+                    ctx,
+                    Node("run", run_id),
+                    Node("model_version", row.id),
+                    "produced",
+                )
             model.updated_at = row.created_at
             work.object_id = row.id
             work.details = {

@@ -17,6 +17,7 @@ from keel.governance import (
     Project,
     ProjectService,
 )
+from keel.lineage import LineageGraph, LineageService, Node, parse_node
 from keel.settings import Settings
 from keel.store import AuditQuery
 from keel.tracking import (
@@ -38,7 +39,7 @@ from keel.types import RunStatus
 if TYPE_CHECKING:
     from keel.blobs import BlobStore
 
-__all__ = ["Audit", "Experiments", "Models", "Projects", "Runs", "Workspace"]
+__all__ = ["Audit", "Experiments", "Lineage", "Models", "Projects", "Runs", "Workspace"]
 
 
 class Experiments:
@@ -313,6 +314,18 @@ class Audit:
         return self._log.export(out)
 
 
+class Lineage:
+    """The lineage graph of the workspace's project (see LineageService)."""
+
+    def __init__(self, service: LineageService, ctx: Context) -> None:
+        self._s, self._ctx = service, ctx
+
+    def graph(self, node: Node | str, *, depth: int = 10, direction: str = "both") -> LineageGraph:
+        """Everything upstream and downstream of ``node`` (``Node`` or ``"TYPE:ID"``)."""
+        target = parse_node(node) if isinstance(node, str) else node
+        return self._s.graph(self._ctx, target, depth=depth, direction=direction)
+
+
 class Projects:
     """Projects and role bindings."""
 
@@ -348,6 +361,7 @@ class Workspace:
         self.runs = Runs(RunService(governor, experiments, blobs), ctx)
         self.models = Models(ModelRegistry(governor, blobs), ctx)
         self.audit = Audit(governor, ctx)
+        self.lineage = Lineage(LineageService(governor), ctx)
         self.projects = Projects(ProjectService(governor), ctx)
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import keel.store  # noqa: F401  (imports every table module onto Base.metadata)
 from keel.store._schema import Base
 
 connection = context.config.attributes.get("connection")
