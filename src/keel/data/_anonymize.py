@@ -1,0 +1,408 @@
+"""Anonymization steps: masking, keyed pseudonymization, generalization, suppression, k-anonymity.
+
+Steps are declared as data and validated once (``parse_steps``)::
+
+    - {kind: mask, columns: [card], keep_last: 4}
+    - {kind: pseudonymize, columns: [customer_id, email]}
+    - {kind: generalize, column: age, bin_width: 10}
+    - {kind: generalize, column: birth_date, truncate: year}
+    - {kind: generalize, column: postcode, keep_first: 3}
+    - {kind: suppress, columns: [notes]}
+    - {kind: suppress_rows, where: "country = 'XX'"}
+    - {kind: k_anonymity, quasi_identifiers: [age, postcode, gender], k: 5}
+
+Pseudonyms are ``HMAC-SHA-256(key, value)`` rendered as the first ``length`` hex digits
+(default 16, i.e. 64 bits): the same value and key give the same pseudonym in every version,
+another key gives unrelated ones. Among ``n`` distinct values the chance that any two share a
+pseudonym is at most ``n² / 2^(4·length+1)`` (the birthday bound): about 2.7e-8 for a million
+values at the default length; raise ``length`` (up to 64) for more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from keel.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = [
+    "ANONYMIZATION_KINDS",
+    "AnonymizationRecord",
+    "AnonymizationStep",
+    "apply_anonymization",
+    "collision_bound",
+    "enforce_k_anonymity",
+    "k_anonymity",
+    "parse_steps",
+    "pseudonym",
+]
+
+MIN_KEY_BYTES = 16
+DEFAULT_LENGTH = 16
+MAX_STEPS = 200
+_TRUNCATE = {"year": "1y", "quarter": "1q", "month": "1mo", "week": "1w", "day": "1d", "hour": "1h"}
+
+#: kind -> (required fields, optional fields with their defaults)
+ANONYMIZATION_KINDS: dict[str, tuple[frozenset[str], dict[str, Any]]] = {
+    "mask": (frozenset({"columns"}), {"keep_last": 0, "char": "*"}),
+    "pseudonymize": (frozenset({"columns"}), {"length": DEFAULT_LENGTH}),
+    "generalize": (
+        frozenset({"column"}),
+        {"bin_width": None, "bins": None, "truncate": None, "keep_first": None},
+    ),
+    "suppress": (frozenset({"columns"}), {}),
+    "suppress_rows": (frozenset({"where"}), {}),
+    "k_anonymity": (frozenset({"quasi_identifiers", "k"}), {}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AnonymizationStep:
+    """One validated step."""
+
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **{k: v for k, v in self.params.items() if v is not None}}
+
+
+@dataclass(frozen=True, slots=True)
+class AnonymizationRecord:
+    """What an anonymization did, stored with the version it produced."""
+
+    steps: tuple[dict[str, Any], ...]
+    masked: tuple[str, ...] = ()
+    pseudonymized: tuple[str, ...] = ()
+    generalized: tuple[str, ...] = ()
+    suppressed_columns: tuple[str, ...] = ()
+    rows_in: int = 0
+    rows_suppressed: int = 0
+    quasi_identifiers: tuple[str, ...] = ()
+    k: int | None = None
+
+    @property
+    def anonymized_columns(self) -> tuple[str, ...]:
+        """Columns whose values were transformed (for ``propagate``)."""
+        return tuple(dict.fromkeys((*self.masked, *self.pseudonymized, *self.generalized)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "steps": [dict(s) for s in self.steps],
+            "masked": list(self.masked),
+            "pseudonymized": list(self.pseudonymized),
+            "generalized": list(self.generalized),
+            "suppressed_columns": list(self.suppressed_columns),
+            "rows_in": self.rows_in,
+            "rows_suppressed": self.rows_suppressed,
+            "quasi_identifiers": list(self.quasi_identifiers),
+            "k": self.k,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AnonymizationRecord:
+        return cls(
+            steps=tuple(dict(s) for s in data.get("steps", ())),
+            masked=tuple(data.get("masked", ())),
+            pseudonymized=tuple(data.get("pseudonymized", ())),
+            generalized=tuple(data.get("generalized", ())),
+            suppressed_columns=tuple(data.get("suppressed_columns", ())),
+            rows_in=int(data.get("rows_in", 0)),
+            rows_suppressed=int(data.get("rows_suppressed", 0)),
+            quasi_identifiers=tuple(data.get("quasi_identifiers", ())),
+            k=data.get("k"),
+        )
+
+
+def _bad(index: int, kind: object, message: str) -> InvalidInputError:
+    return InvalidInputError(f"Anonymization step #{index + 1} ({kind}): {message}", step=index + 1)
+
+
+def _names(index: int, kind: str, value: object, what: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, Sequence)
+        or not value
+        or not all(isinstance(v, str) and v for v in value)
+    ):
+        raise _bad(index, kind, f"'{what}' must be a non-empty list of column names.")
+    return list(dict.fromkeys(value))
+
+
+def _int(index: int, kind: str, params: Mapping[str, Any], key: str, low: int, high: int) -> None:
+    value = params.get(key)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _bad(
+            index, kind, f"'{key}' must be an integer from {low} to {high}; got {value!r:.30}."
+        )
+
+
+def parse_steps(spec: Sequence[Mapping[str, Any]]) -> tuple[AnonymizationStep, ...]:
+    """Validate a list of steps; errors name the step, the field, and the allowed values."""
+    if isinstance(spec, str | bytes | Mapping) or not isinstance(spec, Sequence):
+        raise InvalidInputError("Anonymization steps are a list of mappings, each with a 'kind'.")
+    if not spec or len(spec) > MAX_STEPS:
+        raise InvalidInputError(f"Give between 1 and {MAX_STEPS} anonymization steps.")
+    steps = []
+    for index, item in enumerate(spec):
+        if not isinstance(item, Mapping):
+            raise _bad(index, "?", "a step is a mapping with a 'kind'.")
+        kind = item.get("kind")
+        if kind not in ANONYMIZATION_KINDS:
+            raise _bad(index, kind, f"unknown kind; use one of: {', '.join(ANONYMIZATION_KINDS)}.")
+        required, optional = ANONYMIZATION_KINDS[kind]
+        unknown = set(item) - {"kind"} - required - set(optional)
+        if unknown:
+            allowed = ", ".join(sorted(required | set(optional)))
+            raise _bad(
+                index,
+                kind,
+                f"unknown field(s) {', '.join(sorted(map(str, unknown)))}; allowed: {allowed}.",
+            )
+        missing = required - set(item)
+        if missing:
+            raise _bad(index, kind, f"needs the field(s) {', '.join(sorted(missing))}.")
+        params: dict[str, Any] = {k: item.get(k, d) for k, d in optional.items()}
+        params.update({k: item[k] for k in required})
+        _validate(index, str(kind), params)
+        steps.append(AnonymizationStep(str(kind), params))
+    return tuple(steps)
+
+
+def _validate(index: int, kind: str, params: dict[str, Any]) -> None:
+    for key in ("columns", "quasi_identifiers"):
+        if key in params:
+            params[key] = _names(index, kind, params[key], key)
+    if "column" in params and (not isinstance(params["column"], str) or not params["column"]):
+        raise _bad(index, kind, "'column' must be a column name.")
+    _int(index, kind, params, "keep_last", 0, 64)
+    _int(index, kind, params, "length", 8, 64)
+    _int(index, kind, params, "keep_first", 0, 64)
+    _int(index, kind, params, "k", 2, 1_000_000)
+    if kind == "mask" and (not isinstance(params["char"], str) or len(params["char"]) != 1):
+        raise _bad(index, kind, "'char' must be a single character.")
+    if kind == "generalize":
+        chosen = [
+            k for k in ("bin_width", "bins", "truncate", "keep_first") if params[k] is not None
+        ]
+        if len(chosen) != 1:
+            raise _bad(index, kind, "give exactly one of bin_width, bins, truncate or keep_first.")
+        width = params["bin_width"]
+        if width is not None and (
+            isinstance(width, bool) or not isinstance(width, int | float) or width <= 0
+        ):
+            raise _bad(index, kind, "'bin_width' must be a positive number.")
+        edges = params["bins"]
+        if edges is not None and (
+            not isinstance(edges, Sequence)
+            or not 1 <= len(edges) <= 100
+            or not all(isinstance(e, int | float) and not isinstance(e, bool) for e in edges)
+            or list(edges) != sorted(set(edges))
+        ):
+            raise _bad(index, kind, "'bins' must be 1-100 strictly increasing numbers.")
+        if params["truncate"] is not None and params["truncate"] not in _TRUNCATE:
+            raise _bad(index, kind, f"'truncate' must be one of: {', '.join(_TRUNCATE)}.")
+    if kind == "suppress_rows":
+        import polars as pl
+
+        where = params["where"]
+        if not isinstance(where, str) or not where.strip() or len(where) > 2000:
+            raise _bad(index, kind, "'where' must be a SQL expression, e.g. \"age > 90\".")
+        try:
+            pl.sql_expr(where)
+        except Exception as exc:
+            raise _bad(index, kind, f"'where' does not parse: {str(exc)[:200]}") from None
+
+
+def pseudonym(value: str, key: bytes, length: int = DEFAULT_LENGTH) -> str:
+    """``HMAC-SHA-256(key, value)`` as its first ``length`` hex digits."""
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:length]
+
+
+def collision_bound(distinct: int, length: int = DEFAULT_LENGTH) -> float:
+    """Upper bound on the chance that two of ``distinct`` values share a pseudonym."""
+    return min(1.0, distinct * distinct / 2.0 ** (4 * length + 1))
+
+
+def k_anonymity(frame: pl.DataFrame, quasi_identifiers: Sequence[str]) -> int:
+    """The size of the smallest group of rows sharing the quasi-identifiers (0 when empty)."""
+    import polars as pl
+
+    _require(frame, quasi_identifiers)
+    if frame.height == 0:
+        return 0
+    if not quasi_identifiers:
+        return frame.height
+    sizes = frame.group_by(list(quasi_identifiers)).agg(pl.len().alias("n"))
+    smallest = sizes.select(pl.col("n").min()).item()
+    return int(smallest or 0)
+
+
+def enforce_k_anonymity(
+    frame: pl.DataFrame, quasi_identifiers: Sequence[str], k: int
+) -> tuple[pl.DataFrame, int]:
+    """Suppress the rows of every group smaller than ``k``; returns (frame, rows suppressed).
+
+    Every group left has at least ``k`` rows, so the result is k-anonymous or empty.
+    """
+    import polars as pl
+
+    _require(frame, quasi_identifiers)
+    if k < 1:
+        raise InvalidInputError(f"k must be at least 1; got {k}.")
+    if not quasi_identifiers:
+        kept = frame if frame.height >= k else frame.head(0)
+        return kept, frame.height - kept.height
+    size = pl.len().over(list(quasi_identifiers))
+    kept = frame.filter(size >= k)
+    return kept, frame.height - kept.height
+
+
+def _require(frame: pl.DataFrame, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in frame.schema]
+    if missing:
+        raise InvalidInputError(
+            f"Column(s) {', '.join(missing)} not in the data; its columns are: "
+            f"{', '.join(frame.columns[:30])}.",
+            columns=missing,
+        )
+
+
+def apply_anonymization(
+    frame: pl.DataFrame, steps: Sequence[AnonymizationStep], *, key: bytes
+) -> tuple[pl.DataFrame, AnonymizationRecord]:
+    """Apply ``steps`` in order; returns the new frame and the record of what was done."""
+    import polars as pl
+
+    if any(s.kind == "pseudonymize" for s in steps) and len(key) < MIN_KEY_BYTES:
+        raise InvalidInputError(
+            f"Pseudonymization needs a key of at least {MIN_KEY_BYTES} bytes; got {len(key)}. "
+            "Use the dataset's key from the key provider."
+        )
+    done: dict[str, list[str]] = {"masked": [], "pseudonymized": [], "generalized": []}
+    suppressed: list[str] = []
+    rows_in = frame.height
+    qis: tuple[str, ...] = ()
+    k_result: int | None = None
+    for step in steps:
+        p = step.params
+        if step.kind == "mask":
+            _require(frame, p["columns"])
+            frame = frame.with_columns(
+                _mask(pl.col(c), p["keep_last"], p["char"]) for c in p["columns"]
+            )
+            done["masked"] += p["columns"]
+        elif step.kind == "pseudonymize":
+            _require(frame, p["columns"])
+            frame = frame.with_columns(
+                _pseudonymize(frame.get_column(c), key, p["length"]) for c in p["columns"]
+            )
+            done["pseudonymized"] += p["columns"]
+        elif step.kind == "generalize":
+            _require(frame, [p["column"]])
+            frame = frame.with_columns(_generalize(frame, p))
+            done["generalized"].append(p["column"])
+        elif step.kind == "suppress":
+            _require(frame, p["columns"])
+            frame = frame.drop(p["columns"])
+            suppressed += p["columns"]
+        elif step.kind == "suppress_rows":
+            frame = frame.filter(~pl.sql_expr(p["where"]).fill_null(False))
+        else:  # k_anonymity
+            qis = tuple(p["quasi_identifiers"])
+            frame, _ = enforce_k_anonymity(frame, qis, p["k"])
+            k_result = k_anonymity(frame, qis)
+    record = AnonymizationRecord(
+        steps=tuple(s.to_dict() for s in steps),
+        masked=_kept(done["masked"], suppressed),
+        pseudonymized=_kept(done["pseudonymized"], suppressed),
+        generalized=_kept(done["generalized"], suppressed),
+        suppressed_columns=tuple(dict.fromkeys(suppressed)),
+        rows_in=rows_in,
+        rows_suppressed=rows_in - frame.height,
+        quasi_identifiers=qis,
+        k=k_result,
+    )
+    return frame, record
+
+
+def _kept(columns: list[str], suppressed: list[str]) -> tuple[str, ...]:
+    return tuple(c for c in dict.fromkeys(columns) if c not in suppressed)
+
+
+def _mask(col: pl.Expr, keep_last: int, char: str) -> pl.Expr:
+    import polars as pl
+
+    text = col.cast(pl.String)
+    if keep_last == 0:
+        return (
+            pl.when(text.is_null())
+            .then(None)
+            .otherwise(pl.lit(char).repeat_by(text.str.len_chars()).list.join(""))
+            .name.keep()
+        )
+    length = text.str.len_chars()
+    hidden = (length - keep_last).clip(lower_bound=0)
+    return (pl.lit(char).repeat_by(hidden).list.join("") + text.str.slice(hidden)).name.keep()
+
+
+def _pseudonymize(column: pl.Series, key: bytes, length: int) -> pl.Series:
+    """Pseudonyms of the distinct values, computed once each and joined back."""
+    import polars as pl
+
+    text = column.cast(pl.String)
+    distinct = text.unique().drop_nulls()
+    mapping = {v: pseudonym(v, key, length) for v in distinct.to_list()}
+    return text.replace_strict(mapping, default=None, return_dtype=pl.String).alias(column.name)
+
+
+def _generalize(frame: pl.DataFrame, p: Mapping[str, Any]) -> pl.Expr:
+    import polars as pl
+
+    name = p["column"]
+    col = pl.col(name)
+    dtype = frame.schema[name]
+    if p["truncate"] is not None:
+        if not dtype.is_temporal():
+            raise InvalidInputError(f"Column {name} is {dtype}; date truncation needs a date.")
+        return col.dt.truncate(_TRUNCATE[p["truncate"]])
+    if p["keep_first"] is not None:
+        text = col.cast(pl.String)
+        return (text.str.slice(0, p["keep_first"]) + pl.lit("*")).alias(name)
+    if not dtype.is_numeric():
+        raise InvalidInputError(f"Column {name} is {dtype}; binning needs a numeric column.")
+    if p["bin_width"] is not None:
+        width = p["bin_width"]
+        low = (col / width).floor() * width
+        return (pl.lit("[") + _num(low) + pl.lit(", ") + _num(low + width) + pl.lit(")")).alias(
+            name
+        )
+    edges = list(p["bins"])
+    labels = [f"< {edges[0]}"] + [f"[{a}, {b})" for a, b in itertools.pairwise(edges)]
+    labels.append(f">= {edges[-1]}")
+    chain: Any = pl.when(col.is_null()).then(pl.lit(None, dtype=pl.String))
+    for edge, label in zip(edges, labels, strict=False):
+        chain = chain.when(col < edge).then(pl.lit(label))
+    binned: pl.Expr = chain.otherwise(pl.lit(labels[-1])).alias(name)
+    return binned
+
+
+def _num(expr: pl.Expr) -> pl.Expr:
+    """A float that holds a whole number printed without ``.0``."""
+    import polars as pl
+
+    return (
+        pl.when(expr == expr.round(0))
+        .then(expr.cast(pl.Int64).cast(pl.String))
+        .otherwise(expr.cast(pl.String))
+    )

@@ -1,0 +1,393 @@
+"""The CSV source: encoding, delimiter and header detection, and malformed rows as rejects.
+
+The file is read in chunks of about 64 MiB cut at a line end outside quotes, so memory stays
+bounded. Each chunk is parsed by Polars against the schema fixed from the first chunk (with the
+user's overrides); a chunk that does not parse is re-read line by line, and the lines that do
+not fit (wrong number of fields, a value that is not of its column's type, bytes that are not
+text in the encoding) become rejects with their line numbers and reasons.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from keel.data._model import Reject
+from keel.data._parts import parse_dtype
+from keel.data._sources import BlobSink, SourceBatch, _redact, open_binary
+from keel.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["CsvSource", "detect_encoding"]
+
+CHUNK_BYTES = 64 * 1024 * 1024
+_SAMPLE = 64 * 1024
+_MAX_TEXT = 200
+
+
+def detect_encoding(sample: bytes) -> str:
+    """The encoding of ``sample``: a BOM's, else UTF-8 if it decodes, else cp1252 or latin-1."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    cut = sample.rfind(b"\n")
+    body = sample[: cut + 1] if cut > 0 else sample
+    for candidate in ("utf-8", "cp1252"):
+        try:
+            body.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+        return candidate
+    return "latin-1"
+
+
+def _split_point(data: bytes) -> int:
+    """The end of the last complete line of ``data`` whose quotes are balanced (or -1)."""
+    cut = data.rfind(b"\n")
+    while cut >= 0:
+        if data.count(b'"', 0, cut) % 2 == 0:
+            return cut + 1
+        cut = data.rfind(b"\n", 0, cut)
+    return -1
+
+
+class CsvSource:
+    """A CSV file (local path or fsspec URL).
+
+    Args:
+        url: where the file is.
+        delimiter: the field separator; detected from a sample when None.
+        header: whether the first line names the columns; detected when None.
+        encoding: the text encoding; detected (BOM, UTF-8, cp1252, latin-1) when None.
+        schema: column → type name (``"int64"``, ``"string"``, ``"datetime"`` …) overriding
+            the inferred types.
+        chunk_bytes: bytes parsed at a time (bounds memory).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        delimiter: str | None = None,
+        header: bool | None = None,
+        encoding: str | None = None,
+        schema: Mapping[str, str] | None = None,
+        chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
+        if delimiter is not None and len(delimiter) != 1:
+            raise InvalidInputError(f"The delimiter must be one character, got {delimiter!r}.")
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise InvalidInputError(f"Unknown encoding {encoding!r}.") from None
+        self._url = url
+        self._delimiter = delimiter
+        self._header = header
+        self._encoding = encoding
+        self._overrides = dict(schema or {})
+        for dtype in self._overrides.values():
+            parse_dtype(dtype)
+        self._chunk_bytes = max(chunk_bytes, 1024)
+        self.detected: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "csv", "url": _redact(self._url), **self.detected}
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _utf8_chunks(self, handle: BinaryIO, encoding: str) -> Iterator[bytes]:
+        """UTF-8 bytes, cut at line ends outside quotes (the last piece may be unterminated)."""
+        decoder = (
+            None if encoding in ("utf-8", "utf-8-sig") else codecs.getincrementaldecoder(encoding)()
+        )
+        pending = b""
+        first = True
+        while True:
+            raw = handle.read(self._chunk_bytes)
+            if decoder is not None:
+                raw = decoder.decode(raw, final=not raw).encode("utf-8")
+            elif first and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            first = False
+            if not raw:
+                if pending:
+                    yield pending
+                return
+            data = pending + raw
+            cut = _split_point(data)
+            if cut <= 0:
+                pending = data
+                continue
+            pending = data[cut:]
+            yield data[:cut]
+
+    def batches(self, sink: BlobSink) -> Iterator[SourceBatch]:
+        with open_binary(self._url) as handle:
+            head = handle.read(_SAMPLE)
+            if not head.strip():
+                raise InvalidInputError(
+                    f"{self._url!r} is empty: there is no header and no row to ingest.",
+                    url=self._url,
+                )
+            encoding = self._encoding or detect_encoding(head)
+            handle.seek(0)
+            yield from self._read(handle, encoding)
+
+    def _read(self, handle: BinaryIO, encoding: str) -> Iterator[SourceBatch]:
+        import polars as pl
+
+        chunks = self._utf8_chunks(handle, encoding)
+        first = next(chunks, b"")
+        sample = first[:_SAMPLE].decode("utf-8", errors="replace")
+        delimiter = self._delimiter or _sniff_delimiter(sample)
+        header = self._header if self._header is not None else _sniff_header(sample, delimiter)
+        lines = sample.splitlines()
+        first_record = next(csv.reader([lines[0]] if lines else [""], delimiter=delimiter), [])
+        names = _column_names(first_record, header)
+        line = 1
+        if header:
+            end = first.find(b"\n")
+            first = first[end + 1 :] if end >= 0 else b""
+            line = 2
+        schema = self._infer(first, names, delimiter)
+        self.detected = {
+            "encoding": encoding,
+            "delimiter": delimiter,
+            "header": header,
+            "schema": {k: str(v) for k, v in schema.items()},
+        }
+        yielded = False
+        for piece in _drain([first], chunks):
+            if not piece.strip():
+                line += piece.count(b"\n")
+                continue
+            frame, rejects = self._parse(piece, schema, delimiter, line)
+            line += piece.count(b"\n") + (0 if piece.endswith(b"\n") else 1)
+            yielded = True
+            yield SourceBatch(frame, tuple(rejects), len(piece))
+        if not yielded:
+            yield SourceBatch(pl.DataFrame(schema=schema))
+
+    def _infer(self, data: bytes, names: list[str], delimiter: str) -> dict[str, pl.DataType]:
+        import polars as pl
+
+        sample = data[: 4 * 1024 * 1024]
+        cut = _split_point(sample) if len(sample) < len(data) else len(sample)
+        sample = sample[: cut if cut > 0 else len(sample)]
+        schema: dict[str, pl.DataType]
+        try:
+            frame = pl.read_csv(
+                sample,
+                has_header=False,
+                separator=delimiter,
+                infer_schema_length=10_000,
+                truncate_ragged_lines=True,
+                n_rows=10_000,
+            )
+            frame = frame.with_columns(_temporal(frame.get_column(c)) for c in frame.columns)
+            inferred = list(frame.schema.values())
+            schema = {name: inferred[i] for i, name in enumerate(names) if i < len(inferred)}
+        except pl.exceptions.PolarsError:
+            schema = {name: pl.String() for name in names}
+        for name in names:
+            schema.setdefault(name, pl.String())
+        unknown = sorted(set(self._overrides) - set(names))
+        if unknown:
+            raise InvalidInputError(
+                f"The schema names columns {unknown} that {self._url!r} does not have; its "
+                f"columns are {names[:20]}.",
+                columns=unknown,
+            )
+        for name, dtype in self._overrides.items():
+            schema[name] = parse_dtype(dtype)
+        return {name: schema[name] for name in names}
+
+    def _parse(
+        self, data: bytes, schema: dict[str, pl.DataType], delimiter: str, first_line: int
+    ) -> tuple[pl.DataFrame, list[Reject]]:
+        import polars as pl
+
+        try:
+            frame = pl.read_csv(
+                data, has_header=False, schema=schema, separator=delimiter, quote_char='"'
+            )
+        except pl.exceptions.PolarsError:
+            return _parse_slowly(data, schema, delimiter, first_line)
+        if frame.height and schema:
+            last = next(reversed(schema))
+            short = frame.get_column(last).is_null()
+            if short.any() and not _short_rows_are_fine(data, short, delimiter, len(schema)):
+                return _parse_slowly(data, schema, delimiter, first_line)
+        return frame, []
+
+
+def _temporal(column: pl.Series) -> pl.Series:
+    """A text column whose every value is a date (or a date-time) as that type."""
+    import polars as pl
+
+    if column.dtype != pl.String:
+        return column
+    values = column.drop_nulls()
+    if values.is_empty() or not values.str.contains(r"^\d{4}-\d\d-\d\d").all():
+        return column
+    try:
+        return column.str.to_date(format="%Y-%m-%d", strict=True)
+    except pl.exceptions.PolarsError:
+        pass
+    try:
+        return column.str.to_datetime(time_unit="us", strict=True)
+    except pl.exceptions.PolarsError:
+        return column
+
+
+def _drain(first: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield from first
+    yield from rest
+
+
+def _short_rows_are_fine(data: bytes, short: Any, delimiter: str, width: int) -> bool:
+    """Whether rows whose last field is empty really have every field (not a short line)."""
+    if b'"' in data:
+        return False  # quoted newlines would shift rows against lines: check line by line
+    lines = data.split(b"\n")
+    sep = delimiter.encode()
+    for index in short.arg_true().to_list():
+        if index >= len(lines) or lines[index].rstrip(b"\r").count(sep) != width - 1:
+            return False
+    return True
+
+
+def _sniff_delimiter(sample: str) -> str:
+    try:
+        return csv.Sniffer().sniff(sample[:_SAMPLE], delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _sniff_header(sample: str, delimiter: str) -> bool:
+    lines = sample.splitlines()[:50]
+    if len(lines) < 2:
+        return True
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    first, rest = rows[0], rows[1:]
+
+    def numeric(text: str) -> bool:
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    if any(numeric(cell) for cell in first if cell):
+        return False
+    # A header when some column is numeric below the first line, or names are all distinct.
+    for col in range(len(first)):
+        values = [r[col] for r in rest if col < len(r) and r[col]]
+        if values and all(numeric(v) for v in values):
+            return True
+    return len(set(first)) == len(first) and all(first)
+
+
+def _column_names(record: list[str], header: bool) -> list[str]:
+    if not header:
+        return [f"column_{i + 1}" for i in range(len(record))]
+    names: list[str] = []
+    for i, raw in enumerate(record):
+        name = raw.strip() or f"column_{i + 1}"
+        while name in names:
+            name = f"{name}_{i + 1}"
+        names.append(name)
+    return names
+
+
+def _cast(series: pl.Series, dtype: pl.DataType) -> pl.Series:
+    import polars as pl
+
+    if dtype == pl.String:
+        return series
+    if dtype == pl.Boolean:
+        lowered = series.str.to_lowercase()
+        return lowered.replace_strict(
+            {"true": True, "false": False, "1": True, "0": False},
+            default=None,
+            return_dtype=pl.Boolean,
+        )
+    if dtype == pl.Date:
+        return series.str.to_date(strict=False)
+    if isinstance(dtype, pl.Datetime):
+        return series.str.to_datetime(strict=False, time_unit=dtype.time_unit or "us")
+    return series.cast(dtype, strict=False)
+
+
+def _parse_slowly(
+    data: bytes, schema: dict[str, pl.DataType], delimiter: str, first_line: int
+) -> tuple[pl.DataFrame, list[Reject]]:
+    """Read ``data`` record by record; return the good rows and the rejects."""
+    import polars as pl
+
+    width = len(schema)
+    text = data.decode("utf-8", errors="surrogateescape")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    good: list[list[str | None]] = []
+    lines: list[int] = []
+    raw_text: list[str] = []
+    rejects: list[Reject] = []
+    start = 1
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            rejects.append(Reject(first_line + start - 1, f"malformed CSV: {exc}", ""))
+            start = reader.line_num + 1
+            continue
+        number = first_line + start - 1
+        start = reader.line_num + 1
+        shown = (
+            delimiter.join(record)[:_MAX_TEXT]
+            .encode("utf-8", "surrogateescape")
+            .decode("utf-8", "replace")
+        )
+        if not record:
+            continue
+        if any("\udc80" <= ch <= "\udcff" for field in record for ch in field):
+            rejects.append(Reject(number, "bytes that are not valid in the file's encoding", shown))
+            continue
+        if len(record) != width:
+            rejects.append(
+                Reject(number, f"{len(record)} fields where the header has {width}", shown)
+            )
+            continue
+        good.append([cell if cell != "" else None for cell in record])
+        lines.append(number)
+        raw_text.append(shown)
+    names = list(schema)
+    strings = pl.DataFrame(good, schema=dict.fromkeys(names, pl.String), orient="row")
+    columns: dict[str, pl.Series] = {}
+    bad = pl.Series([False] * strings.height)
+    reasons: list[str | None] = [None] * strings.height
+    for name, dtype in schema.items():
+        original = strings.get_column(name)
+        cast = _cast(original, dtype)
+        failed = original.is_not_null() & cast.is_null()
+        if failed.any():
+            for index in failed.arg_true().to_list():
+                if reasons[index] is None:
+                    reasons[index] = (
+                        f"column '{name}': cannot read {str(original[index])[:40]!r} as {dtype}"
+                    )
+            bad = bad | failed
+        columns[name] = cast.alias(name)
+    frame = pl.DataFrame(columns) if columns else strings
+    for index in bad.arg_true().to_list():
+        rejects.append(Reject(lines[index], str(reasons[index]), raw_text[index]))
+    rejects.sort(key=lambda r: r.line)
+    return frame.filter(~bad), rejects

@@ -1,0 +1,133 @@
+"""Checks of a frame against a reference: distribution shift, null rate, categories, cardinality."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from keel.data._stats import ks_statistic, psi_categorical, psi_numeric
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import polars as pl
+
+    from keel.data._checks import Check
+
+__all__ = ["reference_check"]
+
+_MAX_LISTED = 20
+
+Outcome = tuple[Any, Any, bool, str, dict[str, Any]]
+
+
+def _numeric(series: pl.Series) -> npt.NDArray[np.float64] | None:
+    """Non-null, finite values as float64, or None when the column is not numeric/temporal."""
+    import numpy as np
+    import polars as pl
+
+    dtype = series.dtype
+    if dtype.is_temporal():
+        series = series.to_physical()
+    elif not dtype.is_numeric():
+        return None
+    values = series.drop_nulls().cast(pl.Float64).to_numpy()
+    result: npt.NDArray[np.float64] = values[np.isfinite(values)]
+    return result
+
+
+def reference_check(frame: pl.DataFrame, reference: pl.DataFrame, check: Check) -> Outcome:
+    """Run one reference check; returns (observed, threshold, passed, message, details)."""
+    column = check.column or ""
+    current, ref = frame.get_column(column), reference.get_column(column)
+    p = check.params
+    if check.kind == "distribution_shift":
+        return _shift(current, ref, p["method"], float(p["max"]), int(p["bins"]))
+    if check.kind == "null_rate_change":
+        now_rate = current.null_count() / max(current.len(), 1)
+        ref_rate = ref.null_count() / max(ref.len(), 1)
+        change = abs(now_rate - ref_rate)
+        return (
+            round(change, 6),
+            p["max"],
+            change <= p["max"],
+            f"Null rate {now_rate:.2%} against {ref_rate:.2%} in the reference "
+            f"(change {change:.2%}; at most {p['max']:.2%} allowed).",
+            {"null_rate": now_rate, "reference_null_rate": ref_rate},
+        )
+    if check.kind == "new_categories":
+        return _new_categories(current, ref, int(p["max"]))
+    # cardinality_change
+    n_now, n_ref = current.n_unique(), ref.n_unique()
+    ratio = abs(n_now - n_ref) / max(n_ref, 1)
+    return (
+        round(ratio, 6),
+        p["max_ratio"],
+        ratio <= p["max_ratio"],
+        f"{n_now:,} distinct values against {n_ref:,} in the reference "
+        f"(change {ratio:.1%}; at most {p['max_ratio']:.1%} allowed).",
+        {"distinct": n_now, "reference_distinct": n_ref},
+    )
+
+
+def _shift(current: pl.Series, ref: pl.Series, method: str, limit: float, bins: int) -> Outcome:
+    import polars as pl
+
+    a, b = _numeric(ref), _numeric(current)
+    if method == "ks":
+        if a is None or b is None:
+            return (
+                None,
+                limit,
+                False,
+                f"KS needs a numeric column; {current.name} is {current.dtype}. "
+                "Use method: psi for categories.",
+                {},
+            )
+        stat = ks_statistic(a, b)
+        return (
+            round(stat, 6),
+            limit,
+            stat <= limit,
+            f"KS statistic {stat:.4f} against the reference; at most {limit} allowed.",
+            {"method": "ks", "reference_rows": int(a.size), "rows": int(b.size)},
+        )
+    if a is not None and b is not None and current.dtype != pl.Boolean:
+        value = psi_numeric(a, b, bins=bins)
+        details: dict[str, Any] = {"method": "psi", "bins": bins}
+    else:
+        ref_counts = ref.cast(pl.String).value_counts(name="n")
+        now_counts = current.cast(pl.String).value_counts(name="n")
+        key = current.name
+        joined = ref_counts.join(now_counts, on=key, how="full", coalesce=True, nulls_equal=True)
+        joined = joined.fill_null(0) if joined.width else joined
+        value = psi_categorical(
+            joined.get_column(key).to_list(),
+            joined.get_column("n").to_list(),
+            joined.get_column("n_right").to_list(),
+        )
+        details = {"method": "psi", "categories": joined.height}
+    return (
+        round(value, 6),
+        limit,
+        value <= limit,
+        f"PSI {value:.4f} against the reference; at most {limit} allowed.",
+        details,
+    )
+
+
+def _new_categories(current: pl.Series, ref: pl.Series, limit: int) -> Outcome:
+    import polars as pl
+
+    now_values = pl.DataFrame({"v": current.cast(pl.String).unique().drop_nulls()})
+    ref_values = pl.DataFrame({"v": ref.cast(pl.String).unique().drop_nulls()})
+    new = now_values.join(ref_values, on="v", how="anti").sort("v")
+    count = new.height
+    listed = new.get_column("v").head(_MAX_LISTED).to_list()
+    message = (
+        "No category outside the reference."
+        if not count
+        else f"{count:,} categories not in the reference: {', '.join(map(str, listed))}"
+        + (" …" if count > _MAX_LISTED else "")
+        + f" (at most {limit} allowed)."
+    )
+    return count, limit, count <= limit, message, {"new": listed}

@@ -1,0 +1,314 @@
+"""Unstructured sources: a folder, or an archive unpacked by our own checked code.
+
+A folder becomes a manifest table (relative path, size, media type, digest, and metadata:
+image width/height/mode, text length and line count, PDF page count) with the bytes in the
+blob store. Symlinks that leave the folder are refused. Archives (zip, tar, tar.gz) are
+checked member by member before anything is written — no absolute paths, no ``..``, no links
+or devices, bounded member count, size and compression ratio — and then unpacked into a
+private temporary folder whose writes are bounded again as they happen.
+"""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from keel.data._sources import BlobSink, SourceBatch
+from keel.errors import InvalidInputError, NotFoundError
+
+__all__ = ["MANIFEST_SCHEMA", "ArchiveSource", "FolderSource", "describe_file"]
+
+MANIFEST_SCHEMA = {
+    "path": "string",
+    "size": "int64",
+    "media_type": "string",
+    "digest": "string",
+    "mtime_ns": "int64",
+    "width": "int64",
+    "height": "int64",
+    "mode": "string",
+    "text_chars": "int64",
+    "text_lines": "int64",
+    "pdf_pages": "int64",
+}
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF8", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+)
+_TEXT_TYPES = ("text/", "application/json", "application/xml")
+
+
+def describe_file(rel: str, data: bytes) -> dict[str, Any]:
+    """Media type and extracted metadata of one file's bytes."""
+    media = next((m for magic, m in _MAGIC if data.startswith(magic)), None)
+    media = media or mimetypes.guess_type(rel)[0] or "application/octet-stream"
+    row: dict[str, Any] = {"media_type": media}
+    if media.startswith("image/"):
+        try:
+            from PIL import Image
+
+            with Image.open(io.BytesIO(data)) as image:
+                row.update(width=image.width, height=image.height, mode=image.mode)
+        except Exception:  # Pillow raises many types for unreadable images
+            row["media_type"] = "application/octet-stream"
+    elif media == "application/pdf":
+        try:
+            from pypdf import PdfReader
+
+            row["pdf_pages"] = len(PdfReader(io.BytesIO(data)).pages)
+        except Exception:  # pypdf raises many types for damaged files
+            row["pdf_pages"] = None
+    elif media.startswith(_TEXT_TYPES):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+        row.update(
+            text_chars=len(text),
+            text_lines=text.count("\n") + (0 if text.endswith("\n") or not text else 1),
+        )
+    return row
+
+
+class FolderSource:
+    """Every regular file under a folder, in path order, as a manifest table.
+
+    Args:
+        path: the folder.
+        max_file_bytes: the largest file accepted (default 1 GiB).
+        batch_files: manifest rows per batch.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, max_file_bytes: int = 1 << 30, batch_files: int = 500
+    ) -> None:
+        self._path = Path(path)
+        self._max_file_bytes = max_file_bytes
+        self._batch_files = batch_files
+        self._label: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "folder", "path": self._label or str(self._path)}
+
+    def _files(self) -> Iterator[tuple[str, Path]]:
+        root = self._path.resolve()
+        if not root.is_dir():
+            raise NotFoundError(f"No folder at {str(self._path)!r}.", path=str(self._path))
+        for current, dirs, files in os.walk(root, followlinks=False):
+            dirs.sort()
+            here = Path(current)
+            for name in list(dirs):
+                entry = here / name
+                if entry.is_symlink():
+                    self._check_link(root, entry)
+                    dirs.remove(name)  # an in-folder link to a folder is walked there anyway
+            for name in sorted(files):
+                entry = here / name
+                if entry.is_symlink():
+                    target = self._check_link(root, entry)
+                    if not target.is_file():
+                        continue
+                if not entry.is_file():
+                    continue
+                yield entry.relative_to(root).as_posix(), entry
+
+    @staticmethod
+    def _check_link(root: Path, entry: Path) -> Path:
+        target = entry.resolve()
+        if not target.is_relative_to(root):
+            raise InvalidInputError(
+                f"{entry.relative_to(root).as_posix()!r} in the folder is a symlink to "
+                f"{str(target)!r}, outside the folder; nothing was ingested. Copy the file "
+                "into the folder or remove the link.",
+                path=str(entry),
+            )
+        return target
+
+    def batches(self, sink: BlobSink) -> Iterator[SourceBatch]:
+        import polars as pl
+
+        from keel.data._parts import parse_dtype
+
+        schema = {name: parse_dtype(dtype) for name, dtype in MANIFEST_SCHEMA.items()}
+        rows: list[dict[str, Any]] = []
+        size = 0
+        for rel, entry in self._files():
+            info = entry.stat()
+            if info.st_size > self._max_file_bytes:
+                raise InvalidInputError(
+                    f"{rel!r} is {info.st_size} bytes, over the limit of {self._max_file_bytes}.",
+                    path=rel,
+                )
+            known = sink.known(rel, info.st_size, info.st_mtime_ns)
+            if known is not None:
+                rows.append(known)
+            else:
+                data = entry.read_bytes()
+                size += len(data)
+                row = dict.fromkeys(MANIFEST_SCHEMA)
+                row.update(describe_file(rel, data))
+                row.update(
+                    path=rel, size=len(data), digest=sink.put(data), mtime_ns=info.st_mtime_ns
+                )
+                rows.append(row)
+            if len(rows) >= self._batch_files:
+                yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)
+                rows, size = [], 0
+        yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)
+
+
+class ArchiveSource:
+    """A zip or tar archive, checked and unpacked by Keel's own code, then read as a folder.
+
+    Args:
+        path: the archive (local file).
+        max_members: the most entries accepted.
+        max_total_bytes: the most bytes all members may unpack to.
+        max_ratio: the highest unpacked/packed size ratio (a decompression bomb is refused).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_members: int = 100_000,
+        max_total_bytes: int = 8 << 30,
+        max_ratio: float = 200.0,
+    ) -> None:
+        self._path = Path(path)
+        self._max_members = max_members
+        self._max_total = max_total_bytes
+        self._max_ratio = max_ratio
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "archive", "path": str(self._path)}
+
+    def batches(self, sink: BlobSink) -> Iterator[SourceBatch]:
+        if not self._path.is_file():
+            raise NotFoundError(f"No archive at {str(self._path)!r}.", path=str(self._path))
+        target = Path(tempfile.mkdtemp(prefix="keel-unpack-"))
+        try:
+            self.unpack(target)
+            folder = FolderSource(target)
+            folder._label = str(self._path)
+            yield from folder.batches(sink)
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+
+    def _refuse(self, member: str, why: str) -> InvalidInputError:
+        return InvalidInputError(
+            f"The archive {str(self._path)!r} was refused: member {member[:120]!r} {why}. "
+            "Nothing was unpacked.",
+            path=str(self._path),
+            member=member[:120],
+        )
+
+    def _safe_name(self, name: str) -> PurePosixPath | None:
+        clean = name.replace("\\", "/")
+        if clean.startswith("/") or (len(clean) > 1 and clean[1] == ":"):
+            raise self._refuse(name, "has an absolute path")
+        parts = [p for p in clean.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise self._refuse(name, "climbs out of the archive with '..'")
+        return PurePosixPath(*parts) if parts else None
+
+    def unpack(self, target: Path) -> int:
+        """Check every member, then unpack into ``target``; return the bytes written."""
+        if zipfile.is_zipfile(self._path):
+            return self._unpack_zip(target)
+        try:
+            with tarfile.open(self._path, "r:*") as archive:
+                return self._unpack_tar(archive, target)
+        except tarfile.TarError as exc:
+            raise InvalidInputError(
+                f"{str(self._path)!r} is not a zip or tar archive ({exc}).", path=str(self._path)
+            ) from exc
+
+    def _check_totals(self, count: int, total: int, packed: int) -> None:
+        if count > self._max_members:
+            raise self._refuse("*", f"makes {count} entries, over the limit of {self._max_members}")
+        if total > self._max_total:
+            raise self._refuse(
+                "*", f"unpacks to {total} bytes, over the limit of {self._max_total}"
+            )
+        if packed > 0 and total / packed > self._max_ratio:
+            raise self._refuse(
+                "*",
+                f"expands {total / packed:.0f}x, over the limit of {self._max_ratio:.0f}x "
+                "(a decompression bomb)",
+            )
+
+    def _unpack_zip(self, target: Path) -> int:
+        with zipfile.ZipFile(self._path) as archive:
+            members = archive.infolist()
+            plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
+            total = 0
+            for info in members:
+                mode = info.external_attr >> 16
+                if stat.S_ISLNK(mode):
+                    raise self._refuse(info.filename, "is a symbolic link")
+                rel = self._safe_name(info.filename)
+                if rel is None or info.is_dir():
+                    continue
+                total += info.file_size
+                plan.append((info, rel))
+            self._check_totals(len(members), total, os.path.getsize(self._path))
+            written = 0
+            for info, rel in plan:
+                with archive.open(info) as source:
+                    written += self._copy(source, target, rel, info.file_size, written)
+            return written
+
+    def _unpack_tar(self, archive: tarfile.TarFile, target: Path) -> int:
+        plan: list[tuple[tarfile.TarInfo, PurePosixPath]] = []
+        total = 0
+        count = 0
+        for member in archive:
+            count += 1
+            if count > self._max_members:
+                self._check_totals(count, total, 1)
+            rel = self._safe_name(member.name)
+            if member.issym() or member.islnk():
+                raise self._refuse(member.name, "is a link")
+            if member.isdir() or rel is None:
+                continue
+            if not member.isfile():
+                raise self._refuse(member.name, "is a device, FIFO or other special file")
+            total += member.size
+            plan.append((member, rel))
+        self._check_totals(count, total, os.path.getsize(self._path))
+        written = 0
+        for member, rel in plan:
+            source = archive.extractfile(member)
+            if source is None:
+                raise self._refuse(member.name, "cannot be read")
+            with source:
+                written += self._copy(source, target, rel, member.size, written)
+        return written
+
+    def _copy(self, source: Any, target: Path, rel: PurePosixPath, declared: int, done: int) -> int:
+        destination = (target / Path(*rel.parts)).resolve()
+        if not destination.is_relative_to(target.resolve()):
+            raise self._refuse(str(rel), "would be written outside the unpack folder")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with open(destination, "xb") as out:
+            while chunk := source.read(1 << 20):
+                written += len(chunk)
+                if written > declared or done + written > self._max_total:
+                    raise self._refuse(str(rel), "unpacks to more bytes than it declares")
+                out.write(chunk)
+        return written

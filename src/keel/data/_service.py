@@ -1,0 +1,640 @@
+"""The dataset service: ingest sources into immutable versions, read them back, tag, diff.
+
+Versions are manifests of content-addressed Parquet parts (zstd) in the encrypted blob store.
+An ingest writes its parts first (journaled, see ``_ingest.py``), then commits the version,
+its blob references, its tags and its lineage edges in one governed transaction.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from keel import clock
+from keel.data._ingest import Ingest, prefetch, progress_callback
+from keel.data._model import Dataset, DatasetVersion, Part, VersionDiff
+from keel.data._parts import manifest_digest, merge_stats, schema_of, stats_changes
+from keel.data._rows import (
+    VersionRef,
+    conform,
+    dataset_row,
+    dataset_value,
+    missing_dataset,
+    schema_mismatch,
+    source_id,
+    version_row,
+    version_value,
+)
+from keel.data._sources import BATCH_ROWS, FrameSource, Source
+from keel.data._streams import Message, StreamSource
+from keel.data._transforms import apply_steps, parse_transform
+from keel.errors import ConflictError, InvalidInputError, NotFoundError
+from keel.governance import Context, Governor, Permission
+from keel.lineage import LineageService, Node
+from keel.store import DatasetRepository
+from keel.store._schema_data import DatasetVersionRow
+from keel.types import new_id, validate_name
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from keel.blobs import BlobStore
+
+__all__ = ["DatasetService", "VersionRef"]
+
+
+RESERVED_TAGS = ("latest", "published")
+
+
+class DatasetService:
+    """Datasets and their immutable versions (every call authorized and audited)."""
+
+    def __init__(self, governor: Governor, blobs: BlobStore, *, region: str | None = None) -> None:
+        self._gov = governor
+        self._blobs = blobs
+        self._region = region
+
+    # --- ingest ---------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        ctx: Context,
+        name: str,
+        source: Source,
+        *,
+        mode: str = "new",
+        description: str = "",
+        part_rows: int = BATCH_ROWS,
+        progress: Callable[[int], None] | None = None,
+    ) -> DatasetVersion:
+        """Read ``source`` into a new version of dataset ``name`` (created on first ingest).
+
+        Args:
+            mode: ``new`` makes a version holding just the source's rows; ``append`` makes a
+                version holding the latest version's parts (reused, not copied) plus the new
+                rows, whose schema must match.
+            progress: called with the bytes read after each batch.
+
+        Returns:
+            The new version; or the latest one, unchanged, when the content is identical to it.
+        """
+        validate_name(name, what="dataset name")
+        if mode not in ("new", "append"):
+            raise InvalidInputError(f"mode must be 'new' or 'append', got {mode!r}.")
+        if not 1 <= part_rows <= 50_000_000:
+            raise InvalidInputError("part_rows must be between 1 and 50,000,000.")
+        self._gov.check(
+            ctx, Permission.DATASET_WRITE, action="dataset.ingest", object_type="dataset"
+        )
+        parent = self._latest_or_none(ctx, name)
+        if mode == "append" and parent is None:
+            raise NotFoundError(
+                f"Cannot append to dataset '{name}': it has no version yet. Ingest with "
+                "mode='new' first.",
+                dataset=name,
+            )
+        described = source.describe()
+        files = described.get("kind") in ("folder", "archive")
+        known = (
+            self._file_rows(ctx, parent)
+            if files and parent is not None and parent.kind == "files"
+            else None
+        )
+        work = Ingest(self._gov.db, self._blobs, ctx, known=known)
+        report = progress_callback(progress)
+        schema: list[tuple[str, str]] | None = None
+        first: Any = None
+        expected = parent.schema if mode == "append" and parent is not None else None
+        for batch in prefetch(source.batches(work)):
+            work.add_rejects(batch.rejects)
+            frame = batch.frame
+            if schema is None:
+                schema, first = schema_of(frame), frame.schema
+                if expected is not None and frame.width and schema != expected:
+                    raise InvalidInputError(schema_mismatch(name, expected, schema), dataset=name)
+            elif frame.width and schema_of(frame) != schema:
+                frame = conform(frame, first, name)
+            work.flush()
+            work.add_frame(frame, part_rows=part_rows)
+            report(batch.bytes_read)
+        work.flush()
+        schema = schema or []
+        rejects_digest = work.store_rejects()
+        parts = list(work.parts)
+        parents: list[DatasetVersion] = []
+        if mode == "append" and parent is not None:
+            parts = parent.parts + parts
+            parents = [parent]
+        kind = "files" if files else "table"
+        digest = manifest_digest(schema, parts, kind)
+        if (
+            parent is not None
+            and parent.digest == digest
+            and parent.rejected_rows == work.rejected
+            and mode == "new"
+        ):
+            self._finish_unchanged(ctx, work)
+            return parent
+        return self._commit(
+            ctx,
+            name,
+            description=description,
+            kind=kind,
+            schema=schema,
+            parts=parts,
+            source={**source.describe(), "mode": mode},
+            parents=parents,
+            rejected=work.rejected,
+            rejects_digest=rejects_digest,
+            extra_blobs=[(d, "file") for d in work.file_digests],
+            ingest_id=work.id,
+            action="dataset.ingest",
+        )
+
+    def ingest_stream(
+        self,
+        ctx: Context,
+        name: str,
+        source: StreamSource,
+        *,
+        batch_size: int = 1000,
+        timeout: float = 1.0,
+        max_batches: int | None = None,
+    ) -> builtins.list[DatasetVersion]:
+        """Read ``source`` in micro-batches, each appended as a new version, until it has
+        nothing more for ``timeout`` seconds (or after ``max_batches``).
+
+        Messages are acknowledged only after their version committed, and the commit records
+        their ids, so a message delivered twice is stored once.
+        """
+        import polars as pl
+
+        from keel.data._streams import check_batch
+
+        validate_name(name, what="dataset name")
+        check_batch(batch_size)
+        self._gov.check(
+            ctx, Permission.DATASET_WRITE, action="dataset.ingest", object_type="dataset"
+        )
+        made: builtins.list[DatasetVersion] = []
+        polls = 0
+        while max_batches is None or polls < max_batches:
+            polls += 1
+            messages = source.fetch(batch_size, timeout)
+            if not messages:
+                break
+            fresh = self._unseen(ctx, name, source.stream, messages)
+            if fresh:
+                frame = pl.from_dicts(
+                    [{"_message_id": m.id, **m.fields} for m in fresh], infer_schema_length=None
+                )
+                parent = self._latest_or_none(ctx, name)
+                if parent is not None and schema_of(frame) != parent.schema:
+                    frame = conform(frame, self._polars_schema(ctx, parent), name)
+                work = Ingest(self._gov.db, self._blobs, ctx)
+                work.add_frame(frame, part_rows=BATCH_ROWS)
+                made.append(
+                    self._commit(
+                        ctx,
+                        name,
+                        kind="table",
+                        schema=schema_of(frame),
+                        parts=(parent.parts if parent else []) + work.parts,
+                        source={**source.describe(), "mode": "append"},
+                        parents=[parent] if parent else [],
+                        ingest_id=work.id,
+                        stream=(source.stream, [m.id for m in fresh]),
+                        action="dataset.ingest",
+                    )
+                )
+            source.ack(messages)
+        return made
+
+    def _unseen(
+        self, ctx: Context, name: str, stream: str, messages: Sequence[Message]
+    ) -> builtins.list[Message]:
+        with self._gov.db.read() as session:
+            repo = DatasetRepository(session, ctx.project_id)
+            dataset = repo.dataset(name)
+            seen = (
+                repo.seen_messages(dataset.id, stream, [m.id for m in messages])
+                if dataset is not None
+                else set()
+            )
+        fresh: builtins.list[Message] = []
+        for message in messages:
+            if message.id not in seen:
+                seen.add(message.id)
+                fresh.append(message)
+        return fresh
+
+    def ingest_frame(
+        self, ctx: Context, name: str, frame: Any, *, mode: str = "new", description: str = ""
+    ) -> DatasetVersion:
+        """Ingest an in-memory Polars, pandas or Arrow table."""
+        return self.ingest(ctx, name, FrameSource(frame), mode=mode, description=description)
+
+    def _finish_unchanged(self, ctx: Context, work: Ingest) -> None:
+        with self._gov.db.write() as session:
+            DatasetRepository(session, ctx.project_id).clear_pending(work.id)
+
+    def _commit(
+        self,
+        ctx: Context,
+        name: str,
+        *,
+        description: str = "",
+        kind: str,
+        schema: Sequence[tuple[str, str]],
+        parts: Sequence[Part],
+        source: dict[str, Any] | None,
+        parents: Sequence[DatasetVersion],
+        rejected: int = 0,
+        rejects_digest: str | None = None,
+        extra_blobs: Sequence[tuple[str, str]] = (),
+        ingest_id: str | None = None,
+        transform: dict[str, Any] | None = None,
+        classification: dict[str, Any] | None = None,
+        stream: tuple[str, Sequence[str]] | None = None,
+        action: str,
+    ) -> DatasetVersion:
+        """Create the version row, its blob references, ``latest`` and lineage, atomically."""
+        with self._gov.write(
+            ctx, Permission.DATASET_WRITE, action, object_type="dataset_version"
+        ) as work:
+            repo = DatasetRepository(work.session, ctx.project_id)
+            dataset = repo.dataset(name, lock=True) or repo.create_dataset(
+                name, description=description
+            )
+            number = repo.latest_number(dataset.id) + 1
+            if classification is None and parents and parents[0].classification is not None:
+                classification = parents[0].classification
+            row = DatasetVersionRow(
+                id=new_id(),
+                project_id=ctx.project_id,
+                dataset_id=dataset.id,
+                version=number,
+                kind=kind,
+                digest=manifest_digest(schema, parts, kind),
+                row_count=sum(p.rows for p in parts),
+                size_bytes=sum(p.size for p in parts),
+                manifest={
+                    "schema": [list(c) for c in schema],
+                    "parts": [p.to_dict() for p in parts],
+                    "stats": merge_stats(p.stats for p in parts),
+                },
+                source=source,
+                parents={"versions": [p.id for p in parents]},
+                transform=transform,
+                classification=classification,
+                sensitivity=(classification or {}).get("sensitivity"),
+                residency=self._region,
+                rejected_rows=rejected,
+                rejects_digest=rejects_digest,
+                published=False,
+                created_by=ctx.principal,
+                created_at=clock.now(),
+            )
+            blobs = [(p.digest, "part") for p in parts] + list(extra_blobs)
+            if rejects_digest:
+                blobs.append((rejects_digest, "rejects"))
+            repo.add_version(row, blobs)
+            repo.set_tag(dataset.id, "latest", number)
+            repo.touch(dataset)
+            if ingest_id is not None:
+                repo.clear_pending(ingest_id)
+            if stream is not None:
+                repo.record_messages(dataset.id, stream[0], stream[1], number)
+            node = Node("dataset_version", row.id)
+            LineageService.link(work.session, ctx, Node("dataset", dataset.id), node, "version_of")
+            if transform is not None:
+                step = Node("transform", str(transform["id"]))
+                for parent in parents:
+                    LineageService.link(
+                        work.session, ctx, Node("dataset_version", parent.id), step, "input"
+                    )
+                LineageService.link(work.session, ctx, step, node, "produced")
+            else:
+                for parent in parents:
+                    LineageService.link(
+                        work.session, ctx, Node("dataset_version", parent.id), node, "appended_to"
+                    )
+            if source is not None and transform is None:
+                LineageService.link(
+                    work.session,
+                    ctx,
+                    Node("source", source_id(source)),
+                    node,
+                    "ingested",
+                    details={
+                        k: v for k, v in source.items() if k in ("kind", "url", "path", "table")
+                    },
+                )
+            work.object_id = row.id
+            work.details = {
+                "dataset": name,
+                "version": number,
+                "rows": row.row_count,
+                "digest": row.digest,
+            }
+            return version_value(repo, dataset, row)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def get(self, ctx: Context, name: str) -> Dataset:
+        with self._read(ctx, "dataset.read") as session:
+            repo = DatasetRepository(session, ctx.project_id)
+            row = repo.dataset(name)
+            if row is None:
+                raise missing_dataset(name)
+            count, latest = repo.counts().get(row.id, (0, 0))
+            return dataset_value(row, count, latest, repo.tags(row.id))
+
+    def list(self, ctx: Context) -> builtins.list[Dataset]:
+        with self._read(ctx, "dataset.list") as session:
+            repo = DatasetRepository(session, ctx.project_id)
+            counts = repo.counts()
+            return [
+                dataset_value(row, *counts.get(row.id, (0, 0)), repo.tags(row.id))
+                for row in repo.datasets()
+            ]
+
+    def versions(self, ctx: Context, name: str) -> builtins.list[DatasetVersion]:
+        with self._read(ctx, "dataset.versions") as session:
+            repo = DatasetRepository(session, ctx.project_id)
+            dataset = dataset_row(repo, name)
+            return [version_value(repo, dataset, row) for row in repo.versions(dataset.id)]
+
+    def version(
+        self, ctx: Context, name: str, ref: VersionRef = None, *, require_published: bool = False
+    ) -> DatasetVersion:
+        """One version by number or tag; ``published`` (or ``require_published``) refuses
+        a version that did not pass the gate."""
+        with self._read(ctx, "dataset.version") as session:
+            repo = DatasetRepository(session, ctx.project_id)
+            dataset = dataset_row(repo, name)
+            row = version_row(repo, dataset, ref)
+            if (require_published or ref == "published") and not row.published:
+                raise ConflictError(
+                    f"Version {row.version} of dataset '{name}' is not published: it has not "
+                    "passed the validation gate. Run `keel datasets validate` and "
+                    "`keel datasets publish` first.",
+                    dataset=name,
+                    version=row.version,
+                )
+            return version_value(repo, dataset, row)
+
+    def iter_frames(
+        self, ctx: Context, name: str, ref: VersionRef = None, *, require_published: bool = False
+    ) -> Iterator[pl.DataFrame]:
+        """The version's parts as Polars frames, one at a time (bounded memory)."""
+        version = self.version(ctx, name, ref, require_published=require_published)
+        return self._frames(ctx, version)
+
+    def _frames(self, ctx: Context, version: DatasetVersion) -> Iterator[pl.DataFrame]:
+        import polars as pl
+
+        for part in version.parts:
+            data = self._blobs.get_bytes(part.digest, scope=ctx.project_id)
+            yield pl.read_parquet(io.BytesIO(data))
+
+    def read(
+        self,
+        ctx: Context,
+        name: str,
+        ref: VersionRef = None,
+        *,
+        format: str = "polars",
+        require_published: bool = False,
+    ) -> Any:
+        """The whole version as a Polars frame, a pandas frame (``format='pandas'``) or an
+        Arrow table (``format='arrow'``)."""
+        if format not in ("polars", "pandas", "arrow"):
+            raise InvalidInputError(f"format must be polars, pandas or arrow; got {format!r}.")
+        version = self.version(ctx, name, ref, require_published=require_published)
+        frame = self._frame(ctx, version)
+        if format == "pandas":
+            return frame.to_pandas()
+        if format == "arrow":
+            return frame.to_arrow()
+        return frame
+
+    def _frame(self, ctx: Context, version: DatasetVersion) -> pl.DataFrame:
+        import polars as pl
+
+        frames = list(self._frames(ctx, version))
+        if frames:
+            return pl.concat(frames, how="vertical")
+        return pl.DataFrame(schema=dict.fromkeys(version.columns, pl.String))
+
+    def rejects(self, ctx: Context, name: str, ref: VersionRef = None) -> pl.DataFrame:
+        """The rows the source could not read: line number, reason, text (first 100,000)."""
+        import polars as pl
+
+        version = self.version(ctx, name, ref)
+        with self._read(ctx, "dataset.rejects") as session:
+            repo = DatasetRepository(session, ctx.project_id)
+            row = repo.version_by_id(version.id)
+            digest = row.rejects_digest if row is not None else None
+        if digest is None:
+            return pl.DataFrame(schema={"line": pl.Int64, "reason": pl.String, "text": pl.String})
+        return pl.read_parquet(io.BytesIO(self._blobs.get_bytes(digest, scope=ctx.project_id)))
+
+    def diff(self, ctx: Context, name: str, before: VersionRef, after: VersionRef) -> VersionDiff:
+        """Schema changes, row counts, shared parts and changed statistics of two versions."""
+        a = self.version(ctx, name, before)
+        b = self.version(ctx, name, after)
+        old = {p.digest for p in a.parts}
+        new = {p.digest for p in b.parts}
+        return VersionDiff(
+            dataset=name,
+            before=a.version,
+            after=b.version,
+            rows_before=a.row_count,
+            rows_after=b.row_count,
+            parts_shared=len(old & new),
+            parts_added=len(new - old),
+            parts_removed=len(old - new),
+            changes=stats_changes(a.schema, b.schema, a.stats, b.stats),
+        )
+
+    # --- tags -----------------------------------------------------------------------------
+
+    def tag(self, ctx: Context, name: str, tag: str, version: int) -> DatasetVersion:
+        """Point ``tag`` at ``version``. ``latest`` moves by itself and ``published`` only
+        through the gate (``publish``)."""
+        validate_name(tag, what="tag")
+        if tag in RESERVED_TAGS:
+            raise InvalidInputError(
+                f"The tag '{tag}' is managed by Keel ('latest' follows new versions; "
+                "'published' is set by `keel datasets publish` after the validation gate).",
+                tag=tag,
+            )
+        with self._gov.write(
+            ctx, Permission.DATASET_WRITE, "dataset.tag", object_type="dataset_version"
+        ) as work:
+            repo = DatasetRepository(work.session, ctx.project_id)
+            dataset = dataset_row(repo, name)
+            row = version_row(repo, dataset, version)
+            previous = repo.set_tag(dataset.id, tag, row.version)
+            work.object_id = row.id
+            work.details = {
+                "dataset": name,
+                "tag": tag,
+                "version": row.version,
+                "previous": previous,
+            }
+            return version_value(repo, dataset, row)
+
+    # --- transforms -----------------------------------------------------------------------
+
+    def transform(
+        self,
+        ctx: Context,
+        name: str,
+        steps: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        function: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+        version: VersionRef = None,
+        target: str | None = None,
+        description: str = "",
+    ) -> DatasetVersion:
+        """Apply cleansing ``steps`` (or a Python ``function``) to a version; the result is a
+        new version of ``target`` (default: the same dataset) with lineage to its input."""
+        import polars as pl
+
+        if (steps is None) == (function is None):
+            raise InvalidInputError("Give transform either steps=[...] or function=..., not both.")
+        parsed = parse_transform(steps) if steps is not None else ()
+        self._gov.check(
+            ctx, Permission.DATASET_WRITE, action="dataset.transform", object_type="dataset"
+        )
+        source = self.version(ctx, name, version)
+        frame = self._frame(ctx, source)
+        if function is not None:
+            result = function(frame)
+            if not isinstance(result, pl.DataFrame):
+                raise InvalidInputError(
+                    f"The transform function returned {type(result).__name__}; return a Polars "
+                    "DataFrame."
+                )
+            module = getattr(function, "__module__", "?")
+            qualname = getattr(function, "__qualname__", "?")
+            record: dict[str, Any] = {"kind": "function", "function": f"{module}.{qualname}"}
+        else:
+            result = apply_steps(frame, parsed)
+            record = {"kind": "steps", "steps": [s.to_dict() for s in parsed]}
+        removed = [c for c in frame.columns if c not in result.columns]
+        return self.commit_frame(
+            ctx,
+            target or name,
+            result,
+            parent=source,
+            transform={"id": new_id(), **record, "input": source.id, "removed_columns": removed},
+            removed_columns=removed,
+            description=description,
+        )
+
+    def commit_frame(
+        self,
+        ctx: Context,
+        name: str,
+        frame: pl.DataFrame,
+        *,
+        parent: DatasetVersion,
+        transform: dict[str, Any],
+        removed_columns: Sequence[str] = (),
+        anonymized_columns: Sequence[str] = (),
+        description: str = "",
+    ) -> DatasetVersion:
+        """Store ``frame`` as a version derived from ``parent`` by ``transform``, with the
+        parent's classification propagated (removed or anonymized columns drop their labels)."""
+        validate_name(name, what="dataset name")
+        classification = None
+        if parent.classification is not None:
+            from keel.data._classify import Classification, propagate
+
+            inherited = propagate(
+                Classification.from_dict(parent.classification),
+                removed_columns=removed_columns,
+                anonymized_columns=anonymized_columns,
+            ).to_dict()
+            # A new column may carry what its inputs held: it inherits the parent's highest level.
+            new = [c for c in frame.columns if c not in inherited["columns"]]
+            if new:
+                from keel.data._classify import ColumnClassification, Sensitivity
+
+                level = Sensitivity(parent.classification.get("sensitivity", "internal"))
+                for column in new:
+                    inherited["columns"][column] = ColumnClassification(
+                        (), level, 0.0, 0, "derived"
+                    ).to_dict()
+                inherited = Classification.from_dict(inherited).to_dict()
+            classification = inherited
+        work = Ingest(self._gov.db, self._blobs, ctx)
+        work.add_frame(frame, part_rows=BATCH_ROWS)
+        return self._commit(
+            ctx,
+            name,
+            description=description,
+            kind=parent.kind,
+            schema=schema_of(frame),
+            parts=work.parts,
+            source=None,
+            parents=[parent],
+            ingest_id=work.id,
+            transform=transform,
+            classification=classification,
+            action="dataset.transform",
+        )
+
+    def record_use(
+        self, ctx: Context, name: str, ref: VersionRef, consumer: Node, *, relation: str = "used_by"
+    ) -> DatasetVersion:
+        """Link a version to what consumed it (a run that trained on it), in the lineage graph.
+
+        A ``published`` reference is refused unless the version passed the gate.
+        """
+        version = self.version(ctx, name, ref, require_published=ref == "published")
+        with self._gov.write(
+            ctx, Permission.DATASET_READ, "dataset.use", object_type="dataset_version"
+        ) as work:
+            LineageService.link(
+                work.session, ctx, Node("dataset_version", version.id), consumer, relation
+            )
+            work.object_id = version.id
+            work.details = {"dataset": name, "version": version.version, "consumer": str(consumer)}
+        return version
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _read(self, ctx: Context, action: str) -> Any:
+        return self._gov.read(ctx, Permission.DATASET_READ, action, object_type="dataset")
+
+    def _latest_or_none(self, ctx: Context, name: str) -> DatasetVersion | None:
+        with self._read(ctx, "dataset.version") as session:
+            repo = DatasetRepository(session, ctx.project_id)
+            dataset = repo.dataset(name)
+            if dataset is None:
+                return None
+            number = repo.latest_number(dataset.id)
+            row = repo.version(dataset.id, number) if number else None
+            return None if row is None else version_value(repo, dataset, row)
+
+    def _polars_schema(self, ctx: Context, version: DatasetVersion) -> Any:
+        """The Polars schema of a version, read from its first part."""
+        import polars as pl
+
+        if not version.parts:
+            return pl.Schema(dict.fromkeys(version.columns, pl.String()))
+        data = self._blobs.get_bytes(version.parts[0].digest, scope=ctx.project_id)
+        return pl.read_parquet_schema(io.BytesIO(data))
+
+    def _file_rows(self, ctx: Context, version: DatasetVersion) -> dict[str, dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {}
+        for frame in self._frames(ctx, version):
+            for row in frame.iter_rows(named=True):
+                rows[str(row["path"])] = row
+        return rows
