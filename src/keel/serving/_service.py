@@ -1,0 +1,492 @@
+"""Deployments: persisted routing state with every revision, governed and audited.
+
+Each change — a new deployment, a canary step, a promotion, a rollback, an automatic analysis
+decision, a rejected version — is one revision written with its audit event in the same
+transaction. A server reads the current state back after a restart and resumes from it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from keel.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from keel.governance import Context, Governor, Permission
+from keel.lineage import LineageService, Node
+from keel.serving._analysis import Decision
+from keel.serving._routing import DEFAULT_STEPS, STRATEGIES, DeploymentState
+from keel.serving._runtime import ModelLoader, RegistryLoader, smoke_test
+from keel.store import DeploymentRepository
+from keel.store._schema_serving import DeploymentRevisionRow, DeploymentRow
+from keel.tracking import ModelRegistry, parse_model_ref
+from keel.types import validate_name
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+    from keel.blobs import BlobStore
+    from keel.data import DatasetService
+
+__all__ = ["ENVIRONMENTS", "Deployment", "DeploymentRevision", "DeploymentService"]
+
+ENVIRONMENTS = ("staging", "production")
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    id: str
+    name: str
+    model: str
+    environment: str
+    state: DeploymentState
+    revision: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "model": self.model,
+            "environment": self.environment,
+            "revision": self.revision,
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            **self.state.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRevision:
+    revision: int
+    action: str
+    state: DeploymentState
+    reason: str
+    analysis: dict[str, Any] | None
+    created_by: str
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision,
+            "action": self.action,
+            "reason": self.reason,
+            "analysis": self.analysis,
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
+            **self.state.to_dict(),
+        }
+
+
+def _value(row: DeploymentRow) -> Deployment:
+    return Deployment(
+        id=row.id,
+        name=row.name,
+        model=row.model,
+        environment=row.environment,
+        state=DeploymentState.from_dict(row.state),
+        revision=row.revision,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _revision(row: DeploymentRevisionRow) -> DeploymentRevision:
+    return DeploymentRevision(
+        revision=row.revision,
+        action=row.action,
+        state=DeploymentState.from_dict(row.state),
+        reason=row.reason,
+        analysis=row.analysis,
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
+
+
+def _missing(name: str) -> NotFoundError:
+    return NotFoundError(
+        f"Deployment '{name}' does not exist in this project. List them with "
+        "`keel deployments list`.",
+        deployment=name,
+    )
+
+
+def parse_steps(text: str | Sequence[float] | None) -> tuple[float, ...]:
+    """Canary steps from ``"5,25,50,100"`` or a sequence of percentages."""
+    if text is None:
+        return DEFAULT_STEPS
+    if isinstance(text, str):
+        try:
+            return tuple(float(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise InvalidInputError(
+                f"Invalid canary steps {text!r:.60}: write percentages like 5,25,50,100."
+            ) from None
+    return tuple(float(s) for s in text)
+
+
+def _unchanged(state: DeploymentState) -> DeploymentState:
+    return state
+
+
+class DeploymentService:
+    """Deploys registry versions with a strategy, and moves their traffic, audited."""
+
+    def __init__(
+        self,
+        governor: Governor,
+        registry: ModelRegistry,
+        blobs: BlobStore,
+        *,
+        datasets: DatasetService | None = None,
+    ) -> None:
+        self._gov = governor
+        self._registry = registry
+        self._blobs = blobs
+        self._datasets = datasets  # classification of training data, for log redaction
+
+    def loader(self, ctx: Context) -> RegistryLoader:
+        return RegistryLoader(
+            self._registry, ctx, redaction=lambda ref: self.personal_fields(ctx, ref)
+        )
+
+    def personal_fields(self, ctx: Context, dataset_version: str | None) -> frozenset[str]:
+        """Columns of the training dataset version classified as personal data (if known).
+
+        ``dataset_version`` is ``name:N``, ``name@tag`` or ``name``; an unknown or
+        unclassified dataset gives no fields (nothing is known to redact).
+        """
+        if self._datasets is None or not dataset_version:
+            return frozenset()
+        name, _, selector = dataset_version.replace("@", ":").partition(":")
+        ref: int | str | None = int(selector) if selector.isdigit() else (selector or None)
+        try:
+            found = self._datasets.version(ctx, name, ref)
+        except (NotFoundError, InvalidInputError):
+            return frozenset()
+        columns = (found.classification or {}).get("columns", {})
+        return frozenset(
+            column
+            for column, label in columns.items()
+            if label.get("categories") or label.get("sensitivity") in ("confidential", "restricted")
+        )
+
+    # --- deploy -----------------------------------------------------------------------------
+
+    def deploy(
+        self,
+        ctx: Context,
+        ref: str,
+        *,
+        environment: str = "staging",
+        strategy: str = "blue-green",
+        steps: str | Sequence[float] | None = None,
+        name: str | None = None,
+        loader: ModelLoader | None = None,
+    ) -> Deployment:
+        """Deploy ``ref`` (``model@alias`` or ``model:N``) to ``environment``.
+
+        The version is loaded and must pass a smoke prediction on its stored input example
+        before any traffic can reach it; a version that fails is recorded as rejected and the
+        deployment keeps serving what it served.
+        """
+        if environment not in ENVIRONMENTS:
+            raise InvalidInputError(
+                f"Unknown environment {environment!r}; use one of {', '.join(ENVIRONMENTS)}.",
+            )
+        if strategy not in STRATEGIES:
+            raise InvalidInputError(
+                f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.",
+            )
+        model, _ = parse_model_ref(ref)
+        deployment = validate_name(name or f"{model}-{environment}", what="deployment name")
+        found = self._registry.version(ctx, ref)
+        chosen = parse_steps(steps)
+        self._gov.check(
+            ctx, Permission.DEPLOYMENT_WRITE, action="deployment.deploy", object_type="deployment"
+        )
+        try:
+            served = (loader or self.loader(ctx)).load(model, found.version)
+            smoke_test(served)
+        except Exception as exc:
+            self._reject(ctx, deployment, model, environment, found.version, str(exc))
+            raise IntegrityError(
+                f"Model {model}:{found.version} was not deployed to '{deployment}': {exc} "
+                "The deployment keeps serving its current version.",
+                deployment=deployment,
+                version=found.version,
+            ) from exc
+        with self._gov.write(
+            ctx, Permission.DEPLOYMENT_WRITE, "deployment.deploy", object_type="deployment"
+        ) as work:
+            repo = DeploymentRepository(work.session, ctx.project_id)
+            row = repo.get(deployment, for_update=True)
+            if row is None:
+                state = DeploymentState(strategy, primary=found.version, steps=chosen)  # type: ignore[arg-type]
+                row = repo.create(
+                    name=deployment,
+                    model=model,
+                    environment=environment,
+                    strategy=strategy,
+                    phase="stable",
+                    state=state.to_dict(),
+                    created_by=ctx.principal,
+                )
+                reason = f"Deployed {model}:{found.version} ({ref})."
+            else:
+                if row.model != model:
+                    raise ConflictError(
+                        f"Deployment '{deployment}' serves model '{row.model}', not '{model}'. "
+                        "Choose another name with --name.",
+                        deployment=deployment,
+                    )
+                current = DeploymentState.from_dict(row.state)
+                if current.phase == "rolling":
+                    raise ConflictError(
+                        f"Deployment '{deployment}' is rolling out version {current.candidate}; "
+                        "promote or roll it back first (`keel deployments promote|rollback`).",
+                        deployment=deployment,
+                    )
+                if found.version == current.primary:
+                    raise ConflictError(
+                        f"Deployment '{deployment}' already serves {model}:{found.version}.",
+                        deployment=deployment,
+                    )
+                state = current.start(found.version, strategy, chosen)  # type: ignore[arg-type]
+                reason = (
+                    f"{strategy} of {model}:{found.version} ({ref}) against "
+                    f"{model}:{current.primary}."
+                )
+            repo.add_revision(
+                row, action="deploy", state=state.to_dict(), reason=reason, principal=ctx.principal
+            )
+            LineageService.link(
+                work.session,
+                ctx,
+                Node("model_version", found.id),
+                Node("deployment", row.id),
+                "deployed",
+            )
+            work.object_id = row.id
+            work.details = {
+                "deployment": deployment,
+                "version": found.version,
+                "strategy": strategy,
+            }
+            return _value(row)
+
+    def _reject(
+        self, ctx: Context, deployment: str, model: str, environment: str, version: int, why: str
+    ) -> None:
+        with self._gov.write(
+            ctx, Permission.DEPLOYMENT_WRITE, "deployment.reject", object_type="deployment"
+        ) as work:
+            repo = DeploymentRepository(work.session, ctx.project_id)
+            row = repo.get(deployment, for_update=True)
+            work.details = {"deployment": deployment, "version": version, "reason": why[:500]}
+            if row is not None:
+                repo.add_revision(
+                    row,
+                    action="reject",
+                    state=row.state,
+                    reason=f"{model}:{version} rejected: {why}"[:2000],
+                    principal=ctx.principal,
+                )
+                work.object_id = row.id
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def get(self, ctx: Context, name: str) -> Deployment:
+        with self._gov.read(
+            ctx, Permission.DEPLOYMENT_READ, "deployment.read", object_type="deployment"
+        ) as session:
+            row = DeploymentRepository(session, ctx.project_id).get(name)
+            if row is None:
+                raise _missing(name)
+            return _value(row)
+
+    def list(self, ctx: Context, *, environment: str | None = None) -> builtins.list[Deployment]:
+        with self._gov.read(
+            ctx, Permission.DEPLOYMENT_READ, "deployment.read", object_type="deployment"
+        ) as session:
+            rows = DeploymentRepository(session, ctx.project_id).list(environment=environment)
+            return [_value(r) for r in rows]
+
+    def revisions(self, ctx: Context, name: str) -> builtins.list[DeploymentRevision]:
+        with self._gov.read(
+            ctx, Permission.DEPLOYMENT_READ, "deployment.read", object_type="deployment"
+        ) as session:
+            repo = DeploymentRepository(session, ctx.project_id)
+            row = repo.get(name)
+            if row is None:
+                raise _missing(name)
+            return [_revision(r) for r in repo.revisions(row.id)]
+
+    # --- moves ------------------------------------------------------------------------------
+
+    def promote(
+        self, ctx: Context, name: str, *, reason: str = "", full: bool = False
+    ) -> Deployment:
+        """Move a canary to its next step (``full``: straight to the candidate)."""
+        return self._move(
+            ctx,
+            name,
+            "promote",
+            reason or "Promoted by hand.",
+            lambda s: s.promote() if full else s.advance(),
+        )
+
+    def rollback(self, ctx: Context, name: str, *, reason: str = "") -> Deployment:
+        """Drop a rolling candidate, or switch back to the previous version (instant)."""
+        return self._move(
+            ctx,
+            name,
+            "rollback",
+            reason or "Rolled back by hand.",
+            DeploymentState.rollback,
+            permission=Permission.DEPLOYMENT_WRITE,
+        )
+
+    def apply_decision(
+        self, ctx: Context, name: str, decision: Decision, *, expected_revision: int
+    ) -> Deployment:
+        """Record an automatic analysis and carry out its promote / hold / rollback."""
+        reason = " ".join(decision.reasons)
+        change: Callable[[DeploymentState], DeploymentState]
+        if decision.action == "promote":
+            change = DeploymentState.advance
+        elif decision.action == "rollback":
+            change = DeploymentState.rollback
+        else:
+            change = _unchanged
+
+        return self._move(
+            ctx,
+            name,
+            f"analysis.{decision.action}",
+            reason,
+            change,
+            analysis=decision.to_dict(),
+            expected_revision=expected_revision,
+        )
+
+    def _move(
+        self,
+        ctx: Context,
+        name: str,
+        action: str,
+        reason: str,
+        change: Any,
+        *,
+        permission: Permission = Permission.DEPLOYMENT_PROMOTE,
+        analysis: dict[str, Any] | None = None,
+        expected_revision: int | None = None,
+    ) -> Deployment:
+        with self._gov.write(
+            ctx, permission, f"deployment.{action}", object_type="deployment"
+        ) as work:
+            repo = DeploymentRepository(work.session, ctx.project_id)
+            row = repo.get(name, for_update=True)
+            if row is None:
+                raise _missing(name)
+            if expected_revision is not None and row.revision != expected_revision:
+                raise ConflictError(
+                    f"Deployment '{name}' moved on (revision {row.revision}, expected "
+                    f"{expected_revision}); the analysis is discarded.",
+                    deployment=name,
+                )
+            state = change(DeploymentState.from_dict(row.state))
+            repo.add_revision(
+                row,
+                action=action,
+                state=state.to_dict(),
+                reason=reason,
+                principal=ctx.principal,
+                analysis=analysis,
+            )
+            work.object_id = row.id
+            work.details = {"deployment": name, "action": action, "revision": row.revision}
+            return _value(row)
+
+    # --- prediction logs --------------------------------------------------------------------
+
+    def write_log_batch(
+        self, ctx: Context, deployment: str, batch_key: str, table: pa.Table
+    ) -> None:
+        """Store one Parquet part and its batch row; a repeated ``batch_key`` is a no-op."""
+        import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        info = self._blobs.put_bytes(buffer.getvalue(), scope=ctx.project_id)
+        stamps = table.column("timestamp")
+        with self._gov.write(
+            ctx,
+            Permission.DEPLOYMENT_WRITE,
+            "deployment.log_predictions",
+            object_type="prediction_log",
+        ) as work:
+            added = DeploymentRepository(work.session, ctx.project_id).add_log_batch(
+                deployment=deployment,
+                batch_key=batch_key,
+                digest=info.digest,
+                rows=table.num_rows,
+                first_at=pc.min(stamps).as_py(),
+                last_at=pc.max(stamps).as_py(),
+            )
+            work.details = {"deployment": deployment, "rows": table.num_rows, "added": added}
+
+    def read_predictions(
+        self,
+        ctx: Context,
+        deployment: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pl.DataFrame:
+        """Logged predictions of ``deployment`` with ``since <= timestamp < until``."""
+        import polars as pl
+
+        with self._gov.read(
+            ctx,
+            Permission.DEPLOYMENT_READ,
+            "deployment.read_predictions",
+            object_type="prediction_log",
+        ) as session:
+            batches = DeploymentRepository(session, ctx.project_id).log_batches(
+                deployment, since=since, until=until
+            )
+            digests = [b.digest for b in batches]
+        frames = [
+            pl.read_parquet(io.BytesIO(self._blobs.get_bytes(d, scope=ctx.project_id)))
+            for d in digests
+        ]
+        if not frames:
+            from keel.serving._predlog import _to_table
+
+            return pl.from_arrow(_to_table([]))  # type: ignore[return-value]
+        frame = pl.concat(frames)
+        if since is not None:
+            frame = frame.filter(pl.col("timestamp") >= since)
+        if until is not None:
+            frame = frame.filter(pl.col("timestamp") < until)
+        return frame.sort("timestamp")
+
+
+class ServiceLogSink:
+    """The prediction logger's sink, bound to the server's context."""
+
+    def __init__(self, service: DeploymentService, ctx: Context) -> None:
+        self._service, self._ctx = service, ctx
+
+    def write_batch(self, deployment: str, batch_key: str, table: pa.Table) -> None:
+        self._service.write_log_batch(self._ctx, deployment, batch_key, table)
