@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from keel import clock
 from keel.governance._chain import ChainBreak, ChainLink, canonical_json, link_hash, walk_chain
 from keel.governance._context import Context
+from keel.governance._secrets import redact_mapping
 from keel.store import AuditQuery, AuditRepository, Database
 from keel.store._schema import AuditEventRow
 from keel.types import new_id
@@ -124,7 +125,7 @@ class AuditLog:
             object_id=object_id,
             outcome=outcome,
             request_id=ctx.request_id,
-            details=canonical_json({**(details or {}), **_source(ctx)}),
+            details=canonical_json(redact_mapping({**(details or {}), **_source(ctx)})),
             prev_hash=head.hash,
             hash="",
         )

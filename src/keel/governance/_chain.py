@@ -96,7 +96,8 @@ def walk_chain(
                 if link.seq > expected_seq
                 else f"event #{link.seq} appears out of order"
             )
-            return count, ChainBreak(expected_seq, link.id, reason)
+            missing = link.seq > expected_seq
+            return count, ChainBreak(expected_seq, None if missing else link.id, reason)
         if link.prev_hash != expected_prev:
             return count, ChainBreak(
                 link.seq, link.id, "its predecessor hash does not match: events were reordered"

@@ -1,0 +1,178 @@
+"""The app factory: settings in, a FastAPI app over the same services as local mode out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from keel.errors import MissingDependencyError
+from keel.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from keel.server._deps import Services
+
+__all__ = ["build_services", "create_app"]
+
+_UPLOAD_SUFFIX = "/uploads"
+
+
+def build_services(
+    settings: Settings, *, components: dict[str, Any] | None = None, request_audit: bool = True
+) -> Services:
+    """Wire the stores and services for a server process.
+
+    The services are taken from a local :class:`~keel.workspace.Workspace` built over the same
+    store, so the server runs exactly the services (and the policies, signer and region they
+    are wired with) that local mode runs: one composition, one implementation.
+    """
+    from keel.governance import (
+        SYSTEM_PRINCIPAL,
+        AuditLog,
+        Context,
+        Governor,
+        IdentityService,
+        OidcVerifier,
+    )
+    from keel.server._deps import Services
+    from keel.server._requests import RequestAuditor
+    from keel.server._uploads import UploadStaging
+    from keel.workspace import Workspace, open_components
+
+    parts = components if components is not None else open_components(settings, create=False)
+    db, blobs = parts["db"], parts["blobs"]
+    audit = AuditLog(db)
+    governor = Governor(db, audit)
+    # Facades are bound to a caller; this one is never called: routes pass their own Context.
+    nobody = Context(SYSTEM_PRINCIPAL, project_id="", project_name="", roles=frozenset())
+    local = Workspace(settings=settings, governor=governor, blobs=blobs, ctx=nobody)
+    oidc = None
+    if settings.oidc_issuer:
+        oidc = OidcVerifier(
+            issuer=settings.oidc_issuer,
+            jwks_url=settings.oidc_jwks_url or "",
+            audience=settings.oidc_audience or "",
+            principal_claim=settings.oidc_principal_claim,
+        )
+    identity = IdentityService(
+        governor,
+        default_project=settings.project,
+        token_max_days=settings.token_max_days,
+        oidc=oidc,
+    )
+    return Services(
+        settings=settings,
+        governor=governor,
+        blobs=blobs,
+        audit=audit,
+        identity=identity,
+        projects=local.projects._s,
+        experiments=local.experiments._s,
+        runs=local.runs._s,
+        models=local.models._s,
+        lineage=local.lineage._s,
+        policies=local.policies._s,
+        approvals=local.approvals._s,
+        uploads=UploadStaging(
+            settings.home.resolve() / "uploads", max_bytes=settings.server_max_upload_bytes
+        ),
+        auditor=RequestAuditor(db, audit, identity) if request_audit else None,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    components: dict[str, Any] | None = None,
+    services: Services | None = None,
+    request_audit: bool = True,
+) -> FastAPI:
+    """The REST API of Keel over ``settings``' store.
+
+    Args:
+        settings: where the store is, and the server's limits, hosts, CORS and OIDC.
+        components: ready ``{"db", "blobs"}`` (default: opened from ``settings``).
+        services: ready services (then ``components`` is ignored).
+        request_audit: audit every request (turned off only by the benchmark's baseline).
+    """
+    try:
+        from fastapi import FastAPI
+    except ImportError as exc:
+        raise MissingDependencyError("fastapi", extra="server", purpose="keel server") from exc
+    from starlette.middleware.cors import CORSMiddleware
+
+    import keel
+    from keel.server import (
+        _audit_routes,
+        _identity_routes,
+        _policy_routes,
+        _registry_routes,
+        _tracking_routes,
+    )
+    from keel.server._errors import install_error_handlers
+    from keel.server._guard import GuardLimits, RequestGuard
+
+    wired = services or build_services(settings, components=components, request_audit=request_audit)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if wired.auditor is not None:
+            wired.auditor.close()
+        wired.identity.flush_last_use()
+
+    app = FastAPI(
+        title="Keel",
+        version=keel.__version__,
+        summary="The governed machine-learning lifecycle: REST API.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.services = wired
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    def health() -> dict[str, str]:
+        """Liveness: answers without credentials, says nothing about the store."""
+        return {"status": "ok"}
+
+    for router in (
+        _identity_routes.router,
+        _tracking_routes.uploads,
+        _tracking_routes.experiments,
+        _tracking_routes.runs,
+        _registry_routes.router,
+        _audit_routes.audit,
+        _audit_routes.lineage,
+        _policy_routes.policies,
+        _policy_routes.approvals,
+    ):
+        app.include_router(router)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            allow_credentials=False,
+        )
+    app.add_middleware(
+        RequestGuard,
+        limits=GuardLimits(
+            allowed_hosts=tuple(settings.allowed_hosts),
+            cors_origins=tuple(settings.cors_origins),
+            max_body=settings.server_max_body_bytes,
+            max_upload=settings.server_max_upload_bytes,
+            max_depth=settings.server_max_json_depth,
+            max_string=settings.server_max_string_length,
+            hsts=settings.tls_cert_file is not None,
+        ),
+        sink=wired.auditor,
+        is_upload=lambda path: path.endswith(_UPLOAD_SUFFIX),
+    )
+    return app
