@@ -86,7 +86,7 @@ def main() -> int:
                 message=args.message,
                 autogenerate=True,
                 rev_id=args.rev,
-                head=f"{args.parent}@head" if args.parent else "head",
+                head=args.parent,
                 splice=True,
             )
         engine.dispose()

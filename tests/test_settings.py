@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from keel.errors import ConfigurationError
 
 from keel.settings import load_settings
 
@@ -35,10 +35,21 @@ def test_unknown_or_invalid_settings_are_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KEEL_HOME", str(tmp_path))
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigurationError, match="pool_size"):
         load_settings(pool_size=0)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigurationError, match="key_provider"):
         load_settings(key_provider="vaultish")
+    monkeypatch.setenv("KEEL_POOL_SIZE", "many")
+    with pytest.raises(ConfigurationError, match="KEEL_\\* environment"):
+        load_settings()
+
+
+def test_home_argument_chooses_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KEEL_HOME", raising=False)
+    (tmp_path / "config.toml").write_text('project = "from-home-file"\n')
+    assert load_settings(home=tmp_path).project == "from-home-file"
 
 
 def test_describe_redacts_passwords_and_keys(

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Metric", "RunStatus", "Workspace", "__version__", "connect"]
+__all__ = ["Metric", "Pipeline", "RunStatus", "Workspace", "__version__", "connect", "step"]
 
 if TYPE_CHECKING:
+    from keel.pipelines import Pipeline, step
     from keel.tracking import Metric
     from keel.types import RunStatus
     from keel.workspace import Workspace, connect
@@ -27,6 +28,8 @@ _LAZY = {
     "Workspace": "keel.workspace",
     "Metric": "keel.tracking",
     "RunStatus": "keel.types",
+    "Pipeline": "keel.pipelines",
+    "step": "keel.pipelines",
 }
 
 

@@ -9,6 +9,7 @@
     ├── AlreadyExistsError                    a duplicate name
     ├── ConflictError                         a stale update (optimistic concurrency) or bad state
     ├── PermissionDeniedError (PermissionError)
+    │   └── AuthenticationError               no, an expired, revoked or forged credential
     ├── IntegrityError                        a digest, signature or audit link that fails
     ├── ConfigurationError                    settings, keys or files that are missing or wrong
     │   └── SchemaOutdatedError               the metadata store needs ``keel db upgrade``
@@ -25,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "AlreadyExistsError",
+    "AuthenticationError",
     "ConfigurationError",
     "ConflictError",
     "FilterSyntaxError",
@@ -96,6 +98,12 @@ class PermissionDeniedError(KeelError, PermissionError):
     """The principal may not perform this action (authorization fails closed)."""
 
     code = "PERMISSION_DENIED"
+
+
+class AuthenticationError(PermissionDeniedError):
+    """The caller could not be identified: a missing, expired, revoked or forged credential."""
+
+    code = "UNAUTHENTICATED"
 
 
 class IntegrityError(KeelError):

@@ -20,7 +20,7 @@ from pydantic_settings import (
 
 __all__ = ["Settings", "load_settings"]
 
-_SECRET_FIELDS = ("master_key",)
+_SECRET_FIELDS = ("master_key", "vault_token")
 
 
 class Settings(BaseSettings):
@@ -58,10 +58,76 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Seconds SQLite waits for a lock before failing."
     )
     echo_sql: bool = Field(default=False, description="Log every SQL statement.")
+    region: str | None = Field(
+        default=None,
+        description="Region of this store's storage and compute (e.g. 'ae'), for residency.",
+    )
+    policy_dir: Path | None = Field(
+        default=None, description="Folder of policy files that `keel policy apply` loads."
+    )
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 key that signs model versions; default <home>/signing.key (0600).",
+    )
+    signing_key: str | None = Field(
+        default=None,
+        description="A secret:// reference to a base64 Ed25519 private key (overrides the file).",
+    )
+    secrets_dir: Path | None = Field(
+        default=None, description="Folder of the file secret provider; default <home>/secrets."
+    )
+    vault_url: str | None = Field(
+        default=None, description="HashiCorp Vault address for secret:// references (KV v2)."
+    )
+    vault_token: SecretStr | None = Field(
+        default=None, description="Vault token (KEEL_VAULT_TOKEN)."
+    )
+    vault_mount: str = Field(default="secret", description="Mount point of Vault's KV v2 engine.")
+    server_host: str = Field(default="127.0.0.1", description="Address `keel server` binds.")
+    server_port: int = Field(default=8080, ge=0, le=65535, description="Port of `keel server`.")
+    tls_cert_file: Path | None = Field(
+        default=None, description="TLS certificate (PEM) of `keel server`; enables HTTPS and HSTS."
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="TLS private key (PEM) matching tls_cert_file."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
+        description="Host header values the server answers ('*.example.com' allowed).",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed by CORS (none by default)."
+    )
+    oidc_issuer: str | None = Field(default=None, description="OIDC issuer (the 'iss' claim).")
+    oidc_jwks_url: str | None = Field(default=None, description="JWKS URL of the OIDC issuer.")
+    oidc_audience: str | None = Field(default=None, description="Required 'aud' of OIDC tokens.")
+    oidc_principal_claim: str = Field(
+        default="sub", description="Claim naming the user of an OIDC token (user:<claim>)."
+    )
+    server_max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="Largest JSON request body, in bytes."
+    )
+    server_max_upload_bytes: int = Field(
+        default=5 * 1024**3, ge=1024, description="Largest uploaded artifact, in bytes."
+    )
+    server_max_json_depth: int = Field(
+        default=32, ge=2, le=256, description="Deepest nesting of a JSON request body."
+    )
+    server_max_string_length: int = Field(
+        default=65_536, ge=256, description="Longest string in a JSON request body, in bytes."
+    )
+    token_max_days: int = Field(
+        default=365, ge=1, le=3650, description="Longest lifetime of an API token, in days."
+    )
 
-    @field_validator("home", "master_key_file", mode="after")
+    @field_validator("home", "master_key_file", "signing_key_file", "secrets_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
+
+    @field_validator("tls_cert_file", "tls_key_file", mode="after")
+    @classmethod
+    def _expand_tls(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()
 
     @classmethod
@@ -75,7 +141,8 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         config = os.environ.get("KEEL_CONFIG")
         if config is None:
-            home = Path(os.environ.get("KEEL_HOME", ".keel")).expanduser()
+            given = getattr(init_settings, "init_kwargs", {}).get("home")
+            home = Path(given or os.environ.get("KEEL_HOME", ".keel")).expanduser()
             config = str(home / "config.toml")
         return (
             init_settings,
@@ -135,5 +202,20 @@ def _redact_url(url: str) -> str:
 
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings from explicit overrides, the environment, the config file, defaults."""
+    from pydantic import ValidationError
+
+    from keel.errors import ConfigurationError
+
     clean = {key: value for key, value in overrides.items() if value is not None}
-    return Settings(**clean)
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()[:10]
+        )
+        raise ConfigurationError(
+            f"Invalid Keel settings: {problems}. Settings come from arguments, KEEL_* "
+            "environment variables and the config file (<KEEL_HOME>/config.toml or "
+            "$KEEL_CONFIG); see `keel config show` and docs/storage.md.",
+        ) from None

@@ -71,7 +71,7 @@ def validate_name(value: object, *, what: str) -> str:
         raise InvalidInputError(
             f"The {what} must be a string, got {type(value).__name__}.", field=what
         )
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         shown = value if len(value) <= 60 else value[:57] + "..."
         raise InvalidInputError(
             f"Invalid {what} {shown!r}: use 1-128 letters, digits, '_', '.' or '-', "

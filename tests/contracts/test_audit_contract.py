@@ -27,14 +27,15 @@ def test_every_write_appends_one_chained_event(ws: Workspace) -> None:
         "run.create",
         "run.log_batch",
         "run.end",
+        "model.create",
         "model.register",
     ]
     assert all(e.principal in {"user:tester", "system:keel"} for e in events)
-    assert [e.seq for e in events] == list(range(1, 7))
+    assert [e.seq for e in events] == list(range(1, 8))
     for before, after in itertools.pairwise(events):
         assert after.prev_hash == before.hash
     report = ws.audit.verify()
-    assert report.ok and report.checked == 6
+    assert report.ok and report.checked == 7
 
 
 def test_altered_event_is_named_by_verify(ws: Workspace) -> None:

@@ -53,9 +53,10 @@ def test_older_schema_is_refused_with_the_upgrade_command(tmp_path: Path) -> Non
     engine = make_engine(f"sqlite:///{tmp_path / 'k.db'}")
     upgrade(engine)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+        conn.execute(text("DELETE FROM alembic_version"))
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0001')"))
     with pytest.raises(
-        SchemaOutdatedError, match=r"revision 0000, but.*Upgrade it with: keel db upgrade"
+        SchemaOutdatedError, match=r"revision 0001, but.*Upgrade it with: keel db upgrade"
     ):
         ensure_schema(engine, create_if_empty=True)
     engine.dispose()

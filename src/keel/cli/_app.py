@@ -47,9 +47,23 @@ def _root(
     project: Annotated[
         str | None, typer.Option("--project", help="Project to work in (default: default).")
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print Keel's version and exit.", is_eager=True, callback=_version
+        ),
+    ] = False,
 ) -> None:
     state.home = home
     state.project = project
+
+
+def _version(value: bool) -> None:
+    if value:
+        from keel import __version__
+
+        typer.echo(f"keel {__version__}")
+        raise typer.Exit()
 
 
 def open_workspace(*, create: bool = False) -> Workspace:
@@ -70,24 +84,170 @@ def open_workspace(*, create: bool = False) -> Workspace:
     return connect(settings=settings, create=create)
 
 
-def _register() -> None:
-    from keel.cli import _admin, _audit, _lineage, _models, _quickstart, _runs
+#: Every top-level name: (module, attribute, "group" or "command", one-line help). Only the
+#: entry a command line invokes is imported and built; the others are listed by their help
+#: alone, so `keel --help` and every command start fast. tests/cli checks the help texts match.
+ENTRIES: dict[str, tuple[str, str, str, str]] = {
+    "init": (
+        "keel.cli._admin",
+        "init",
+        "command",
+        "Create a local store: schema, master key (mode 0600), default project, owner role.",
+    ),
+    "quickstart": (
+        "keel.cli._quickstart",
+        "quickstart",
+        "command",
+        "Run the lifecycle on real data: ingest, classify, gate, train, register, promote.",
+    ),
+    "config": ("keel.cli._admin", "config_app", "group", "Show the settings in force."),
+    "db": ("keel.cli._admin", "db_app", "group", "Manage the metadata store's schema."),
+    "datasets": (
+        "keel.cli._datasets",
+        "app",
+        "group",
+        "Datasets: ingest sources into versions, validate, publish, classify, anonymize.",
+    ),
+    "gc": (
+        "keel.cli._gc",
+        "gc",
+        "command",
+        "Remove blobs of killed ingests that no version references, and stale temporaries.",
+    ),
+    "runs": ("keel.cli._runs", "app", "group", "List and inspect tracked runs."),
+    "models": (
+        "keel.cli._models",
+        "app",
+        "group",
+        "The model registry: versions, aliases, rollback.",
+    ),
+    "pipelines": ("keel.cli._pipelines", "app", "group", "Run pipelines and inspect their runs."),
+    "triggers": (
+        "keel.cli._scheduler",
+        "triggers_app",
+        "group",
+        "List and fire pipeline triggers.",
+    ),
+    "scheduler": (
+        "keel.cli._scheduler",
+        "scheduler",
+        "command",
+        "Run the scheduler daemon: sync keel.yaml triggers, fire schedules, run firings.",
+    ),
+    "serve": (
+        "keel.cli._serving",
+        "serve",
+        "command",
+        "Serve models over the Open Inference Protocol V2 (REST) and /predict.",
+    ),
+    "deploy": (
+        "keel.cli._serving",
+        "deploy",
+        "command",
+        "Deploy a registry version with a strategy (its smoke prediction must pass first).",
+    ),
+    "deployments": (
+        "keel.cli._serving",
+        "deployments_app",
+        "group",
+        "Deployments: traffic split, canary analysis, promote, roll back.",
+    ),
+    "lineage": (
+        "keel.cli._lineage",
+        "app",
+        "group",
+        "Follow an object's lineage upstream and downstream.",
+    ),
+    "audit": (
+        "keel.cli._audit",
+        "app",
+        "group",
+        "Verify and export the tamper-evident audit trail.",
+    ),
+    "policy": (
+        "keel.cli._policy",
+        "app",
+        "group",
+        "Policies as code: test, apply, list, and the gates' decisions.",
+    ),
+    "approvals": ("keel.cli._approvals", "app", "group", "Human sign-off that policies ask for."),
+    "supplychain": (
+        "keel.cli._supplychain",
+        "app",
+        "group",
+        "Model supply chain: signatures, pickle scans and quarantine, ML-BOMs, pip-audit.",
+    ),
+    "compliance": (
+        "keel.cli._compliance",
+        "app",
+        "group",
+        "GDPR / UAE PDPL: records of processing, retention, regions.",
+    ),
+    "server": (
+        "keel.cli._server",
+        "server",
+        "command",
+        "Serve the REST API (HTTPS when KEEL_TLS_CERT_FILE and KEEL_TLS_KEY_FILE are set).",
+    ),
+    "admin": ("keel.cli._users", "admin_app", "group", "Create identity administrators."),
+    "users": ("keel.cli._users", "users_app", "group", "Users and service accounts."),
+    "tokens": (
+        "keel.cli._users",
+        "tokens_app",
+        "group",
+        "API tokens (shown once, stored as hashes).",
+    ),
+}
+_ROOT_OPTIONS_WITH_VALUE = ("--home", "--project")
 
-    app.add_typer(_runs.app, name="runs")
-    app.add_typer(_models.app, name="models")
-    app.add_typer(_audit.app, name="audit")
-    app.add_typer(_lineage.app, name="lineage")
-    app.add_typer(_admin.db_app, name="db")
-    app.add_typer(_admin.config_app, name="config")
-    app.command("init")(_admin.init)
-    app.command("quickstart")(_quickstart.quickstart)
+
+def invoked_name(argv: list[str]) -> str | None:
+    """The top-level command a command line names (skipping the root options), if any."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in _ROOT_OPTIONS_WITH_VALUE:
+            skip = True
+            continue
+        if arg.startswith("-"):
+            continue
+        return arg
+    return None
+
+
+def load_entry(name: str) -> Any:
+    """The real typer app or command function of a top-level name."""
+    import importlib
+
+    module, attribute, _, _ = ENTRIES[name]
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _placeholder() -> None:  # pragma: no cover - listed in help, never invoked
+    raise AssertionError("a placeholder command was invoked")
+
+
+def _register(argv: list[str] | None = None) -> None:
+    import sys
+
+    wanted = invoked_name(sys.argv[1:] if argv is None else argv)
+    for name, (_, _, kind, help_text) in ENTRIES.items():
+        real = name == wanted
+        if kind == "group":
+            app.add_typer(load_entry(name) if real else typer.Typer(help=help_text), name=name)
+        else:
+            app.command(name, help=None if real else help_text)(
+                load_entry(name) if real else _placeholder
+            )
 
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``keel`` script: exit 0 on success, 1 on failure, 2 on bad usage."""
     from keel.errors import InvalidInputError, KeelError
 
-    _register()
+    _register(argv)
     try:
         # Click's standalone mode prints usage errors and exits 2 by itself.
         return app(args=argv, standalone_mode=True)

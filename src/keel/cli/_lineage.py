@@ -1,13 +1,21 @@
-"""``keel lineage show``."""
+"""``keel lineage show`` and ``keel lineage export``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from keel.cli._app import open_workspace
 from keel.cli._output import echo_json
+
+if TYPE_CHECKING:
+    from keel.lineage import Node, NodeDescription
+    from keel.workspace import Workspace
 
 __all__ = ["app"]
 
@@ -40,3 +48,52 @@ def show(
     if graph.truncated:
         tree.add("[yellow]… truncated: raise --depth to see more[/]")
     Console().print(tree)
+
+
+@app.command("export")
+def export(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to FILE instead of standard output.")
+    ] = None,
+) -> None:
+    """Write the project's lineage as OpenLineage 2-0-2 RunEvents, one JSON object per line."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    with open_workspace() as ws:
+        events = ws.lineage.openlineage_events(describe=_describer(ws))
+    lines = "".join(json.dumps(event, sort_keys=True) + "\n" for event in events)
+    if out is None:
+        sys.stdout.write(lines)
+        return
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(lines, encoding="utf-8")
+    tmp.replace(out)
+    runs = len({event["run"]["runId"] for event in events})
+    Console(stderr=True).print(
+        f"Wrote {len(events)} OpenLineage events ({runs} runs) to {escape(str(out))}"
+    )
+
+
+def _describer(ws: Workspace) -> Callable[[Node], NodeDescription | None]:
+    """Names, schemas and validation results of the project's dataset versions, by node."""
+    from keel.lineage import NodeDescription, assertions_from_validation
+
+    known: dict[tuple[str, str], NodeDescription] = {}
+    for dataset in ws.datasets.list():
+        for version in ws.datasets.versions(dataset.name):
+            known[("dataset_version", version.id)] = NodeDescription(
+                name=f"{version.dataset}@{version.version}",
+                version=str(version.version),
+                fields=tuple((name, str(dtype)) for name, dtype in version.schema),
+            )
+            for report in ws.datasets.reports(dataset.name, version.version):
+                known[("validation", report.id)] = NodeDescription(
+                    name=f"validate {version.dataset}@{version.version}",
+                    assertions=assertions_from_validation(report.result),
+                )
+
+    def describe(node: Node) -> NodeDescription | None:
+        return known.get((node.type, node.id))
+
+    return describe

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -25,9 +26,26 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities as the strings JSON parsers accept ("NaN", "Infinity")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 def echo_json(value: Any) -> None:
-    """Print ``value`` as JSON on stdout (datetimes as ISO-8601)."""
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=_default) + "\n")
+    """Print ``value`` as strict JSON on stdout (datetimes as ISO-8601, NaN as "NaN")."""
+    text = json.dumps(
+        _finite(json.loads(json.dumps(value, default=_default))),
+        indent=2,
+        sort_keys=True,
+        allow_nan=False,
+    )
+    sys.stdout.write(text + "\n")
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -91,3 +91,57 @@ def show_run(run_id: str, as_json: JsonOption = False) -> None:
         print_table(
             "Artifacts", ["path", "size", "digest"], [(a.path, a.size, a.digest) for a in artifacts]
         )
+
+
+@app.command("reproduce")
+def reproduce(
+    run_id: str,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", min=0.0, help="Largest allowed metric difference.")
+    ] = 1e-6,
+    experiment: Annotated[
+        str, typer.Option("--experiment", "-e", help="Experiment of the new run.")
+    ] = "Reproductions",
+    as_json: JsonOption = False,
+) -> None:
+    """Re-execute a training run from its recorded code, data, parameters and seed.
+
+    Exit 0 when every metric matches within the tolerance, 1 when something differs.
+    """
+    from rich.console import Console
+
+    from keel.errors import ConflictError
+    from keel.training import reproduce_run
+
+    with open_workspace() as ws, Console(stderr=True).status(f"Reproducing run {run_id}…"):
+        report = reproduce_run(ws, run_id, tolerance=tolerance, experiment=experiment)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        print_kv(
+            f"Reproduction of run {run_id}",
+            [
+                ("new run", report.new_run_id),
+                ("verdict", "MATCH" if report.matches else "MISMATCH"),
+                ("data", "same" if report.data_matches else "CHANGED"),
+                ("code", {True: "same", False: "DIFFERENT", None: "unknown"}[report.code_matches]),
+                ("tolerance", report.tolerance),
+            ],
+        )
+        print_table(
+            "Metrics",
+            ["metric", "recorded", "reproduced", "difference", "ok"],
+            [
+                (c.key, c.recorded, c.reproduced, c.difference, "yes" if c.ok else "NO")
+                for c in report.checks
+            ],
+        )
+        for note in report.notes:
+            typer.echo(f"note: {note}", err=True)
+    if not report.matches:
+        raise ConflictError(
+            f"Run {run_id} did not reproduce: {len(report.mismatches)} metric(s) differ"
+            + ("" if report.data_matches else " and the data changed")
+            + f". The new run is {report.new_run_id}.",
+            run_id=run_id,
+        )

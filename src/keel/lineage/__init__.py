@@ -8,5 +8,26 @@ from keel.lineage._graph import (
     Node,
     parse_node,
 )
+from keel.lineage._openlineage import (
+    OPENLINEAGE_SCHEMA_URL,
+    NodeDescription,
+    assertions_from_validation,
+    build_run_events,
+    export_openlineage,
+    openlineage_schemas,
+)
 
-__all__ = ["NODE_TYPES", "LineageEdge", "LineageGraph", "LineageService", "Node", "parse_node"]
+__all__ = [
+    "NODE_TYPES",
+    "OPENLINEAGE_SCHEMA_URL",
+    "LineageEdge",
+    "LineageGraph",
+    "LineageService",
+    "Node",
+    "NodeDescription",
+    "assertions_from_validation",
+    "build_run_events",
+    "export_openlineage",
+    "openlineage_schemas",
+    "parse_node",
+]

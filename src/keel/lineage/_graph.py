@@ -25,6 +25,7 @@ NODE_TYPES = frozenset(
         "run",
         "pipeline_run",
         "step_run",
+        "artifact",
         "model",
         "model_version",
         "deployment",
@@ -177,4 +178,8 @@ class LineageService:
                     frontier.append(nxt)
                 if len(seen) > MAX_NODES:
                     return edges, True
-        return edges, bool(frontier)
+        if not frontier:
+            return edges, False
+        # Cut only if the walk could have gone on: one more level has an edge.
+        beyond = repo.edges_touching(((n.type, n.id) for n in frontier), direction=direction)
+        return edges, bool(beyond)

@@ -2,6 +2,8 @@
 
 from keel.store._audit import AuditQuery, AuditRepository
 from keel.store._database import Database, make_engine
+from keel.store._datasets import DatasetRepository
+from keel.store._deployments import DeploymentRepository
 from keel.store._experiments import ExperimentRepository
 from keel.store._filter import (
     ATTRIBUTES,
@@ -14,8 +16,16 @@ from keel.store._filter import (
     parse_filter,
     parse_order_by,
 )
+from keel.store._identity import IdentityRepository
 from keel.store._lineage import LineageRepository, NodeKey
 from keel.store._migrate import current_revisions, ensure_schema, required_heads, upgrade
+from keel.store._pipelines import PipelineRunRepository, TriggerRepository
+from keel.store._policy import (
+    ApprovalRepository,
+    ComplianceRepository,
+    PolicyRepository,
+    SupplyChainRepository,
+)
 from keel.store._projects import ProjectRepository
 from keel.store._registry import RegistryRepository
 from keel.store._runs import MetricPoint, RunRepository
@@ -23,21 +33,30 @@ from keel.store._runs import MetricPoint, RunRepository
 __all__ = [
     "ATTRIBUTES",
     "And",
+    "ApprovalRepository",
     "AuditQuery",
     "AuditRepository",
     "Comparison",
+    "ComplianceRepository",
     "Database",
+    "DatasetRepository",
+    "DeploymentRepository",
     "ExperimentRepository",
     "Expr",
+    "IdentityRepository",
     "LineageRepository",
     "MetricPoint",
     "NodeKey",
     "Not",
     "Or",
     "OrderKey",
+    "PipelineRunRepository",
+    "PolicyRepository",
     "ProjectRepository",
     "RegistryRepository",
     "RunRepository",
+    "SupplyChainRepository",
+    "TriggerRepository",
     "current_revisions",
     "ensure_schema",
     "make_engine",

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Dialect, Select, Table, and_, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from keel import clock
 from keel.store._filter import Expr, OrderKey
@@ -101,7 +101,11 @@ class RunRepository:
         offset: int,
     ) -> list[RunRow]:
         """Runs matching the parsed filter, ordered, one page at a time."""
-        stmt: Select[Any] = select(RunRow).where(RunRow.project_id == self._project_id)
+        stmt: Select[Any] = (
+            select(RunRow)
+            .options(defer(RunRow.environment))  # search results never show it
+            .where(RunRow.project_id == self._project_id)
+        )
         if experiment_ids is not None:
             stmt = stmt.where(RunRow.experiment_id.in_(list(experiment_ids)))
         if not include_deleted:
@@ -208,11 +212,16 @@ class RunRepository:
     ) -> dict[str, dict[str, tuple[float, int, int]]]:
         result: dict[str, dict[str, tuple[float, int, int]]] = {run_id: {} for run_id in run_ids}
         for chunk in _chunks(run_ids):
-            for row in self._session.execute(
-                select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))
-            ).scalars():
-                value = math.nan if row.value is None else row.value
-                result[row.run_id][row.key] = (value, row.step, row.timestamp)
+            for run_id, key, value, step, ts in self._session.execute(
+                select(
+                    LatestMetricRow.run_id,
+                    LatestMetricRow.key,
+                    LatestMetricRow.value,
+                    LatestMetricRow.step,
+                    LatestMetricRow.timestamp,
+                ).where(LatestMetricRow.run_id.in_(chunk))
+            ):
+                result[run_id][key] = (math.nan if value is None else value, step, ts)
         return result
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[float, int, int]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_
+from sqlalchemy import ColumnElement, Select, and_, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from keel.store._filter import And, Comparison, Expr, Not, Or, OrderKey
@@ -68,28 +68,33 @@ def _is_number(value: Any) -> bool:
 
 
 def _entity_clause(comparison: Comparison) -> ColumnElement[bool]:
+    """``runs.id IN (SELECT run_id FROM <entity table> WHERE key = … AND <condition>)``.
+
+    The IN form lets SQLite drive the lookup from the (key, value) index instead of running a
+    correlated subquery for every run.
+    """
     op, value, key = comparison.op, comparison.value, comparison.key
     column: Any
+    table: Any
     if comparison.entity == "metric":
-        column = LatestMetricRow.value
-        link = and_(LatestMetricRow.run_id == RunRow.id, LatestMetricRow.key == key)
+        table, column = LatestMetricRow, LatestMetricRow.value
     elif comparison.entity == "param":
+        table = ParamRow
         column = ParamRow.value_num if _is_number(value) else ParamRow.value
-        link = and_(ParamRow.run_id == RunRow.id, ParamRow.key == key)
     else:
-        column = RunTagRow.value
-        link = and_(RunTagRow.run_id == RunRow.id, RunTagRow.key == key)
+        table, column = RunTagRow, RunTagRow.value
+    having_key = select(table.run_id).where(table.key == key)
     if op == "IS NULL":
-        return not_(exists().where(link))
+        return RunRow.id.not_in(having_key)
     if op == "IS NOT NULL":
-        return exists().where(link)
+        return RunRow.id.in_(having_key)
     if comparison.entity == "metric" and isinstance(value, float) and value != value:
         # NaN is stored as NULL, and NaN equals nothing but itself.
         cond = column.is_(None) if op == "=" else column.is_not(None)
-        return exists().where(link, cond)
+        return RunRow.id.in_(having_key.where(cond))
     if comparison.entity == "param" and not _is_number(value) and op in {"<", "<=", ">", ">="}:
         column = ParamRow.value
-    return exists().where(link, _apply(column, op, value))
+    return RunRow.id.in_(having_key.where(_apply(column, op, value)))
 
 
 def compile_filter(expr: Expr) -> ColumnElement[bool]:

@@ -3,6 +3,7 @@
 from keel.tracking._active import ActiveRun
 from keel.tracking._environment import capture_environment, git_state
 from keel.tracking._experiments import ExperimentService
+from keel.tracking._formats import Predictor
 from keel.tracking._model import (
     AliasMove,
     Artifact,
@@ -13,21 +14,33 @@ from keel.tracking._model import (
     Run,
     RunPage,
 )
-from keel.tracking._packaging import REVIEWED_SKOPS_TYPES, SAFE_FORMATS, dump_skops, load_skops
+from keel.tracking._modelio import SIDECAR_TAG, LoadedModel
+from keel.tracking._packaging import (
+    PACKAGE_SCHEMA,
+    REVIEWED_SKOPS_TYPES,
+    SAFE_FORMATS,
+    dump_skops,
+    infer_signature,
+    load_skops,
+)
 from keel.tracking._registry import ModelRegistry, parse_model_ref
 from keel.tracking._runs import RunService
 
 __all__ = [
+    "PACKAGE_SCHEMA",
     "REVIEWED_SKOPS_TYPES",
     "SAFE_FORMATS",
+    "SIDECAR_TAG",
     "ActiveRun",
     "AliasMove",
     "Artifact",
     "Experiment",
     "ExperimentService",
+    "LoadedModel",
     "Metric",
     "ModelRegistry",
     "ModelVersion",
+    "Predictor",
     "RegisteredModel",
     "Run",
     "RunPage",
@@ -35,6 +48,7 @@ __all__ = [
     "capture_environment",
     "dump_skops",
     "git_state",
+    "infer_signature",
     "load_skops",
     "parse_model_ref",
 ]

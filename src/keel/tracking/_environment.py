@@ -6,6 +6,7 @@ import functools
 import platform
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,27 @@ def _packages() -> dict[str, str]:
     return dict(_installed())
 
 
+_GIT_TTL = 10.0  # seconds a git answer is reused (runs started in a loop ask every time)
+_git_seen: dict[str, tuple[float, dict[str, Any] | None]] = {}
+
+
 def git_state(path: Path | None = None) -> dict[str, Any] | None:
-    """The commit and dirty flag of the git work tree at ``path`` (None outside one)."""
+    """The commit and dirty flag of the git work tree at ``path`` (None outside one).
+
+    The answer is reused for a few seconds, so starting many runs (HPO trials) does not run
+    two git processes each time.
+    """
     cwd = str(path or Path.cwd())
+    seen = _git_seen.get(cwd)
+    now = time.monotonic()
+    if seen is not None and now - seen[0] < _GIT_TTL:
+        return None if seen[1] is None else dict(seen[1])
+    state = _read_git(cwd)
+    _git_seen[cwd] = (now, state)
+    return None if state is None else dict(state)
+
+
+def _read_git(cwd: str) -> dict[str, Any] | None:
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keel.errors import AlreadyExistsError, NotFoundError
+from keel.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
 from keel.governance import Context, Governor, Permission
 from keel.store import ExperimentRepository
 from keel.store._schema import ExperimentRow
@@ -73,7 +73,7 @@ class ExperimentService:
                 return _to_experiment(row, {})
         try:
             return self.create(ctx, name)
-        except AlreadyExistsError:  # created concurrently by another process
+        except (AlreadyExistsError, ConflictError):  # created concurrently by another process
             return self.get_by_name(ctx, name)
 
     def get(self, ctx: Context, experiment_id: str) -> Experiment:
@@ -105,7 +105,11 @@ class ExperimentService:
 
     def set_tag(self, ctx: Context, experiment_id: str, key: str, value: str) -> None:
         check_key(key, what="tag")
-        text = str(value)[:MAX_TAG_VALUE]
+        text = str(value)
+        if len(text) > MAX_TAG_VALUE:
+            raise InvalidInputError(
+                f"Tag '{key}' is {len(text)} characters; the limit is {MAX_TAG_VALUE}."
+            )
         with self._gov.write(
             ctx,
             Permission.EXPERIMENT_WRITE,

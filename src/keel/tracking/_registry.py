@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from keel.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
-from keel.governance import Context, Governor, Permission
+from keel.governance import (
+    Context,
+    Governor,
+    Permission,
+    PolicyService,
+    model_context,
+    model_subject,
+    version_payload,
+)
 from keel.lineage import LineageService, Node
 from keel.store import RegistryRepository, RunRepository
 from keel.store._schema import ModelVersionRow, RegisteredModelRow
@@ -20,6 +28,8 @@ from keel.types import validate_name
 
 if TYPE_CHECKING:
     from keel.blobs import BlobStore
+    from keel.governance import ModelSigner, SignatureInfo
+    from keel.tracking._modelio import LoadedModel
 
 __all__ = ["ModelRegistry", "parse_model_ref"]
 
@@ -52,9 +62,21 @@ def _model_missing(name: str) -> NotFoundError:
 class ModelRegistry:
     """Registers model versions in safe formats and moves aliases atomically."""
 
-    def __init__(self, governor: Governor, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        governor: Governor,
+        blobs: BlobStore,
+        *,
+        policies: PolicyService | None = None,
+        signer: ModelSigner | None = None,
+        region: str | None = None,
+    ) -> None:
         self._gov = governor
         self._blobs = blobs
+        # Gates model.register and alias.promote always consult the project's policies.
+        self._policies = policies if policies is not None else PolicyService(governor)
+        self._signer = signer  # signs at registration, verifies before load (None: off)
+        self._region = region
 
     # --- models -------------------------------------------------------------------------
 
@@ -112,7 +134,12 @@ class ModelRegistry:
         ) as work:
             repo = RegistryRepository(work.session, ctx.project_id)
             row = self._model_row(repo, name)
-            repo.set_model_tag(row.id, key, str(value)[:MAX_TAG_VALUE])
+            text = str(value)
+            if len(text) > MAX_TAG_VALUE:
+                raise InvalidInputError(
+                    f"Tag '{key}' is {len(text)} characters; the limit is {MAX_TAG_VALUE}."
+                )
+            repo.set_model_tag(row.id, key, text)
             work.object_id = row.id
             work.details = {"key": key}
 
@@ -134,10 +161,30 @@ class ModelRegistry:
         """Store ``artifact`` and register it as the next version of ``name`` (created if new)."""
         validate_name(name, what="model name")
         fmt = check_format(format)
+        # Authorize before a single byte is stored (a denied caller leaves nothing behind).
+        self._gov.check(ctx, Permission.MODEL_WRITE, action="model.register", object_type="model")
         if isinstance(artifact, bytes):
             info = self._blobs.put_bytes(artifact, scope=ctx.project_id)
         else:
             info = self._blobs.put_file(artifact, scope=ctx.project_id)
+        self._gate(
+            ctx,
+            "model.register",
+            model_subject(name),
+            model_context(
+                name=name,
+                version=None,
+                fmt=fmt,
+                digest=info.digest,
+                metrics=metrics,
+                tags=tags,
+                signature=signature,
+                run_id=run_id,
+                region=self._region,
+            ),
+            Permission.MODEL_WRITE,
+        )
+        self._ensure_model(ctx, name)
         with self._gov.write(
             ctx, Permission.MODEL_WRITE, "model.register", object_type="model_version"
         ) as work:
@@ -151,7 +198,7 @@ class ModelRegistry:
                     "source of a model version.",
                     run_id=run_id,
                 )
-            model = repo.model(name, lock=True) or repo.create_model(name)
+            model = self._model_row(repo, name, lock=True)  # serialises version numbers
             row = repo.add_version(
                 ModelVersionRow(
                     model_id=model.id,
@@ -169,6 +216,9 @@ class ModelRegistry:
             )
             for key, value in (tags or {}).items():
                 repo.set_version_tag(row.id, check_key(key, what="tag"), str(value))
+            if self._signer is not None:
+                payload = _payload(ctx, name, row.version, row.id, info.digest, fmt)
+                self._signer.sign_version(work.session, ctx.project_id, payload, row.id)
             if run_id is not None:
                 LineageService.link(
                     work.session,
@@ -187,6 +237,23 @@ class ModelRegistry:
                 "run_id": run_id,
             }
             return self._version(repo, model, row)
+
+    def _ensure_model(self, ctx: Context, name: str) -> None:
+        """Create the registered model if it is new, tolerating a concurrent creator."""
+        with self._gov.db.read() as session:
+            if RegistryRepository(session, ctx.project_id).model(name) is not None:
+                return
+        try:
+            with self._gov.write(
+                ctx, Permission.MODEL_WRITE, "model.create", object_type="model"
+            ) as work:
+                repo = RegistryRepository(work.session, ctx.project_id)
+                existing = repo.model(name)
+                row = existing or repo.create_model(name)
+                work.object_id = row.id
+                work.details = {"name": name, "created": existing is None}
+        except (ConflictError, AlreadyExistsError):
+            pass  # another process created it first; the version write below finds it
 
     def log_sklearn(
         self,
@@ -251,6 +318,7 @@ class ModelRegistry:
     def read_artifact(self, ctx: Context, ref: str, version: int | str | None = None) -> bytes:
         """The stored model file, verified against the version's digest."""
         found = self.version(ctx, ref, version)
+        self.verify_signature(ctx, found)
         return self._blobs.get_bytes(found.artifact_digest, scope=ctx.project_id)
 
     def load_sklearn(self, ctx: Context, ref: str, version: int | str | None = None) -> Any:
@@ -260,7 +328,73 @@ class ModelRegistry:
             raise InvalidInputError(
                 f"Model {found.model}:{found.version} is stored as '{found.format}', not skops."
             )
+        self.verify_signature(ctx, found)
         return load_skops(self._blobs.get_bytes(found.artifact_digest, scope=ctx.project_id))
+
+    def log_model(
+        self,
+        ctx: Context,
+        model: Any,
+        *,
+        name: str,
+        sample: Any,
+        holdout: Any | None = None,
+        run_id: str | None = None,
+        onnx: bool | Literal["auto"] = "auto",
+        feature_names: Sequence[str] | None = None,
+        code_version: str | None = None,
+        dataset_version: str | None = None,
+        seed: int | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        """Package a model in safe formats with its sidecar and register it (see _modelio)."""
+        from keel.tracking._modelio import log_model
+
+        self._gov.check(
+            ctx, Permission.MODEL_WRITE, action="model.register", object_type="model_version"
+        )
+        return log_model(
+            self,
+            self._blobs,
+            ctx,
+            model,
+            name=name,
+            sample=sample,
+            holdout=holdout,
+            run_id=run_id,
+            onnx=onnx,
+            feature_names=feature_names,
+            code_version=code_version,
+            dataset_version=dataset_version,
+            seed=seed,
+            metrics=metrics,
+            description=description,
+            tags=tags,
+        )
+
+    def load(
+        self,
+        ctx: Context,
+        ref: str,
+        version: int | str | None = None,
+        *,
+        format: str | None = None,
+        verify: bool = True,
+    ) -> LoadedModel:
+        """Load any safe-format version for prediction, checked against its stored example."""
+        from keel.tracking._modelio import load_model
+
+        return load_model(
+            self, self._blobs, ctx, ref, version, format=format, verify=verify
+        )
+
+    def package(self, ctx: Context, ref: str, version: int | str | None = None) -> dict[str, Any]:
+        """The package sidecar of a version (signature, example, environment lock, provenance)."""
+        from keel.tracking._modelio import read_package
+
+        return read_package(self, self._blobs, ctx, self.version(ctx, ref, version))
 
     # --- aliases ------------------------------------------------------------------------
 
@@ -284,6 +418,29 @@ class ModelRegistry:
             raise InvalidInputError(
                 f"Alias '{alias}' is a number; aliases must not look like versions."
             )
+
+        def promotion() -> dict[str, Any]:
+            held = self.version(ctx, name, version)
+            return model_context(
+                name=name,
+                version=version,
+                fmt=held.format,
+                digest=held.artifact_digest,
+                metrics=held.metrics,
+                tags=held.tags,
+                signature=held.signature,
+                run_id=held.run_id,
+                region=self._region,
+                alias=alias,
+            )
+
+        self._gate(
+            ctx,
+            "alias.promote",
+            model_subject(name, version, alias),
+            promotion,
+            Permission.MODEL_PROMOTE,
+        )
         with self._gov.write(
             ctx, Permission.MODEL_PROMOTE, "model.set_alias", object_type="model"
         ) as work:
@@ -366,6 +523,29 @@ class ModelRegistry:
             return [self._move(row) for row in repo.history(model.id, alias)]
 
     # --- helpers ------------------------------------------------------------------------
+
+    def verify_signature(self, ctx: Context, found: ModelVersion) -> SignatureInfo | None:
+        """Raise IntegrityError unless ``found`` carries a valid trusted signature."""
+        if self._signer is None:
+            return None
+        payload = _payload(
+            ctx, found.model, found.version, found.id, found.artifact_digest, found.format
+        )
+        what = f"{found.model}:{found.version}"
+        with self._read(ctx, "model.verify") as session:
+            return self._signer.verify_version(
+                session, ctx.project_id, payload, found.id, what=what
+            )
+
+    def _gate(
+        self,
+        ctx: Context,
+        gate: str,
+        subject: str,
+        context: dict[str, Any] | Callable[[], dict[str, Any]],
+        permission: Permission,
+    ) -> None:
+        self._policies.gate(ctx, gate, subject=subject, context=context, permission=permission)
 
     def _read(self, ctx: Context, action: str) -> Any:
         return self._gov.read(ctx, Permission.MODEL_READ, action, object_type="model")
@@ -459,6 +639,17 @@ class ModelRegistry:
             undone=row.undone,
             moved_at=row.moved_at,
         )
+
+
+def _payload(ctx: Context, name: str, version: int, version_id: str, digest: str, fmt: str) -> str:
+    return version_payload(
+        project_id=ctx.project_id,
+        model=name,
+        version=version,
+        version_id=version_id,
+        digest=digest,
+        fmt=fmt,
+    )
 
 
 def _check_fresh(current: int, expected: int | None, what: str) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from keel import clock
 from keel.errors import ConflictError, InvalidInputError, NotFoundError
-from keel.governance import Context, Governor, Permission
+from keel.governance import Context, Governor, Permission, redact_mapping, redact_value
 from keel.store import RunRepository, parse_filter, parse_order_by
 from keel.store._schema import RunRow
 from keel.tracking._environment import capture_environment, git_state
@@ -26,6 +26,7 @@ from keel.tracking._validate import (
     check_key,
     check_metric_value,
     check_step,
+    check_timestamp,
     stringify_params,
 )
 from keel.types import RunStatus
@@ -130,7 +131,7 @@ class RunService:
         run_name = name or _run_name()
         if len(run_name) > 256:
             raise InvalidInputError("A run name is at most 256 characters.")
-        clean_params = stringify_params(params or {})
+        clean_params = redact_mapping(stringify_params(params or {}))
         clean_tags = self._clean_tags(tags or {})
         environment = capture_environment() if capture_env else None
         git = (environment or {}).get("git") if capture_env else git_state()
@@ -215,17 +216,22 @@ class RunService:
             )
         now = clock.now_millis()
         points: list[tuple[str, float, int, int]] = []
+        checked_keys: set[str] = set()
         for metric in metrics:
-            key = check_key(metric.key, what="metric")
-            points.append(
-                (
-                    key,
-                    check_metric_value(key, metric.value),
-                    check_step(key, metric.step),
-                    now if metric.timestamp is None else int(metric.timestamp),
-                )
-            )
-        clean_params = stringify_params(params or {})
+            key, value, step, ts = metric.key, metric.value, metric.step, metric.timestamp
+            if key not in checked_keys:  # each distinct key is checked once per batch
+                checked_keys.add(check_key(key, what="metric"))
+            # Fast path for plain numbers; anything else goes through the full checks.
+            if type(value) is not float:
+                value = check_metric_value(key, value)
+            if type(step) is not int or not -(2**63) <= step < 2**63:
+                step = check_step(key, step)
+            if ts is None:
+                ts = now
+            elif type(ts) is not int or not 0 <= ts < 2**63:
+                ts = check_timestamp(key, ts)
+            points.append((key, value, step, ts))
+        clean_params = redact_mapping(stringify_params(params or {}))
         clean_tags = self._clean_tags(tags or {})
         with self._gov.write(
             ctx, Permission.RUN_WRITE, "run.log_batch", object_type="run", object_id=run_id
@@ -273,16 +279,28 @@ class RunService:
                 f"Cannot log artifact '{path}': it is not a readable file.", path=str(path)
             )
         target = check_artifact_path(name or path.name)
-        self.get(ctx, run_id)  # authorize and check the run before spending I/O
+        self._check_writable(ctx, run_id)  # before any byte is stored
         info = self._blobs.put_file(path, scope=ctx.project_id)
         return self._record_artifact(ctx, run_id, target, info.digest, info.size)
 
     def log_bytes(self, ctx: Context, run_id: str, data: bytes, *, name: str) -> Artifact:
         """Store bytes as an artifact called ``name``."""
         target = check_artifact_path(name)
-        self.get(ctx, run_id)
+        self._check_writable(ctx, run_id)
         info = self._blobs.put_bytes(data, scope=ctx.project_id)
         return self._record_artifact(ctx, run_id, target, info.digest, info.size)
+
+    def _check_writable(self, ctx: Context, run_id: str) -> None:
+        """Authorize a write to the run and check it is active, without writing anything."""
+        self._gov.check(
+            ctx,
+            Permission.RUN_WRITE,
+            action="run.log_artifact",
+            object_type="run",
+            object_id=run_id,
+        )
+        with self._gov.db.read() as session:
+            self._row(session, ctx, run_id)
 
     def _record_artifact(
         self, ctx: Context, run_id: str, path: str, digest: str, size: int
@@ -403,7 +421,7 @@ class RunService:
                 raise InvalidInputError(
                     f"Tag '{key}' is {len(text)} characters; the limit is {MAX_TAG_VALUE}."
                 )
-            out[key] = text
+            out[key] = redact_value(key, text)
         return out
 
     @staticmethod

@@ -18,6 +18,7 @@ __all__ = [
     "check_key",
     "check_metric_value",
     "check_step",
+    "check_timestamp",
     "stringify_params",
 ]
 
@@ -33,7 +34,7 @@ def check_key(key: object, *, what: str) -> str:
         raise InvalidInputError(
             f"A {what} key must be a string, got {type(key).__name__} ({key!r:.40}).", what=what
         )
-    if not key or len(key) > MAX_KEY or not _KEY.match(key) or key.startswith("/"):
+    if not key or len(key) > MAX_KEY or not _KEY.fullmatch(key) or key.startswith("/"):
         raise InvalidInputError(
             f"Invalid {what} key {key[:60]!r}: use 1-{MAX_KEY} letters, digits, spaces and "
             "'_', '-', '.', '/', ':' (not starting with '/').",
@@ -63,6 +64,20 @@ def check_step(key: str, step: object) -> int:
     if not -(2**63) <= step < 2**63:
         raise InvalidInputError(f"Metric '{key}' has step {step}, outside the 64-bit range.")
     return step
+
+
+def check_timestamp(key: str, timestamp: object) -> int:
+    """A metric timestamp: integer milliseconds since the epoch."""
+    if isinstance(timestamp, bool) or not isinstance(timestamp, numbers.Integral):
+        raise InvalidInputError(
+            f"Metric '{key}' has timestamp {timestamp!r:.40}; a timestamp is an integer count "
+            "of milliseconds since the Unix epoch (keel.clock.now_millis()).",
+            key=key,
+        )
+    value = int(timestamp)
+    if not 0 <= value < 2**63:
+        raise InvalidInputError(f"Metric '{key}' has timestamp {value}, outside the valid range.")
+    return value
 
 
 def stringify_params(params: Mapping[str, Any]) -> dict[str, str]:

@@ -38,19 +38,37 @@ def _master_key(settings: Settings, *, create: bool) -> Any:
     if not path.exists():
         if not create:
             raise ConfigurationError(
-                f"The master key file {path} does not exist. Create the store with "
-                "`keel init`, or point KEEL_MASTER_KEY_FILE at the existing key.",
+                f"The master key file {path} does not exist. If this store is in use, restore "
+                "the key from your backup (without it the encrypted blobs cannot be read) or "
+                "point KEEL_MASTER_KEY_FILE at it; for a new store run `keel init`.",
                 path=str(path),
             )
         return LocalKeyFile.create(path)
     return LocalKeyFile(path)
 
 
+def _is_empty(engine: Any) -> bool:
+    """True when the store has no project yet (nothing can be encrypted under a key)."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return bool(conn.execute(text("SELECT COUNT(*) FROM projects")).scalar_one() == 0)
+
+
 def open_components(settings: Settings, *, create: bool = True) -> dict[str, Any]:
     """Build the engine, check the schema, and wire the stores; nothing else."""
     from keel.blobs import BlobStore, Keyring
-    from keel.store import Database, ensure_schema, make_engine
+    from keel.store import Database, current_revisions, ensure_schema, make_engine
 
+    if settings.is_embedded and not create:
+        db_file = Path(settings.resolved_db_url.split(":///", 1)[1])
+        if not db_file.exists():
+            raise ConfigurationError(
+                f"There is no Keel store at {settings.home.resolve()}. Create one with "
+                "`keel init` (or keel.connect(create=True)), or point KEEL_HOME at an "
+                "existing store.",
+                home=str(settings.home),
+            )
     engine = make_engine(
         settings.resolved_db_url,
         busy_timeout=settings.busy_timeout,
@@ -62,8 +80,12 @@ def open_components(settings: Settings, *, create: bool = True) -> dict[str, Any
     fresh_local = settings.is_embedded and create
     if settings.is_embedded:
         Path(settings.home).mkdir(parents=True, exist_ok=True)
+    # A new master key only for a store that holds nothing yet: replacing the key of a store in
+    # use would make every blob unreadable.
+    had_schema = bool(current_revisions(engine))
     ensure_schema(engine, create_if_empty=fresh_local)
-    master = _master_key(settings, create=create)
+    is_new = not had_schema or _is_empty(engine)
+    master = _master_key(settings, create=create and is_new)
     blob_url = settings.resolved_blob_url
     keyring = Keyring(master, url=blob_url)
     return {
@@ -79,6 +101,7 @@ def connect(
     principal: str | None = None,
     settings: Settings | None = None,
     create: bool = True,
+    token: str | None = None,
 ) -> Workspace:
     """Open a workspace: the local store under ``home`` (default ``$KEEL_HOME`` or ``./.keel``).
 
@@ -92,7 +115,19 @@ def connect(
         principal: who acts; defaults to the OS user (``user:<login>``).
         settings: a ready Settings object (then ``home`` and ``project`` must be None).
         create: allow creating a fresh local store.
+        token: with a server URL as ``home`` (``https://host``), the API token to send
+            (default ``$KEEL_TOKEN``); the workspace then calls the server's REST API.
     """
+    from keel.workspace._remote import RemoteWorkspace, is_remote_url, token_from_env
+
+    if is_remote_url(home):
+        credential = token or token_from_env()
+        if credential is None:
+            raise ConfigurationError(
+                f"Connecting to {str(home)[:100]} needs an API token: pass token=... or set "
+                "KEEL_TOKEN (make one with `keel tokens create`).",
+            )
+        return RemoteWorkspace(str(home), token=credential, project=project)
     from keel.governance import AuditLog, Governor, ProjectService
     from keel.workspace._workspace import Workspace
 
@@ -106,6 +141,7 @@ def connect(
     governor = Governor(db, audit)
     projects = ProjectService(governor)
     who = principal or local_principal()
-    projects.bootstrap(owner=who, project=settings.project)
+    if create:
+        projects.bootstrap(owner=who, project=settings.project)
     ctx = projects.context(who, settings.project)
     return Workspace(settings=settings, governor=governor, blobs=parts["blobs"], ctx=ctx)

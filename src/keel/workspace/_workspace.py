@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
+from keel.data import Datasets
 from keel.governance import (
+    ApprovalService,
     AuditEvent,
     AuditLog,
     ChainReport,
+    ComplianceService,
     Context,
     Governor,
+    ModelSigner,
+    PolicyService,
     Project,
     ProjectService,
+    SupplyChainService,
 )
-from keel.lineage import LineageGraph, LineageService, Node, parse_node
+from keel.lineage import (
+    LineageGraph,
+    LineageService,
+    Node,
+    NodeDescription,
+    export_openlineage,
+    parse_node,
+)
+from keel.pipelines import Pipelines, PipelineService
+from keel.serving import Deployments, DeploymentService
 from keel.settings import Settings
 from keel.store import AuditQuery
 from keel.tracking import (
@@ -26,6 +41,7 @@ from keel.tracking import (
     Artifact,
     Experiment,
     ExperimentService,
+    LoadedModel,
     Metric,
     ModelRegistry,
     ModelVersion,
@@ -35,6 +51,7 @@ from keel.tracking import (
     RunService,
 )
 from keel.types import RunStatus
+from keel.workspace._policies import Approvals, Compliance, Policies, SupplyChain
 
 if TYPE_CHECKING:
     from keel.blobs import BlobStore
@@ -263,6 +280,56 @@ class Models:
     def load_sklearn(self, ref: str, version: int | str | None = None) -> Any:
         return self._s.load_sklearn(self._ctx, ref, version)
 
+    def log_model(
+        self,
+        model: Any,
+        *,
+        name: str,
+        sample: Any,
+        holdout: Any | None = None,
+        run_id: str | None = None,
+        onnx: bool | Literal["auto"] = "auto",
+        feature_names: Sequence[str] | None = None,
+        code_version: str | None = None,
+        dataset_version: str | None = None,
+        seed: int | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        """Package a model in safe formats (native + ONNX when possible) and register it."""
+        return self._s.log_model(
+            self._ctx,
+            model,
+            name=name,
+            sample=sample,
+            holdout=holdout,
+            run_id=run_id,
+            onnx=onnx,
+            feature_names=feature_names,
+            code_version=code_version,
+            dataset_version=dataset_version,
+            seed=seed,
+            metrics=metrics,
+            description=description,
+            tags=tags,
+        )
+
+    def load(
+        self,
+        ref: str,
+        version: int | str | None = None,
+        *,
+        format: str | None = None,
+        verify: bool = True,
+    ) -> LoadedModel:
+        """Load any safe-format version (``name@alias``) as a predictor; ``format="onnx"``."""
+        return self._s.load(self._ctx, ref, version, format=format, verify=verify)
+
+    def package(self, ref: str, version: int | str | None = None) -> dict[str, Any]:
+        """The package sidecar of a version: signature, example, environment lock, provenance."""
+        return self._s.package(self._ctx, ref, version)
+
     def set_alias(
         self,
         name: str,
@@ -296,13 +363,21 @@ class Audit:
     def _log(self) -> AuditLog:
         return self._gov.audit
 
-    def events(self, query: AuditQuery | None = None, **filters: Any) -> list[AuditEvent]:
+    def events(self, **filters: Any) -> list[AuditEvent]:
+        """This project's events, oldest first (filters: principal, action, object_id, since,
+        until, limit)."""
         from keel.governance import Permission
 
         self._gov.check(self._ctx, Permission.AUDIT_READ, action="audit.read", object_type="audit")
-        return self._log.events(query or AuditQuery(**filters))
+        return self._log.events(AuditQuery(**{**filters, "project_id": self._ctx.project_id}))
 
     def verify(self) -> ChainReport:
+        """Walk the whole chain (it spans every project, so it reveals only whether it holds)."""
+        from keel.governance import Permission
+
+        self._gov.check(
+            self._ctx, Permission.AUDIT_READ, action="audit.verify", object_type="audit"
+        )
         return self._log.verify()
 
     def export(self, out: IO[str]) -> int:
@@ -311,7 +386,7 @@ class Audit:
         self._gov.check(
             self._ctx, Permission.AUDIT_READ, action="audit.export", object_type="audit"
         )
-        return self._log.export(out)
+        return self._log.export(out, AuditQuery(project_id=self._ctx.project_id))
 
 
 class Lineage:
@@ -324,6 +399,12 @@ class Lineage:
         """Everything upstream and downstream of ``node`` (``Node`` or ``"TYPE:ID"``)."""
         target = parse_node(node) if isinstance(node, str) else node
         return self._s.graph(self._ctx, target, depth=depth, direction=direction)
+
+    def openlineage_events(
+        self, *, describe: Callable[[Node], NodeDescription | None] | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """The project's whole graph as OpenLineage 2-0-2 RunEvents (see export_openlineage)."""
+        return export_openlineage(self._s, self._ctx, describe=describe)
 
 
 class Projects:
@@ -359,10 +440,26 @@ class Workspace:
         experiments = ExperimentService(governor)
         self.experiments = Experiments(experiments, ctx)
         self.runs = Runs(RunService(governor, experiments, blobs), ctx)
-        self.models = Models(ModelRegistry(governor, blobs), ctx)
+        policies = PolicyService(governor)
+        self.signer = ModelSigner.from_settings(settings)
+        self.policies = Policies(policies, ctx)
+        self.approvals = Approvals(ApprovalService(governor), ctx)
+        registry = ModelRegistry(
+            governor, blobs, policies=policies, signer=self.signer, region=settings.region
+        )
+        self.models = Models(registry, ctx)
+        self.supplychain = SupplyChain(
+            SupplyChainService(governor, blobs, policies, self.signer), registry, self.runs, ctx
+        )
+        self.compliance = Compliance(ComplianceService(governor), ctx)
         self.audit = Audit(governor, ctx)
         self.lineage = Lineage(LineageService(governor), ctx)
+        self.pipelines = Pipelines(PipelineService(governor, blobs), ctx)
+        self.datasets = Datasets(governor, blobs, ctx, region=settings.region)
         self.projects = Projects(ProjectService(governor), ctx)
+        self.deployments = Deployments(
+            DeploymentService(governor, registry, blobs, datasets=self.datasets.service), ctx
+        )
 
     @property
     def project(self) -> str:
