@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from keel.errors import ConfigurationError
 
+from keel.errors import ConfigurationError
 from keel.settings import load_settings
 
 

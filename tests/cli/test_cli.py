@@ -8,54 +8,148 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 KEEL = [sys.executable, "-m", "keel.cli"]
 
 
-def keel(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def keel(
+    home: Path, *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KEEL_HOME": str(home), "COLUMNS": "200"}
     env.pop("KEEL_DB_URL", None)
-    result = subprocess.run([*KEEL, *args], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run(
+        [*KEEL, *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"keel {' '.join(args)} exited {result.returncode}: {result.stderr}")
     return result
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store that has run the quickstart once (shared by the read-only tests)."""
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """A store that has run the quickstart once, and its summary (shared, read-only)."""
     path = tmp_path_factory.mktemp("cli") / "home"
-    out = keel(path, "quickstart", "--json")
+    out = keel(path, "quickstart", "--json", timeout=300)
     summary = json.loads(out.stdout)
     assert summary["reload_matches"] is True
-    return path
+    assert summary["audit"]["ok"] is True
+    return path, summary
 
 
-def test_quickstart_trains_registers_and_promotes(home: Path) -> None:
-    models = json.loads(keel(home, "models", "list", "--json").stdout)
-    assert [m["name"] for m in models] == ["breast-cancer-classifier"]
-    assert models[0]["aliases"] == {"champion": 1}
-    shown = json.loads(keel(home, "models", "show", "breast-cancer-classifier", "--json").stdout)
-    version = shown["versions"][0]
-    assert version["format"] == "skops"
-    assert version["artifact_digest"].startswith("sha256:")
-    assert shown["alias_history"][0]["to_version"] == 1
-    runs = json.loads(keel(home, "runs", "list", "--json").stdout)
-    assert len(runs) == 2
+@pytest.fixture(scope="module")
+def home(quickstart: tuple[Path, dict[str, Any]]) -> Path:
+    return quickstart[0]
+
+
+def test_quickstart_trains_through_the_hpo_pipeline_and_promotes(
+    quickstart: tuple[Path, dict[str, Any]],
+) -> None:
+    home, summary = quickstart
+    pipeline = summary["pipeline"]
+    run = json.loads(keel(home, "pipelines", "show", pipeline["pipeline_run_id"], "--json").stdout)
+    assert run["status"] == "FINISHED" and run["pipeline"] == "quickstart-train"
+    assert [s["name"] for s in run["steps"]] == ["load", "tune", "check"]
+    assert pipeline["trials"] == 8 and set(pipeline["best_params"]) == {
+        "n_estimators",
+        "learning_rate",
+        "max_depth",
+    }
+    runs = json.loads(keel(home, "runs", "list", "--json", "--limit", "100").stdout)
+    by_id = {r["id"]: r for r in runs}
+    trials = [r for r in runs if r["tags"].get("keel.hpo") == "trial"]
+    assert len(trials) == 8
+    assert {t["parent_run_id"] for t in trials} == {pipeline["search_run_id"]}
     assert all(r["status"] == "FINISHED" for r in runs)
-    assert version["run_id"] in {r["id"] for r in runs}
-    assert all(r["metrics"]["test_auc"] > 0.95 for r in runs)
+    models = json.loads(keel(home, "models", "list", "--json").stdout)
+    assert [m["name"] for m in models] == ["car-loan-classifier"]
+    assert models[0]["aliases"] == {"champion": 1, "challenger": 2}
+    shown = json.loads(keel(home, "models", "show", "car-loan-classifier", "--json").stdout)
+    champion = next(v for v in shown["versions"] if v["version"] == 1)
+    assert champion["tags"]["keel.stage"] == "candidate"
+    assert champion["tags"]["keel.hpo.search_run"] == pipeline["search_run_id"]
+    assert set(champion["tags"]["keel.formats"].split(",")) == {"skops", "onnx"}
+    assert by_id[champion["run_id"]]["parent_run_id"] == pipeline["search_run_id"]
+    assert champion["metrics"]["test.auc"] > 0.9
+    moves = {m["alias"]: m for m in shown["alias_history"]}
+    assert moves["champion"]["to_version"] == 1
+    assert pipeline["search_run_id"] in moves["champion"]["reason"]
+    assert summary["champion"]["reason"] == moves["champion"]["reason"]
+
+
+def test_quickstart_trains_from_the_published_dataset_version(
+    quickstart: tuple[Path, dict[str, Any]],
+) -> None:
+    home, summary = quickstart
+    versions = json.loads(keel(home, "datasets", "versions", "car-loans", "--json").stdout)
+    assert [(v["version"], v["published"]) for v in versions] == [(1, False), (2, True)]
+    assert versions[1]["row_count"] == 50_000 and versions[1]["rejected_rows"] == 0
+    assert versions[1]["classification"] is not None
+    assert versions[1]["transform"]["kind"] == "steps"
+    published = versions[1]["id"]
+    runs = json.loads(keel(home, "runs", "list", "--json", "--limit", "100").stdout)
+    trained = [r for r in runs if "keel.dataset_version" in r["tags"]]
+    assert {r["id"] for r in trained} == {
+        summary["pipeline"]["refit_run_id"],
+        summary["challenger"]["run_id"],
+    }
+    assert {r["tags"]["keel.dataset_version"] for r in trained} == {published}
+    run = json.loads(
+        keel(home, "pipelines", "show", summary["pipeline"]["pipeline_run_id"], "--json").stdout
+    )
+    assert [d["id"] for d in run["datasets"].values()] == [published]
+    graph = json.loads(
+        keel(home, "lineage", "show", f"dataset_version:{published}", "--json").stdout
+    )
+    edges = graph["downstream"] + graph["upstream"]
+    assert {"used_by", "input", "gated", "produced", "validated"} <= {e["relation"] for e in edges}
+    assert f"run:{summary['pipeline']['refit_run_id']}" in graph["nodes"]
+
+
+def test_quickstart_deploys_a_canary_and_the_server_decides(
+    quickstart: tuple[Path, dict[str, Any]],
+) -> None:
+    home, summary = quickstart
+    deployment = summary["deployment"]
+    assert deployment["decision"] in ("promoted", "rolled_back")
+    shown = json.loads(keel(home, "deployments", "show", deployment["name"], "--json").stdout)
+    assert shown["phase"] == deployment["decision"]
+    assert shown["environment"] == "production" and shown["strategy"] == "canary"
+    actions = [r["action"] for r in shown["revisions"]]
+    assert actions[:2] == ["deploy", "deploy"]
+    assert actions[-1] in ("analysis.promote", "analysis.rollback")
+    assert shown["revisions"][-1]["reason"] == deployment["reason"]
+    assert shown["primary"] == (2 if deployment["decision"] == "promoted" else 1)
+    assert deployment["predictions_logged"] >= deployment["requests"] > 0
+    production = json.loads(
+        keel(home, "datasets", "versions", "car-loans-production", "--json").stdout
+    )
+    assert [v["version"] for v in production] == [1, 2]
+    assert production[1]["transform"]["kind"] == "steps"
 
 
 def test_runs_list_filters_and_orders(home: Path) -> None:
-    out = keel(home, "runs", "list", "--json", "-f", "params.model = 'random_forest'")
+    out = keel(
+        home, "runs", "list", "--json", "-f", "params.estimator LIKE '%RandomForestClassifier'"
+    )
     runs = json.loads(out.stdout)
-    assert [r["params"]["model"] for r in runs] == ["random_forest"]
-    ordered = json.loads(keel(home, "runs", "list", "--json", "-o", "metrics.test_auc ASC").stdout)
-    aucs = [r["metrics"]["test_auc"] for r in ordered]
-    assert aucs == sorted(aucs)
+    assert [r["name"] for r in runs] == ["quickstart-challenger-random-forest"]
+    ordered = json.loads(
+        keel(
+            home,
+            "runs",
+            "list",
+            "--json",
+            "-o",
+            "metrics.`test.auc` ASC",
+            "-f",
+            "metrics.`test.auc` > 0",
+        ).stdout
+    )
+    aucs = [r["metrics"]["test.auc"] for r in ordered]
+    assert len(aucs) >= 3 and aucs == sorted(aucs)
 
 
 def test_runs_show_includes_environment_and_human_output(home: Path) -> None:
@@ -124,7 +218,8 @@ def test_outdated_schema_is_refused_with_the_upgrade_command(tmp_path: Path) -> 
     home = tmp_path / "h"
     keel(home, "init")
     with sqlite3.connect(home / "keel.db") as conn:
-        conn.execute("UPDATE alembic_version SET version_num = '0000'")
+        conn.execute("DELETE FROM alembic_version")
+        conn.execute("INSERT INTO alembic_version (version_num) VALUES ('0001')")
     result = keel(home, "runs", "list", check=False)
     assert result.returncode == 1
     assert "keel db upgrade" in result.stderr

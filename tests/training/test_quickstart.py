@@ -60,4 +60,7 @@ def test_quickstart_pipeline_trains_on_a_published_keel_dataset(
     version = local_ws.models.version(f"rows-model:{result.version}")
     assert version.tags["keel.stage"] == "candidate"
     graph = local_ws.lineage.graph(f"dataset_version:{published.id}", direction="down")
-    assert f"run:{refit.id}" in {str(e.downstream) for e in graph.downstream}
+    downstream = {str(e.downstream) for e in graph.downstream}
+    assert {f"run:{refit.id}", f"pipeline_run:{result.pipeline_run_id}"} <= downstream
+    run = local_ws.pipelines.get(result.pipeline_run_id)
+    assert [ref["id"] for ref in run.datasets.values()] == [published.id]

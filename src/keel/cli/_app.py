@@ -98,7 +98,7 @@ ENTRIES: dict[str, tuple[str, str, str, str]] = {
         "keel.cli._quickstart",
         "quickstart",
         "command",
-        "Run the lifecycle on real data: ingest, classify, gate, train, register, promote.",
+        "Run the lifecycle on real data: ingest, gate, train with HPO, register, deploy, canary.",
     ),
     "config": ("keel.cli._admin", "config_app", "group", "Show the settings in force."),
     "db": ("keel.cli._admin", "db_app", "group", "Manage the metadata store's schema."),

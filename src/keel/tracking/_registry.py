@@ -386,9 +386,7 @@ class ModelRegistry:
         """Load any safe-format version for prediction, checked against its stored example."""
         from keel.tracking._modelio import load_model
 
-        return load_model(
-            self, self._blobs, ctx, ref, version, format=format, verify=verify
-        )
+        return load_model(self, self._blobs, ctx, ref, version, format=format, verify=verify)
 
     def package(self, ctx: Context, ref: str, version: int | str | None = None) -> dict[str, Any]:
         """The package sidecar of a version (signature, example, environment lock, provenance)."""

@@ -14,13 +14,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import InvalidInputError
-from keel.training._data import DataRef, TrainingData, load_builtin, load_dataset
+from keel.errors import InvalidInputError, NotFoundError
+from keel.training._data import (
+    DataRef,
+    DatasetsPort,
+    TrainingData,
+    load_builtin,
+    load_dataset,
+)
 from keel.training._hpo import search
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from keel.pipelines import DatasetInput
     from keel.training._ports import WorkspacePort
 
 __all__ = ["QUICKSTART_SPACE", "QuickstartResult", "quickstart_pipeline"]
@@ -57,6 +64,32 @@ def _source(data: TrainingData) -> dict[str, Any]:
     return {**data.source.to_dict(), "feature_names": list(data.feature_names)}
 
 
+def _datasets(ws: WorkspacePort, name: str) -> DatasetsPort:
+    datasets: DatasetsPort | None = getattr(ws, "datasets", None)
+    if datasets is None:
+        raise InvalidInputError(
+            f"Reading the Keel dataset '{name}' needs a workspace with datasets; open it with "
+            "keel.connect().",
+            dataset=name,
+        )
+    return datasets
+
+
+def _published(datasets: DatasetsPort, name: str) -> DatasetInput:
+    """The newest published version of ``name``, as a pipeline input."""
+    from keel.pipelines import DatasetInput
+
+    published = [v for v in datasets.versions(name) if v.published]
+    if not published:
+        raise NotFoundError(
+            f"Dataset '{name}' has no published version to train on. Validate and publish one "
+            f"first (`keel datasets publish {name} <version>`).",
+            dataset=name,
+        )
+    newest = max(published, key=lambda v: v.version)
+    return DatasetInput(name, int(newest.version), str(newest.id))
+
+
 def quickstart_pipeline(
     ws: WorkspacePort,
     *,
@@ -90,21 +123,22 @@ def quickstart_pipeline(
 
     from keel.pipelines import Pipeline, step
 
-    @step(outputs=("features", "target", "source"))
-    def load(
-        *, dataset: str = "breast_cancer", target: str = "", columns: list[str] | None = None
+    @step(name="load", outputs=("features", "target", "source"))
+    def load_bundled(*, dataset: str = "breast_cancer") -> tuple[Any, Any, dict[str, Any]]:
+        data = load_builtin(dataset)
+        return data.X, data.y, _source(data)
+
+    @step(name="load", outputs=("features", "target", "source"))
+    def load_version(
+        version: Any, *, target: str = "", columns: list[str] | None = None
     ) -> tuple[Any, Any, dict[str, Any]]:
-        if not target:
-            data = load_builtin(dataset)
-        else:
-            datasets = getattr(ws, "datasets", None)
-            if datasets is None:
-                raise InvalidInputError(
-                    f"Reading the Keel dataset '{dataset}' needs a workspace with datasets; "
-                    "use keel.connect().",
-                    dataset=dataset,
-                )
-            data = load_dataset(datasets, dataset, target=target, features=columns)
+        data = load_dataset(
+            _datasets(ws, version.dataset),
+            version.dataset,
+            version.version,
+            target=target,
+            features=columns,
+        )
         return data.X, data.y, _source(data)
 
     @step(outputs="search", cache=False)
@@ -158,20 +192,26 @@ def quickstart_pipeline(
             verified[fmt] = loaded.format
         return {**search, "formats": formats, "verified_formats": sorted(verified)}
 
+    params: dict[str, Any] = {"n_trials": n_trials, "seed": seed}
+    inputs: dict[str, Any] = {}
+    if target is None:
+        load = load_bundled
+        params["dataset"] = dataset
+    else:
+        # The published version is a pipeline input: recorded with the run and in lineage.
+        load = load_version
+        inputs["version"] = _published(_datasets(ws, dataset), dataset)
+        params.update(target=target, columns=features)
     pipeline = Pipeline(
         "quickstart-train",
         steps=[load, tune, check],
+        inputs=list(inputs),
         description="Load the data, search hyperparameters, register and verify the best.",
     )
     result = pipeline.run(
         ws,
-        params={
-            "dataset": dataset,
-            "target": target or "",
-            "columns": features,
-            "n_trials": n_trials,
-            "seed": seed,
-        },
+        params=params,
+        inputs=inputs,
         executor="inprocess",
         trigger="manual",
         cause={"reason": "keel quickstart"},
