@@ -33,24 +33,22 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sqlite3
 import statistics
-import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Engine, Table, create_engine, event, insert, text
+from sqlalchemy import Engine, Table, event, insert, text
 from sqlalchemy.orm import Session
 
 import keel
+from _stores import postgres_store, sqlite_store
 from keel.settings import Settings
-from keel.store import RunRepository, make_engine, parse_filter, parse_order_by, upgrade
+from keel.store import RunRepository, make_engine, parse_filter, parse_order_by
 from keel.store._schema import LatestMetricRow, MetricRow, ParamRow, RunRow
 from keel.types import new_id
 from keel.workspace import Workspace
@@ -228,35 +226,6 @@ def _print_plans(backend: str, url: str, project: str) -> None:
                     print(f"  {row[0]}")
 
 
-@contextmanager
-def _sqlite_store() -> Iterator[tuple[str, Path]]:
-    home = Path(tempfile.mkdtemp(prefix="keel-bench-"))
-    try:
-        yield f"sqlite:///{home / 'keel.db'}", home
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-
-
-@contextmanager
-def _postgres_store(admin_url: str) -> Iterator[tuple[str, Path]]:
-    name = f"keel_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    home = Path(tempfile.mkdtemp(prefix="keel-bench-"))
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url, home
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        shutil.rmtree(home, ignore_errors=True)
-
-
 def _bench(backend: str, url: str, home: Path, args: argparse.Namespace) -> list[str]:
     ws = keel.connect(settings=Settings(home=home, db_url=url), principal="user:bench")
     engine = make_engine(url)
@@ -319,7 +288,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f'search "{FILTER}" order by "{ORDER}", page {PAGE}, median of {args.repeats} (warm)')
     for backend in args.backend or ["sqlite", "postgres"]:
-        store = _sqlite_store() if backend == "sqlite" else _postgres_store(args.pg_admin_url)
+        store = sqlite_store() if backend == "sqlite" else postgres_store(args.pg_admin_url)
         with store as (url, home):
             for line in _bench(backend, url, home, args):
                 print(line, flush=True)

@@ -28,22 +28,20 @@ tables growing as they would in use; the three paths take turns within each repe
 from __future__ import annotations
 
 import argparse
-import shutil
 import sqlite3
 import statistics
-import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, create_engine, insert, text
+from sqlalchemy import Engine, Table, insert
 
 import keel
+from _stores import postgres_store, sqlite_store
 from keel.settings import Settings
-from keel.store import make_engine, upgrade
+from keel.store import make_engine
 from keel.store._schema import MetricRow
 from keel.tracking import Metric
 from keel.workspace import Workspace
@@ -139,35 +137,6 @@ def _pg_driver(engine: Engine, ws: Workspace, points: list[tuple[str, float, int
     return once
 
 
-@contextmanager
-def _sqlite_store() -> Iterator[tuple[str, Path]]:
-    home = Path(tempfile.mkdtemp(prefix="keel-bench-"))
-    try:
-        yield f"sqlite:///{home / 'keel.db'}", home
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-
-
-@contextmanager
-def _postgres_store(admin_url: str) -> Iterator[tuple[str, Path]]:
-    name = f"keel_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    home = Path(tempfile.mkdtemp(prefix="keel-bench-"))
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url, home
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        shutil.rmtree(home, ignore_errors=True)
-
-
 def _bench(backend: str, url: str, home: Path, args: argparse.Namespace) -> list[str]:
     points = _points(args.metrics)
     metrics = [Metric(k, v, s, t) for k, v, s, t in points]
@@ -218,7 +187,7 @@ def main() -> None:
     backends = args.backend or ["sqlite", "postgres"]
     print(f"{args.metrics:,} metrics, {KEYS} keys, median of {args.repeats}")
     for backend in backends:
-        store = _sqlite_store() if backend == "sqlite" else _postgres_store(args.pg_admin_url)
+        store = sqlite_store() if backend == "sqlite" else postgres_store(args.pg_admin_url)
         with store as (url, home):
             for line in _bench(backend, url, home, args):
                 print(line, flush=True)
