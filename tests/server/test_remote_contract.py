@@ -100,11 +100,12 @@ def test_remote_audit_lineage_and_projects_match_local_mode(
     server.audit_flush()
     events = ws.audit.events(principal="user:tester")
     actions = [e.action for e in events if not e.action.startswith("http.")]
-    assert actions[-5:] == [
+    assert actions[-6:] == [
         "experiment.create",
         "run.create",
         "run.log_batch",
         "run.end",
+        "model.create",
         "model.register",
     ]
     requests = [e for e in events if e.action.startswith("http.")]
