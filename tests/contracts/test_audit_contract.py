@@ -86,3 +86,11 @@ def test_export_writes_json_lines_that_match_the_chain(ws: Workspace) -> None:
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [line["action"] for line in lines] == ["project.bootstrap", "experiment.create"]
     assert lines[1]["prev_hash"] == lines[0]["hash"]
+
+
+def test_events_filter_by_outcome_and_action(ws: Workspace) -> None:
+    ws.experiments.create("x")
+    ws.experiments.create("y")
+    created = ws.audit.events(action="experiment.create", outcome="success")
+    assert [e.action for e in created] == ["experiment.create", "experiment.create"]
+    assert ws.audit.events(outcome="denied") == []

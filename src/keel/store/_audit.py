@@ -25,6 +25,7 @@ class AuditQuery:
         principal: str | None = None,
         action: str | None = None,
         object_id: str | None = None,
+        outcome: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = None,
@@ -33,6 +34,7 @@ class AuditQuery:
         self.principal = principal
         self.action = action
         self.object_id = object_id
+        self.outcome = outcome
         self.since = since
         self.until = until
         self.limit = limit
@@ -94,6 +96,8 @@ class AuditRepository:
             stmt = stmt.where(AuditEventRow.action == query.action)
         if query.object_id is not None:
             stmt = stmt.where(AuditEventRow.object_id == query.object_id)
+        if query.outcome is not None:
+            stmt = stmt.where(AuditEventRow.outcome == query.outcome)
         if query.since is not None:
             stmt = stmt.where(AuditEventRow.occurred_at >= query.since)
         if query.until is not None:

@@ -365,7 +365,7 @@ class Audit:
 
     def events(self, **filters: Any) -> list[AuditEvent]:
         """This project's events, oldest first (filters: principal, action, object_id, since,
-        until, limit)."""
+        until, limit, outcome)."""
         from keel.governance import Permission
 
         self._gov.check(self._ctx, Permission.AUDIT_READ, action="audit.read", object_type="audit")
