@@ -31,6 +31,8 @@ __all__ = ["Endpoint", "ModelHost", "VariantStats"]
 _log = logging.getLogger("keel.serving")
 _WINDOW = 5000
 _AWAITING = 100_000
+#: how often the shadow worker drains its copies (seconds)
+_SHADOW_TICK = 0.01
 
 
 @dataclass(slots=True)
@@ -88,7 +90,8 @@ class Endpoint:
     revision: int = 0
     stats: dict[str, VariantStats] = field(default_factory=dict)
     shadow: ShadowStats = field(default_factory=ShadowStats)
-    shadow_queue: asyncio.Queue[tuple[Any, Any]] | None = None
+    #: copies waiting for the shadow worker (a plain deque: appending wakes nobody)
+    shadow_queue: deque[tuple[Any, Any]] | None = None
     #: recent predictions of a rolling canary (id -> variant, prediction), for late labels
     awaiting: OrderedDict[str, tuple[str, Any]] = field(default_factory=OrderedDict)
 
@@ -257,10 +260,10 @@ class ModelHost:
             stats.latencies_ms.append(seconds * 1000.0)
             stats.predictions.extend(_numbers(out))
         if chosen.mirror_to is not None and endpoint.shadow_queue is not None:
-            try:
-                endpoint.shadow_queue.put_nowait((X, out["prediction"]))
+            if len(endpoint.shadow_queue) < self._shadow_size:
+                endpoint.shadow_queue.append((X, out["prediction"]))
                 endpoint.shadow.sent += 1
-            except asyncio.QueueFull:
+            else:
                 endpoint.shadow.dropped += 1
                 self.metrics.shadow_dropped.labels(endpoint.name).inc()
         base = new_id()
@@ -311,7 +314,7 @@ class ModelHost:
         except RuntimeError:
             endpoint.shadow_queue = None
             return
-        endpoint.shadow_queue = asyncio.Queue(maxsize=self._shadow_size)
+        endpoint.shadow_queue = deque()
         self._tasks.append(loop.create_task(self._shadow_worker(endpoint, endpoint.shadow_queue)))
 
     def start(self) -> None:
@@ -320,35 +323,53 @@ class ModelHost:
             if endpoint.state.is_mirroring and endpoint.shadow_queue is None:
                 self._start_shadow(endpoint)
 
-    async def _shadow_worker(
-        self, endpoint: Endpoint, queue: asyncio.Queue[tuple[Any, Any]]
-    ) -> None:
+    async def _shadow_worker(self, endpoint: Endpoint, queue: deque[tuple[Any, Any]]) -> None:
+        """Drain the copies every tick, one model call per batch, off the response path.
+
+        The worker wakes on a timer rather than per copy, so a mirrored request costs the
+        primary one deque append. When the event loop falls behind its timer (the process is
+        CPU-bound), the copies beyond one batch per tick are shed and counted as dropped: the
+        shadow may lose samples under load but never takes the primary's CPU.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(_SHADOW_TICK)
+            if not queue:
+                continue
+            saturated = loop.time() - asked > 2 * _SHADOW_TICK
+            take = min(len(queue), self._max_batch) if saturated else len(queue)
+            copies = [queue.popleft() for _ in range(take)]
+            if saturated and queue:
+                endpoint.shadow.dropped += len(queue)
+                self.metrics.shadow_dropped.labels(endpoint.name).inc(len(queue))
+                queue.clear()
+            for start in range(0, len(copies), self._max_batch):
+                self._compare_shadow(endpoint, copies[start : start + self._max_batch])
+                await asyncio.sleep(0)  # let primary requests run between shadow batches
+
+    def _compare_shadow(self, endpoint: Endpoint, copies: list[tuple[Any, Any]]) -> None:
         import numpy as np
 
-        while True:
-            copies = [await queue.get()]
-            while not queue.empty() and len(copies) < self._max_batch:
-                copies.append(queue.get_nowait())  # drain what waits: one model call
-            candidate = endpoint.state.candidate
-            if candidate is None or candidate not in endpoint.versions:
-                continue
-            served = endpoint.versions[candidate][0]
-            X = copies[0][0] if len(copies) == 1 else np.concatenate([c[0] for c in copies])
-            started = time.perf_counter()
-            try:
-                out = served.predict(X)
-            except Exception:  # recorded, never raised: the shadow cannot fail the primary
-                endpoint.shadow.errors += len(copies)
-                continue
-            elapsed_ms = (time.perf_counter() - started) * 1000.0
-            endpoint.shadow.latencies_ms.append(elapsed_ms)
-            endpoint.shadow.compared += len(X)
-            primary = np.concatenate([np.asarray(c[1]).reshape(-1) for c in copies])
-            differ = int(np.sum(np.asarray(out["prediction"]) != primary))
-            endpoint.shadow.disagreements += differ
-            if differ:
-                self.metrics.shadow_disagreements.labels(endpoint.name).inc(differ)
-            await asyncio.sleep(0)  # let primary requests run between shadow batches
+        candidate = endpoint.state.candidate
+        if candidate is None or candidate not in endpoint.versions:
+            return
+        served = endpoint.versions[candidate][0]
+        X = copies[0][0] if len(copies) == 1 else np.concatenate([c[0] for c in copies])
+        started = time.perf_counter()
+        try:
+            out = served.predict(X)
+        except Exception:  # recorded, never raised: the shadow cannot fail the primary
+            endpoint.shadow.errors += len(copies)
+            return
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        endpoint.shadow.latencies_ms.append(elapsed_ms)
+        endpoint.shadow.compared += len(X)
+        primary = np.concatenate([np.asarray(c[1]).reshape(-1) for c in copies])
+        differ = int(np.sum(np.asarray(out["prediction"]) != primary))
+        endpoint.shadow.disagreements += differ
+        if differ:
+            self.metrics.shadow_disagreements.labels(endpoint.name).inc(differ)
 
     async def stop(self) -> None:
         for task in self._tasks:
