@@ -19,6 +19,7 @@ No format here runs code when it is loaded; pickle and joblib are refused by
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,6 +38,7 @@ __all__ = [
     "model_classes",
     "model_kind",
     "native_format",
+    "refuse_external_data",
     "serialize_model",
     "to_onnx",
 ]
@@ -237,7 +239,77 @@ def _onnx_session(data: bytes) -> Any:
         raise MissingDependencyError(
             "onnxruntime", extra="ml", purpose="Serving ONNX models"
         ) from exc
+    refuse_external_data(data)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def refuse_external_data(data: bytes) -> None:
+    """Refuse an ONNX model whose tensors live outside it ("external data").
+
+    onnxruntime follows a relative external-data path when it loads a model from bytes, so an
+    uploaded model could read any file under the server's working directory (the store's
+    master key among them) into its weights. Keel's packages are self-contained: every tensor,
+    in every graph, subgraph, function and attribute, must be stored inline.
+    """
+    try:
+        import onnx
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "onnx", extra="serving", purpose="Checking ONNX models before they are loaded"
+        ) from exc
+    try:
+        model = onnx.ModelProto()
+        model.ParseFromString(data)  # parsing never follows external-data paths
+    except Exception as exc:  # protobuf raises its own DecodeError
+        raise InvalidInputError(f"The ONNX model cannot be parsed: {exc}") from exc
+    found = [name for name in _external_tensors(onnx, model) if name is not None]
+    if found:
+        shown = ", ".join(repr(n) for n in found[:5]) + (" ..." if len(found) > 5 else "")
+        raise InvalidInputError(
+            f"The ONNX model stores {len(found)} tensor(s) as external data ({shown}). Keel "
+            "loads only self-contained models: save it with every tensor inline "
+            "(onnx.save_model(model, path, save_as_external_data=False)).",
+        )
+
+
+def _external_tensors(onnx: Any, model: Any) -> Iterator[str | None]:
+    """The names of every tensor stored outside the model (anywhere in it)."""
+    external = onnx.TensorProto.EXTERNAL
+
+    def tensor(t: Any) -> Iterator[str | None]:
+        if t.data_location == external or len(t.external_data) > 0:
+            yield t.name or "(unnamed)"
+
+    def sparse(s: Any) -> Iterator[str | None]:
+        yield from tensor(s.values)
+        yield from tensor(s.indices)
+
+    def nodes(items: Any) -> Iterator[str | None]:
+        for node in items:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield from tensor(attr.t)
+                for t in attr.tensors:
+                    yield from tensor(t)
+                if attr.HasField("sparse_tensor"):
+                    yield from sparse(attr.sparse_tensor)
+                for s in attr.sparse_tensors:
+                    yield from sparse(s)
+                if attr.HasField("g"):
+                    yield from graph(attr.g)
+                for g in attr.graphs:
+                    yield from graph(g)
+
+    def graph(g: Any) -> Iterator[str | None]:
+        for t in g.initializer:
+            yield from tensor(t)
+        for s in g.sparse_initializer:
+            yield from sparse(s)
+        yield from nodes(g.node)
+
+    yield from graph(model.graph)
+    for function in model.functions:
+        yield from nodes(function.node)
