@@ -14,7 +14,7 @@ from keel.cli._app import open_workspace
 from keel.cli._output import echo_json
 
 if TYPE_CHECKING:
-    from keel.lineage import Node, NodeDescription
+    from keel.lineage import LineageEdge, Node, NodeDescription
     from keel.workspace import Workspace
 
 __all__ = ["app"]
@@ -41,13 +41,20 @@ def show(
     tree = Tree(f"[bold]{escape(str(graph.root))}[/]")
     up = tree.add("upstream (made from)")
     for edge in graph.upstream:
-        up.add(escape(f"{edge.upstream} —{edge.relation}→ {edge.downstream}"))
+        up.add(escape(_edge_line(edge)))
     down = tree.add("downstream (made into)")
     for edge in graph.downstream:
-        down.add(escape(f"{edge.upstream} —{edge.relation}→ {edge.downstream}"))
+        down.add(escape(_edge_line(edge)))
     if graph.truncated:
         tree.add("[yellow]… truncated: raise --depth to see more[/]")
     Console().print(tree)
+
+
+def _edge_line(edge: LineageEdge) -> str:
+    """``a —relation→ b``, and why, when the edge records it (the closed loop's hops do)."""
+    line = f"{edge.upstream} —{edge.relation}→ {edge.downstream}"
+    why = (edge.details or {}).get("why")
+    return f"{line}  [why: {why}]" if isinstance(why, str) and why else line
 
 
 @app.command("export")

@@ -35,9 +35,16 @@ def scheduler(
 
     with open_workspace() as ws:
         synced = ws.pipelines.sync_triggers()
-        daemon = ws.pipelines.scheduler(poll=poll, executor=executor)
+        daemon = ws.pipelines.scheduler(
+            poll=poll,
+            executor=executor,
+            # scheduled monitors, and retention (hourly) of the records of processing
+            # the closed loop's canary and champion moves after alert-triggered retraining
+            jobs=[ws.monitors.run_due, ws.compliance.retention_job(), ws.loop.advance],
+        )
         if once:
             outcomes = daemon.tick()
+            ws.loop.advance()  # what this tick's retraining runs lead to, at once
             if as_json:
                 echo_json([o.to_dict() for o in outcomes])
                 return

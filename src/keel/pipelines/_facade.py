@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -204,8 +204,10 @@ class Pipelines:
         poll: float = 5.0,
         executor: Executor | str | None = None,
         root: Path | None = None,
+        jobs: Sequence[Callable[[datetime], object]] = (),
     ) -> Scheduler:
-        """A scheduler replica for this project (``.tick()`` once or ``.serve()``)."""
+        """A scheduler replica for this project (``.tick()`` once or ``.serve()``); ``jobs``
+        run at every tick too (e.g. ``ws.monitors.run_due``)."""
         return Scheduler(
             self._s,
             self._ctx,
@@ -214,4 +216,5 @@ class Pipelines:
             lease=lease,
             poll=poll,
             executor=executor,
+            jobs=jobs,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -61,6 +61,8 @@ class Scheduler:
         lease: How long a claim holds without renewal.
         poll: Seconds between ticks of :meth:`serve`.
         executor: Where the pipelines' steps run.
+        jobs: Other periodic work run at every tick with its time (for example scheduled
+            monitors: ``ws.monitors.run_due``); a job's failure is logged, never raised.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class Scheduler:
         lease: timedelta = timedelta(minutes=5),
         poll: float = 5.0,
         executor: Executor | str | None = None,
+        jobs: Sequence[Callable[[datetime], object]] = (),
     ) -> None:
         from keel.pipelines._pipeline import find_pipeline
 
@@ -83,6 +86,7 @@ class Scheduler:
         self.lease = lease
         self.poll = poll
         self.executor = executor
+        self.jobs = list(jobs)
 
     def tick(self, now: datetime | None = None) -> list[FiringOutcome]:
         """Record due schedules, then claim and run pending firings; returns what ran."""
@@ -90,6 +94,11 @@ class Scheduler:
         triggers = self.service.triggers
         for fired in triggers.record_due(self.ctx, moment):
             _log.info("Schedule %s fired for %s", fired.trigger, fired.due_at.isoformat())
+        for job in self.jobs:
+            try:
+                job(moment)
+            except Exception:  # one failing job must not stop the schedules
+                _log.exception("Scheduled job %s failed", getattr(job, "__name__", job))
         outcomes = []
         while True:
             claimed = triggers.claim(

@@ -41,6 +41,8 @@ class ServerApp:
         host: the loaded models and deployments.
         max_body: the largest request body accepted (bytes); larger is 413.
         on_startup / on_shutdown: callables run by the ASGI lifespan (controller, flushing).
+        labels: stores late labels posted to ``/labels/NAME`` (the ground-truth store), called
+            off the event loop with ``(deployment, [(prediction_id, label), ...])``.
     """
 
     def __init__(
@@ -50,11 +52,13 @@ class ServerApp:
         max_body: int = MAX_BODY,
         on_startup: Callable[[], Awaitable[None]] | None = None,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        labels: Callable[[str | None, list[tuple[str, Any]]], Any] | None = None,
     ) -> None:
         self.host = host
         self.max_body = max_body
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
+        self._store_labels = labels
         self.ready = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -236,7 +240,12 @@ class ServerApp:
     async def _labels(
         self, name: str, scope: Scope, receive: Receive
     ) -> tuple[int, bytes, list[Any]]:
-        """Late ground truth for a rolling canary: ``{"labels": [{"prediction_id", "label"}]}``."""
+        """Late ground truth: ``{"labels": [{"prediction_id", "label"}]}``.
+
+        The labels are stored in the ground-truth store (monitoring joins them with the
+        prediction logs; the canary analysis reads them back), and labels of a rolling
+        canary's recent predictions count towards its accuracy check at once.
+        """
         endpoint = self.host.endpoint(name)
         body = parse_json(await self._body(scope, receive))
         labels = body.get("labels") if isinstance(body, dict) else None
@@ -249,6 +258,15 @@ class ServerApp:
             if not isinstance(item, dict) or not isinstance(item.get("prediction_id"), str):
                 raise RequestError(400, f"labels[{index}] needs a string 'prediction_id'.")
             matched += endpoint.record_label(item["prediction_id"], item.get("label"))
+        if self._store_labels is not None:
+            pairs = [(str(item["prediction_id"]), item.get("label")) for item in labels]
+            try:
+                await run_in_thread(self._store_labels, endpoint.deployment, pairs)
+            except Exception as exc:
+                _log.error("labels for %s could not be stored: %s", name[:100], exc)
+                raise RequestError(
+                    503, f"The labels could not be stored ({type(exc).__name__}); send them again."
+                ) from exc
         return _ok({"received": len(labels), "matched": matched})
 
 

@@ -304,6 +304,8 @@ class ModelHost:
             rows=X,
             predictions=out["prediction"],
             redact=served.redact,
+            probabilities=out.get("probabilities"),
+            classes=served.classes,
         )
 
     # --- shadow ----------------------------------------------------------------------------

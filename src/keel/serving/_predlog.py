@@ -5,6 +5,10 @@ rows per deployment into Arrow tables and gives each batch to a ``LogSink`` (the
 service stores a Parquet part in the blob store and one row per batch). A batch carries a key
 derived from its first prediction id, so a retried write lands once; rows leave memory only
 after their batch is stored; ``close`` drains the queue and flushes what is left.
+
+Classifier rows also carry their scores: ``score`` (binary: the probability of the model's
+last class, its positive one) or ``scores`` (several classes: a JSON object of class label to
+probability). Both are null for regressors and in logs written before they existed.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ LOG_SCHEMA_FIELDS = (
     "latency_ms",
     "inputs",
     "prediction",
+    "score",
+    "scores",
 )
 REDACTED = "[REDACTED]"
 
@@ -105,8 +111,14 @@ class PredictionLogger:
         latency_ms: float,
         inputs: Mapping[str, Any],
         prediction: Any,
+        score: float | None = None,
+        scores: Mapping[str, float] | None = None,
     ) -> None:
-        """Queue one predicted row (blocks while the queue is full, up to a bound)."""
+        """Queue one predicted row (blocks while the queue is full, up to a bound).
+
+        ``score`` is a binary classifier's positive-class probability; ``scores`` maps each
+        class label of a classifier with several classes to its probability.
+        """
         if self._closed:
             raise StorageError("The prediction logger is closed; no more rows are accepted.")
         item = (
@@ -120,6 +132,8 @@ class PredictionLogger:
             latency_ms,
             json.dumps(dict(inputs), default=str),
             json.dumps(prediction, default=str),
+            None if score is None else float(score),
+            None if scores is None else json.dumps(dict(scores), default=str),
         )
         if not self._offer(item):
             self.dropped += 1
@@ -139,11 +153,14 @@ class PredictionLogger:
         rows: Any,
         predictions: Any,
         redact: frozenset[str] = frozenset(),
+        probabilities: Any = None,
+        classes: Sequence[Any] | None = None,
     ) -> None:
         """Queue every row of one request at once; the writer thread expands and redacts them.
 
-        ``rows`` is the request's input matrix and ``predictions`` its outputs (arrays), so the
-        request path does no per-row work here.
+        ``rows`` is the request's input matrix, ``predictions`` its outputs and
+        ``probabilities`` a classifier's class probabilities (arrays, one column per class of
+        ``classes``), so the request path does no per-row work here.
         """
         if self._closed:
             raise StorageError("The prediction logger is closed; no more rows are accepted.")
@@ -160,6 +177,8 @@ class PredictionLogger:
             rows,
             predictions,
             redact,
+            probabilities,
+            classes,
         )
         if not self._offer(item):
             self.dropped += len(prediction_ids)
@@ -243,11 +262,16 @@ class _Request:
     rows: Any
     predictions: Any
     redact: frozenset[str]
+    probabilities: Any = None
+    classes: Sequence[Any] | None = None
 
     def expand(self) -> list[tuple[Any, ...]]:
         out = []
         predictions = self.predictions.tolist()
-        for pid, row, prediction in zip(self.ids, self.rows.tolist(), predictions, strict=True):
+        score, scores = self._scores(len(predictions))
+        for pid, row, prediction, one, many in zip(
+            self.ids, self.rows.tolist(), predictions, score, scores, strict=True
+        ):
             record = dict(zip(self.features, row, strict=True))
             if self.redact:
                 record = redact_record(record, self.redact)
@@ -263,14 +287,41 @@ class _Request:
                     self.latency_ms,
                     json.dumps(record, default=str),
                     json.dumps(prediction, default=str),
+                    one,
+                    many,
                 )
             )
         return out
 
+    def _scores(self, rows: int) -> tuple[list[float | None], list[str | None]]:
+        """Per row: the positive-class probability (two classes) or the JSON of all of them."""
+        proba = self.probabilities
+        if proba is None or getattr(proba, "ndim", 0) != 2 or len(proba) != rows:
+            return [None] * rows, [None] * rows
+        width = proba.shape[1]
+        if width == 2:
+            return [float(v) for v in proba[:, 1].tolist()], [None] * rows
+        keys = [class_key(c) for c in self.classes] if self.classes is not None else []
+        if len(keys) != width:  # no (or mismatched) class labels: name columns by index
+            keys = [str(i) for i in range(width)]
+        return [None] * rows, [json.dumps(dict(zip(keys, p, strict=True))) for p in proba.tolist()]
+
+
+def class_key(label: Any) -> str:
+    """A class label as a JSON object key: strings as they are, other labels as JSON."""
+    if isinstance(label, str):
+        return label
+    if hasattr(label, "item"):  # a NumPy scalar
+        label = label.item()
+    return json.dumps(label, default=str)
+
 
 def _to_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """Rows (without the score columns: rows written before scores existed) as Arrow."""
     import pyarrow as pa
 
+    width = len(LOG_SCHEMA_FIELDS)
+    rows = [r if len(r) == width else (*r, *([None] * (width - len(r)))) for r in rows]
     columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in LOG_SCHEMA_FIELDS]
     schema = pa.schema(
         [
@@ -284,6 +335,8 @@ def _to_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
             ("latency_ms", pa.float64()),
             ("inputs", pa.string()),
             ("prediction", pa.string()),
+            ("score", pa.float64()),
+            ("scores", pa.string()),
         ]
     )
     return pa.Table.from_arrays(

@@ -10,12 +10,14 @@ import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from keel import clock
 from keel.errors import ConflictError, KeelError, MissingDependencyError
 from keel.serving._analysis import AnalysisConfig
 from keel.serving._app import MAX_BODY, ServerApp
-from keel.serving._host import ModelHost
+from keel.serving._host import Endpoint, ModelHost
 from keel.serving._predlog import PredictionLogger
 from keel.serving._service import DeploymentService, ServiceLogSink
 
@@ -57,6 +59,7 @@ class _Controller:
     ) -> None:
         self._service, self._ctx, self._host, self._options = service, ctx, host, options
         self._task: asyncio.Task[None] | None = None
+        self._labels_seen = clock.now()
 
     def sync(self, name: str) -> None:
         current = self._service.get(self._ctx, name)
@@ -89,6 +92,8 @@ class _Controller:
         """Analyse, then follow the store; database calls run off the event loop."""
         endpoint = self._host.endpoints.get(name)
         config = self._options.analysis
+        if endpoint is not None and endpoint.state.canary_weight > 0.0 and endpoint.awaiting:
+            await loop.run_in_executor(None, self.pull_labels, endpoint)
         if endpoint is not None and config is not None and endpoint.state.canary_weight > 0.0:
             decision = self._host.analyse(name, config)
             if decision.action != "hold":
@@ -105,6 +110,17 @@ class _Controller:
         endpoint = self._host.endpoints.get(name)
         if endpoint is None or endpoint.revision != current.revision:
             self._host.apply_state(name, current.model, current.state, revision=current.revision)
+
+    def pull_labels(self, endpoint: Endpoint) -> int:
+        """Count labels stored since the last pull (any route: server, CLI, SDK) towards the
+        canary's accuracy check; a label already counted is not counted again."""
+        started = clock.now()
+        since = self._labels_seen - timedelta(seconds=5)  # overlap: commits land out of order
+        counted = 0
+        for prediction_id, label in self._service.labels_since(self._ctx, since):
+            counted += endpoint.record_label(prediction_id, label)
+        self._labels_seen = started
+        return counted
 
 
 def build_server(service: DeploymentService, ctx: Context, options: ServeOptions) -> ServerApp:
@@ -132,7 +148,11 @@ def build_server(service: DeploymentService, ctx: Context, options: ServeOptions
             await asyncio.get_running_loop().run_in_executor(None, logger.close)
 
     app = ServerApp(
-        host, max_body=options.max_body, on_startup=controller.start, on_shutdown=shutdown
+        host,
+        max_body=options.max_body,
+        on_startup=controller.start,
+        on_shutdown=shutdown,
+        labels=functools.partial(service.record_labels, ctx),
     )
     app.controller = controller  # type: ignore[attr-defined]
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import io
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,7 @@ from keel.lineage import LineageService, Node
 from keel.serving._analysis import Decision
 from keel.serving._routing import DEFAULT_STEPS, STRATEGIES, DeploymentState
 from keel.serving._runtime import ModelLoader, RegistryLoader, smoke_test
-from keel.store import DeploymentRepository
+from keel.store import DeploymentRepository, GroundTruthRepository
 from keel.store._schema_serving import DeploymentRevisionRow, DeploymentRow
 from keel.tracking import ModelRegistry, parse_model_ref
 from keel.types import validate_name
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ENVIRONMENTS", "Deployment", "DeploymentRevision", "DeploymentService"]
 
-ENVIRONMENTS = ("staging", "production")
+ENVIRONMENTS = ("dev", "staging", "production")
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,12 +475,49 @@ class DeploymentService:
             from keel.serving._predlog import _to_table
 
             return pl.from_arrow(_to_table([]))  # type: ignore[return-value]
-        frame = pl.concat(frames)
+        frame = pl.concat(frames, how="diagonal_relaxed")  # older logs lack the score columns
         if since is not None:
             frame = frame.filter(pl.col("timestamp") >= since)
         if until is not None:
             frame = frame.filter(pl.col("timestamp") < until)
         return frame.sort("timestamp")
+
+    # --- late ground truth -------------------------------------------------------------------
+
+    def record_labels(
+        self, ctx: Context, deployment: str | None, labels: Sequence[tuple[str, Any]]
+    ) -> int:
+        """Store labels posted to the model server in the ground-truth store (the one
+        ``keel monitors labels ingest`` writes); returns how many were new. Records without
+        a label are skipped; a prediction keeps its first label."""
+        pairs = [
+            (pid[:128], json.dumps(label))
+            for pid, label in labels
+            if label is not None and isinstance(label, str | int | float | bool)
+        ]
+        with self._gov.write(
+            ctx, Permission.MONITOR_WRITE, "labels.ingest", object_type="ground_truth"
+        ) as work:
+            written, batch = GroundTruthRepository(work.session, ctx.project_id).add(
+                pairs, deployment=deployment
+            )
+            work.object_id = batch
+            work.details = {
+                "deployment": deployment,
+                "received": len(labels),
+                "stored": written.stored,
+                "duplicates": written.duplicates,
+                "conflicts": written.conflicts,
+            }
+            return written.stored
+
+    def labels_since(self, ctx: Context, since: datetime) -> builtins.list[tuple[str, Any]]:
+        """``(prediction_id, label)`` stored at or after ``since`` (for the canary analysis)."""
+        with self._gov.read(
+            ctx, Permission.MONITOR_READ, "labels.read", object_type="ground_truth"
+        ) as session:
+            rows = GroundTruthRepository(session, ctx.project_id).received_since(since)
+        return [(pid, json.loads(text)) for pid, text in rows]
 
 
 class ServiceLogSink:

@@ -15,7 +15,15 @@ from keel.training._hpo import SearchResult, TrialResult, search
 from keel.training._metrics import disparate_impact, evaluate, slice_metrics
 from keel.training._quickstart import QUICKSTART_SPACE, QuickstartResult, quickstart_pipeline
 from keel.training._reproduce import MetricCheck, Reproduction, reproduce_run
-from keel.training._retrain import Decision, RetrainingPolicy, RetrainOutcome, decide, retrain
+from keel.training._retrain import (
+    Decision,
+    RetrainingPolicy,
+    RetrainOutcome,
+    champion_estimator,
+    decide,
+    retrain,
+    retraining_pipeline,
+)
 from keel.training._space import Param, SearchConfig, SearchSpace, load_search_config
 from keel.training._train import (
     TrainResult,
@@ -45,6 +53,7 @@ __all__ = [
     "TrainingData",
     "TrialResult",
     "build_estimator",
+    "champion_estimator",
     "decide",
     "describe_estimator",
     "disparate_impact",
@@ -57,6 +66,7 @@ __all__ = [
     "quickstart_pipeline",
     "reproduce_run",
     "retrain",
+    "retraining_pipeline",
     "search",
     "slice_metrics",
     "split_data",

@@ -10,22 +10,33 @@ the same data, register the result as ``challenger`` if it wins by the declared 
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import InvalidInputError, NotFoundError
 from keel.tracking import Metric, ModelVersion
-from keel.training._data import TrainingData
+from keel.training._data import DatasetsPort, TrainingData, load_dataset
+from keel.training._estimators import build_estimator
 from keel.training._metrics import evaluate, greater_is_better
-from keel.training._train import train_model
+from keel.training._train import SPEC_ARTIFACT, train_model
 from keel.types import validate_name
 
 if TYPE_CHECKING:
+    from keel.pipelines import Pipeline
     from keel.training._ports import WorkspacePort
 
-__all__ = ["Decision", "RetrainOutcome", "RetrainingPolicy", "decide", "retrain"]
+__all__ = [
+    "Decision",
+    "RetrainOutcome",
+    "RetrainingPolicy",
+    "champion_estimator",
+    "decide",
+    "retrain",
+    "retraining_pipeline",
+]
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,9 @@ class RetrainingPolicy:
         margin: how much better the new model must be (absolute, or a fraction of the
             champion's value with ``relative``).
         relative: read ``margin`` as a fraction of the champion's value.
+        recent: judge on the held-out rows among the newest ``recent`` fraction of the data
+            (rows in version order: an appended version ends with its newest rows), so a
+            retraining after drift is judged where the drift is; None: every held-out row.
         champion_alias: the alias of the model to beat.
         challenger_alias: the alias given to a winner.
     """
@@ -49,6 +63,7 @@ class RetrainingPolicy:
     metric: str = "auc"
     margin: float = 0.0
     relative: bool = False
+    recent: float | None = None
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
 
@@ -58,6 +73,15 @@ class RetrainingPolicy:
         validate_name(self.challenger_alias, what="alias")
         if not isinstance(self.margin, int | float) or not math.isfinite(self.margin):
             raise InvalidInputError(f"margin must be a finite number; got {self.margin!r}.")
+        if self.recent is not None and (
+            isinstance(self.recent, bool)
+            or not isinstance(self.recent, int | float)
+            or not 0 < self.recent <= 1
+        ):
+            raise InvalidInputError(
+                f"recent is the newest fraction of the rows to judge on, in (0, 1]; got "
+                f"{self.recent!r}. Use e.g. 0.4, or None for every held-out row."
+            )
         if self.margin < 0:
             raise InvalidInputError(
                 f"margin is {self.margin}; use 0 or more (how much better a new model must be)."
@@ -106,6 +130,8 @@ def decide(policy: RetrainingPolicy, *, challenger: float, champion: float | Non
         f"{policy.metric} {challenger:.6g} vs champion {champion:.6g}: improvement "
         f"{improvement:.6g} {verdict} the required margin {required:.6g}"
     )
+    if policy.recent is not None:
+        reason += f" (held-out rows of the newest {policy.recent:.0%} of the data)"
     return Decision(wins, reason, challenger, champion, improvement, required)
 
 
@@ -159,7 +185,11 @@ def retrain(
         valid_size=valid_size,
         tags={"keel.trigger": policy.trigger, "keel.trigger.cause": cause[:500]},
     )
-    rows = result.splits.test if len(result.splits.test) else result.splits.valid
+    rows = _judged_rows(
+        policy,
+        result.splits.test if len(result.splits.test) else result.splits.valid,
+        len(newest.y),
+    )
     X, y = newest.X[rows], newest.y[rows]
     challenger = _score(policy, result.model, X, y, result.task)
     try:
@@ -180,7 +210,8 @@ def retrain(
             feature_names=newest.feature_names,
             dataset_version=newest.dataset_version,
             seed=seed,
-            metrics={f"test.{policy.metric}": challenger},
+            # Both spellings: ``model.metrics.<metric>`` is what policy gates read.
+            metrics={policy.metric: challenger, f"test.{policy.metric}": challenger},
             tags={"keel.stage": policy.challenger_alias, "keel.trigger": policy.trigger},
         )
         ws.models.set_alias(
@@ -188,6 +219,21 @@ def retrain(
         )
     _log_decision(ws, result.run_id, policy, decision)
     return RetrainOutcome(run_id=result.run_id, decision=decision, version=version)
+
+
+def _judged_rows(policy: RetrainingPolicy, held_out: Any, total: int) -> Any:
+    """The held-out rows both models are scored on (only the newest with ``policy.recent``)."""
+    if policy.recent is None:
+        return held_out
+    first = total - math.ceil(total * policy.recent)
+    chosen = held_out[held_out >= first]
+    if len(chosen) < 10:
+        raise InvalidInputError(
+            f"Only {len(chosen)} held-out rows fall in the newest {policy.recent:.0%} of the "
+            f"{total} rows; raise recent or test_size so both models are judged on enough.",
+            recent=policy.recent,
+        )
+    return chosen
 
 
 def _score(policy: RetrainingPolicy, model: Any, X: Any, y: Any, task: Any) -> float:
@@ -222,4 +268,123 @@ def _log_decision(
             "keel.retrain.decision": "register" if decision.register else "keep-champion",
             "keel.retrain.reason": decision.reason[:2000],
         },
+    )
+
+
+def champion_estimator(ws: WorkspacePort, policy: RetrainingPolicy) -> Any:
+    """A fresh, unfitted copy of the champion's estimator, rebuilt from its training run.
+
+    Retraining warm-starts from what won last time: the same class and hyperparameters (from
+    the run's recorded training spec), fitted again on the newest data.
+    """
+    ref = f"{policy.model}@{policy.champion_alias}"
+    found = ws.models.version(ref)
+    if not found.run_id:
+        raise NotFoundError(
+            f"{ref} (version {found.version}) records no training run, so its estimator cannot "
+            "be rebuilt. Pass estimator=... to retraining_pipeline().",
+            model=policy.model,
+        )
+    try:
+        spec = json.loads(ws.runs.read_artifact(found.run_id, SPEC_ARTIFACT))
+    except NotFoundError as exc:
+        raise NotFoundError(
+            f"The training run {found.run_id} of {ref} has no '{SPEC_ARTIFACT}' (it was not "
+            "trained with keel.training). Pass estimator=... to retraining_pipeline().",
+            model=policy.model,
+            run=found.run_id,
+        ) from exc
+    return build_estimator(spec["estimator"])
+
+
+def retraining_pipeline(
+    ws: WorkspacePort,
+    policy: RetrainingPolicy,
+    *,
+    dataset: str,
+    target: str,
+    features: Sequence[str] | None = None,
+    estimator: Any | None = None,
+    name: str | None = None,
+    experiment: str = "Retraining",
+    seed: int = 0,
+    test_size: float = 0.2,
+    valid_size: float = 0.2,
+) -> Pipeline:
+    """The pipeline a retraining trigger runs: ``newest`` -> ``retrain``.
+
+    ``newest`` picks the newest *published* version of ``dataset`` when the run starts (so a
+    trigger always trains on what passed the gate last); ``retrain`` fits ``estimator`` (by
+    default the champion's, see :func:`champion_estimator`) on it, scores it and the champion
+    on the same held-out rows, and registers it as the policy's challenger only if it wins by
+    the margin (the registry's policy gates apply to that registration and alias move). Its
+    output ``outcome`` is :meth:`RetrainOutcome.to_dict` plus the dataset version used.
+
+    Args:
+        ws: the workspace (``keel.connect()``); it must have ``ws.datasets``.
+        policy: what to retrain and how to judge it.
+        dataset: the dataset whose newest published version is trained on.
+        target: its target column.
+        features: its feature columns (default: every other column).
+        estimator: an unfitted estimator (default: rebuilt from the champion's training run).
+        name: the pipeline's name (default ``retrain-<model>``).
+        experiment: where the retraining runs are logged.
+        seed: the split and the estimator's seed.
+        test_size: the held-out fraction both models are scored on.
+        valid_size: the validation fraction.
+    """
+    from keel.pipelines import Pipeline, step
+
+    datasets: DatasetsPort | None = getattr(ws, "datasets", None)
+    if datasets is None:
+        raise InvalidInputError(
+            "A retraining pipeline reads a Keel dataset; open the workspace with keel.connect().",
+            dataset=dataset,
+        )
+    validate_name(dataset, what="dataset name")
+    columns = None if features is None else list(features)
+    pipeline_name = name or f"retrain-{policy.model}"
+
+    @step(outputs="data", cache=False)
+    def newest() -> dict[str, Any]:
+        published = [v for v in datasets.versions(dataset) if v.published]
+        if not published:
+            raise NotFoundError(
+                f"Dataset '{dataset}' has no published version to retrain on. Validate and "
+                f"publish one (`keel datasets publish {dataset} <version>`).",
+                dataset=dataset,
+            )
+        found = max(published, key=lambda v: v.version)
+        return {
+            "dataset": dataset,
+            "version": int(found.version),
+            "id": str(found.id),
+            "rows": int(found.row_count),
+        }
+
+    @step(name="retrain", outputs="outcome", cache=False)
+    def retrain_step(data: dict[str, Any]) -> dict[str, Any]:
+        loaded = load_dataset(datasets, dataset, data["version"], target=target, features=columns)
+        chosen = estimator if estimator is not None else champion_estimator(ws, policy)
+        outcome = retrain(
+            ws,
+            policy,
+            chosen,
+            loaded,
+            cause=f"pipeline {pipeline_name} on {dataset}:{data['version']}",
+            seed=seed,
+            test_size=test_size,
+            valid_size=valid_size,
+            experiment=experiment,
+        )
+        return {**outcome.to_dict(), "model": policy.model, "data": data}
+
+    return Pipeline(
+        pipeline_name,
+        steps=[newest, retrain_step],
+        description=(
+            f"Retrain {policy.model} on the newest published {dataset}; register the result "
+            f"as '{policy.challenger_alias}' if it beats '{policy.champion_alias}' on "
+            f"{policy.metric} by {policy.margin:g}{' (relative)' if policy.relative else ''}."
+        ),
     )
