@@ -1,0 +1,327 @@
+"""MLflow model versions: create (from a logged model or run artifacts), read, tag, stage, delete.
+
+One MLflow version is one Keel model version: creation reads the model directory the client
+uploaded, finds its model file and registers it through ``ModelRegistry.register`` — so the
+registration gate, signing and lineage apply. A safe format (skops, ONNX, LightGBM text,
+safetensors) becomes a Keel version; a pickle goes to the supply-chain scan and quarantine and
+is refused (Keel never loads pickles).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete
+
+from keel.errors import NotFoundError, PermissionDeniedError
+from keel.governance import Context, Permission
+from keel.server.mlflow._artifacts import Owner, all_files, parse_uri_path, read_file
+from keel.server.mlflow._registry import (
+    _clauses,
+    _links,
+    _match,
+    _model_row,
+    _paged,
+    _version_no,
+    _versions_json,
+    version_json,
+)
+from keel.server.mlflow._wire import Args, MlflowError
+from keel.store import MlflowRepository, RegistryRepository
+from keel.store._schema import ModelVersionRow, ModelVersionTagRow, RegisteredModelRow
+from keel.store._schema_mlflow import MlflowVersionRow
+from keel.tracking import ModelVersion
+
+if TYPE_CHECKING:
+    from keel.server._deps import Services
+
+__all__ = ["SAFE_SUFFIXES", "create_version"]
+
+#: Model file suffixes Keel registers, and the safe format each is stored as.
+SAFE_SUFFIXES = {
+    ".skops": "skops",
+    ".onnx": "onnx",
+    ".lgb": "lightgbm-text",
+    ".safetensors": "safetensors",
+}
+_PICKLES = (".pkl", ".pickle", ".joblib", ".cloudpickle", ".dill")
+_STAGES = {s.lower(): s for s in ("None", "Staging", "Production", "Archived")}
+
+
+# --- versions ------------------------------------------------------------------------------
+
+
+def _owner_of(s: Services, ctx: Context, source: str, model_id: str) -> tuple[Owner, str]:
+    """Where a version's files are, and the URI clients download it from."""
+    if model_id or source.startswith("models:/m-"):
+        mid = model_id or source.removeprefix("models:/").split("/")[0]
+        from keel.server.mlflow._logged import get_model as get_logged
+
+        exp = get_logged(s, ctx, Args({"model_id": mid}))["model"]["info"]["experiment_id"]
+        return ("model", exp, mid, ""), f"mlflow-artifacts:/{exp}/models/{mid}/artifacts"
+    if source.startswith("mlflow-artifacts:"):
+        rest = source.removeprefix("mlflow-artifacts:").lstrip("/")
+        return parse_uri_path(rest), f"mlflow-artifacts:/{rest}"
+    if source.startswith("runs:/"):
+        run_id, _, path = source.removeprefix("runs:/").partition("/")
+        exp = s.runs.get(ctx, run_id).experiment_id
+        uri = f"mlflow-artifacts:/{exp}/{run_id}/artifacts/{path}".rstrip("/")
+        return ("run", exp, run_id, path.strip("/")), uri
+    raise MlflowError(
+        f"Unsupported model source '{source[:200]}': register a logged model (models:/m-…), a "
+        "run's artifacts (runs:/<run>/<path>) or a mlflow-artifacts:/ URI this server assigned."
+    )
+
+
+def create_version(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    name, source = a.text("name", required=True), a.text("source")
+    owner, download_uri = _owner_of(s, ctx, source, a.text("model_id"))
+    files = dict(all_files(s, ctx, owner))
+    safe = sorted(p for p in files if Path(p).suffix in SAFE_SUFFIXES)
+    run_id = a.opt_text("run_id") or (owner[2] if owner[0] == "run" else None)
+    if owner[0] == "model" and run_id is None:
+        from keel.server.mlflow._logged import get_model as get_logged
+
+        run_id = (
+            get_logged(s, ctx, Args({"model_id": owner[2]}))["model"]["info"]["source_run_id"]
+            or None
+        )
+    if not safe:
+        _refuse(s, ctx, name, owner, sorted(p for p in files if p.endswith(_PICKLES)), source)
+    chosen = safe[0]
+    data = read_file(
+        s, ctx, (owner[0], owner[1], owner[2], "/".join(x for x in (owner[3], chosen) if x))
+    )
+    version = s.models.register(
+        ctx,
+        name,
+        artifact=data,
+        format=SAFE_SUFFIXES[Path(chosen).suffix],
+        run_id=run_id,
+        description=a.text("description"),
+        tags=a.key_values("tags"),
+    )
+    link = MlflowVersionRow(
+        version_id=version.id,
+        source=source or download_uri,
+        download_uri=download_uri,
+        logged_model_id=owner[2] if owner[0] == "model" else None,
+        run_link=a.text("run_link"),
+        stage="None",
+    )
+    with s.governor.write(
+        ctx,
+        Permission.MODEL_WRITE,
+        "model.link_source",
+        object_type="model_version",
+        object_id=version.id,
+    ) as work:
+        MlflowRepository(work.session, ctx.project_id).put_version(link)
+        work.details = {"source": link.source[:500], "file": chosen}
+    return {"model_version": version_json(version, link)}
+
+
+def _refuse(
+    s: Services, ctx: Context, name: str, owner: Owner, pickles: list[str], source: str
+) -> None:
+    if not pickles:
+        raise MlflowError(
+            f"No model file in '{source[:200]}': Keel registers skops, ONNX, LightGBM text and "
+            "safetensors files. Log the model with mlflow.sklearn.log_model(..., "
+            "serialization_format='skops') or as ONNX."
+        )
+    if s.supplychain is None:
+        raise PermissionDeniedError("Pickled models are refused: supply-chain scanning is off.")
+    data = read_file(
+        s, ctx, (owner[0], owner[1], owner[2], "/".join(x for x in (owner[3], pickles[0]) if x))
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(pickles[0]).name
+        path.write_bytes(data)
+        held = s.supplychain.scan(ctx, path, name=name)
+    raise PermissionDeniedError(
+        f"The model arrives as a pickle ('{pickles[0]}'), which Keel never loads in the control "
+        f"plane. The supply-chain scan recorded it as {held.status} (verdict {held.verdict}, id "
+        f"{held.id}); a pickle does not become a model version. Log the model in a safe format: "
+        "mlflow.sklearn.log_model(..., serialization_format='skops') (MLflow 3) or ONNX.",
+        quarantine_id=held.id,
+    )
+
+
+def _find(s: Services, ctx: Context, a: Args) -> ModelVersion:
+    return s.models.version(ctx, a.text("name", required=True), _version_no(a))
+
+
+def get_version(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    return {"model_version": _versions_json(s, ctx, [_find(s, ctx, a)])[0]}
+
+
+def get_by_alias(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    name, alias = a.text("name", required=True), a.text("alias", required=True)
+    return {"model_version": _versions_json(s, ctx, [s.models.version(ctx, name, alias)])[0]}
+
+
+def update_version(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    name, number = a.text("name", required=True), _version_no(a)
+    found = s.models.update_version(ctx, name, number, description=a.text("description"))
+    return {"model_version": _versions_json(s, ctx, [found])[0]}
+
+
+def download_uri(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    version = _find(s, ctx, a)
+    link = _links(s, ctx, [version]).get(version.id)
+    if link is None or not link.download_uri:
+        raise NotFoundError(
+            f"Model version {version.model}:{version.version} was not registered through the "
+            "MLflow API, so it has no MLflow artifact location; read it with "
+            f"`keel models show {version.model}`."
+        )
+    return {"artifact_uri": link.download_uri}
+
+
+def set_alias(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    s.models.set_alias(
+        ctx, a.text("name", required=True), a.text("alias", required=True), _version_no(a)
+    )
+    return {}
+
+
+def delete_alias(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    s.models.delete_alias(ctx, a.text("name", required=True), a.text("alias", required=True))
+    return {}
+
+
+def _version_write(s: Services, ctx: Context, a: Args, action: str, permission: Permission) -> Any:
+    return s.governor.write(ctx, permission, action, object_type="model_version")
+
+
+def _version_row(
+    repo: RegistryRepository, name: str, number: int
+) -> tuple[RegisteredModelRow, ModelVersionRow]:
+    model = _model_row(repo, name)
+    row = repo.version(model.id, number)
+    if row is None:
+        raise NotFoundError(f"Model Version (name={name}, version={number}) not found")
+    return model, row
+
+
+def set_version_tag(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    from keel.tracking._validate import check_key
+
+    key = check_key(a.text("key", required=True), what="tag")
+    with _version_write(s, ctx, a, "model.set_version_tag", Permission.MODEL_WRITE) as work:
+        _, row = _version_row(
+            RegistryRepository(work.session, ctx.project_id),
+            a.text("name", required=True),
+            _version_no(a),
+        )
+        RegistryRepository(work.session, ctx.project_id).set_version_tag(
+            row.id, key, a.text("value")
+        )
+        work.object_id, work.details = row.id, {"key": key}
+    return {}
+
+
+def delete_version_tag(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    key = a.text("key", required=True)
+    with _version_write(s, ctx, a, "model.delete_version_tag", Permission.MODEL_WRITE) as work:
+        _, row = _version_row(
+            RegistryRepository(work.session, ctx.project_id),
+            a.text("name", required=True),
+            _version_no(a),
+        )
+        work.session.execute(
+            delete(ModelVersionTagRow).where(
+                ModelVersionTagRow.version_id == row.id, ModelVersionTagRow.key == key
+            )
+        )
+        work.object_id, work.details = row.id, {"key": key}
+    return {}
+
+
+def delete_version(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    name, number = a.text("name", required=True), _version_no(a)
+    with _version_write(s, ctx, a, "model.delete_version", Permission.MODEL_WRITE) as work:
+        repo = RegistryRepository(work.session, ctx.project_id)
+        model, row = _version_row(repo, name, number)
+        for alias, held in repo.aliases(model.id).items():
+            if held == number:
+                repo.move_alias(
+                    model.id,
+                    alias,
+                    None,
+                    principal=ctx.principal,
+                    kind="delete",
+                    reason=f"version {number} deleted",
+                )
+        work.object_id, work.details = row.id, {"model": name, "version": number}
+        work.session.execute(delete(ModelVersionRow).where(ModelVersionRow.id == row.id))
+    return {}
+
+
+def transition_stage(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    name, number = a.text("name", required=True), _version_no(a)
+    stage = _STAGES.get(a.text("stage", required=True).lower())
+    if stage is None:
+        raise MlflowError(
+            f"Invalid Model Version stage: {a.text('stage')}. Value must be one of None, "
+            "Staging, Production, Archived."
+        )
+    archive = a.flag("archive_existing_versions")
+    with _version_write(s, ctx, a, "model.transition_stage", Permission.MODEL_PROMOTE) as work:
+        repo = RegistryRepository(work.session, ctx.project_id)
+        model, row = _version_row(repo, name, number)
+        mine = MlflowRepository(work.session, ctx.project_id)
+        others = [v for v in repo.versions(model.id) if v.version != number]
+        links = mine.versions([row.id, *(v.id for v in others)])
+        for version in (row, *others):
+            link = links.get(version.id) or MlflowVersionRow(
+                version_id=version.id,
+                source=f"models:/{name}/{version.version}",
+                download_uri="",
+                run_link="",
+                stage="None",
+            )
+            if version is row:
+                link.stage = stage
+            elif archive and stage in ("Staging", "Production") and link.stage == stage:
+                link.stage = "Archived"
+            else:
+                continue
+            mine.put_version(link)
+        work.object_id, work.details = row.id, {"stage": stage, "archive_existing": archive}
+    return {"model_version": _versions_json(s, ctx, [_find(s, ctx, a)])[0]}
+
+
+def latest_versions(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    name = a.text("name", required=True)
+    s.models.get(ctx, name)
+    stages = {str(x).lower() for x in a.items("stages")}
+    latest: dict[str, dict[str, Any]] = {}
+    for v in _versions_json(s, ctx, s.models.versions(ctx, name)):
+        latest[v["current_stage"]] = v
+    return {"model_versions": [v for st, v in latest.items() if not stages or st.lower() in stages]}
+
+
+def search_versions(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    clauses = _clauses(a.text("filter"))
+    names = [c[2][0] for c in clauses if c[0] == "name" and c[1] == "="]
+    models = s.models.list(ctx)
+    if names:
+        models = [m for m in models if m.name == names[0]]
+    found = []
+    for m in models:
+        for v in _versions_json(s, ctx, s.models.versions(ctx, m.name)):
+            fields = {
+                "name": v["name"],
+                "run_id": v["run_id"],
+                "source": v["source"],
+                "version_number": v["version"],
+                **{f"tags.{t['key']}": t["value"] for t in v["tags"]},
+            }
+            if all(_match(fields, c) for c in clauses):
+                found.append(v)
+    found.sort(key=lambda v: (v["name"], -int(v["version"])))
+    return _paged(a, "model_versions", found)
