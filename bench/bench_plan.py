@@ -1,0 +1,171 @@
+"""``keel plan`` on a project of 50 datasets, 20 pipelines and 20 deployments (target ≤ 1 s).
+
+Run from the repository root::
+
+    .venv/bin/python bench/bench_plan.py [--datasets 50] [--pipelines 20] [--deployments 20]
+        [--repeats 7]
+
+Setup (not timed): a fresh SQLite store in a temporary folder, a generated keel.yaml (each
+dataset with a source and a check suite, each pipeline with a schedule trigger and a model,
+each deployment with a canary strategy, a monitor and an alert rule: ~250 resources), applied
+once; then 10% of the datasets and deployments are edited so the plan has updates to diff.
+
+Timed, median of ``--repeats``:
+
+- **plan in process**: ``load_project`` (YAML parse, JSON Schema, references and cycles) plus
+  ``ProjectStateService.plan`` (read the recorded state, diff every resource);
+- **keel plan** end to end: the CLI in a fresh interpreter, as a CI job runs it.
+
+Floors: ``yaml.load`` (libyaml) of the same file plus one read of the recorded state — the parse
+and the query the plan cannot avoid — and, for the CLI, a fresh interpreter that only imports
+``keel.workspace`` and ``keel.cicd`` (what every store-touching command pays).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+
+def project_file(datasets: int, pipelines: int, deployments: int, *, edit: bool = False) -> str:
+    data: dict[str, dict[str, object]] = {
+        "sources": {},
+        "datasets": {},
+        "checks": {},
+        "pipelines": {},
+        "triggers": {},
+        "models": {},
+        "deployments": {},
+        "monitors": {},
+        "alerts": {},
+    }
+    for i in range(datasets):
+        data["sources"][f"src-{i}"] = {"kind": "file", "uri": f"data/table_{i}.csv"}
+        data["checks"][f"checks-{i}"] = {
+            "suite": [
+                {"kind": "not_null", "column": "id"},
+                {
+                    "kind": "range",
+                    "column": "age",
+                    "min": 0,
+                    "max": 120 + (i if edit and i % 10 == 0 else 0),
+                },
+            ]
+        }
+        data["datasets"][f"table-{i}"] = {
+            "source": f"src-{i}",
+            "checks": [f"checks-{i}"],
+            **({"derived_from": [f"table-{i - 1}"]} if i else {}),
+        }
+    for i in range(pipelines):
+        data["pipelines"][f"train-{i}"] = f"flows.train_{i}:pipeline"
+        data["triggers"][f"nightly-{i}"] = {
+            "pipeline": f"train-{i}",
+            "schedule": f"{i % 60} 3 * * *",
+        }
+        data["models"][f"model-{i}"] = {
+            "pipeline": f"train-{i}",
+            "dataset": f"table-{i}",
+            "promotion": {
+                "production": {"metrics": {"auc": {"min": 0.8}}, "max_regression": {"auc": 0.01}}
+            },
+        }
+    for i in range(deployments):
+        data["deployments"][f"deploy-{i}"] = {
+            "model": f"model-{i % pipelines}",
+            "environment": "production" if i % 2 else "staging",
+            "strategy": "canary",
+            "steps": [5, 25, 100] if not (edit and i % 10 == 0) else [10, 50, 100],
+            "target": {"kind": "kubernetes", "namespace": "ml", "replicas": 2},
+        }
+        data["monitors"][f"drift-{i}"] = {
+            "deployment": f"deploy-{i}",
+            "kind": "drift",
+            "window": "1h",
+        }
+        data["alerts"][f"drift-high-{i}"] = {
+            "monitor": f"drift-{i}",
+            "condition": "drift.share > 0.3",
+        }
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", type=int, default=50)
+    parser.add_argument("--pipelines", type=int, default=20)
+    parser.add_argument("--deployments", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+
+    from keel.cicd import ProjectStateService, load_project
+    from keel.settings import Settings
+    from keel.workspace import connect
+
+    with tempfile.TemporaryDirectory(prefix="keel-bench-plan-") as scratch:
+        folder = Path(scratch)
+        path = folder / "keel.yaml"
+        path.write_text(project_file(args.datasets, args.pipelines, args.deployments))
+        ws = connect(
+            settings=Settings(home=folder / ".keel"), create=True
+        )  # the OS user, as the CLI
+        service = ProjectStateService(ws._governor)
+        applied = service.apply(ws.ctx, load_project(path))  # records only: no live effects
+        path.write_text(project_file(args.datasets, args.pipelines, args.deployments, edit=True))
+
+        timings, floor = [], []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            plan = ws.project_file.plan(load_project(path))  # live state observed too
+            timings.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            yaml.load(path.read_text(), Loader=yaml.CSafeLoader)
+            service.current(ws.ctx)
+            floor.append(time.perf_counter() - started)
+        ws.close()
+
+        env = {**os.environ, "KEEL_HOME": str(folder / ".keel")}
+        env.pop("KEEL_DB_URL", None)
+        cli, imports = [], []
+        for _ in range(max(3, args.repeats // 2)):
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "keel.cli", "plan"],
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            cli.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-c", "import keel.workspace, keel.cicd, keel.cli._project"],
+                check=True,
+            )
+            imports.append(time.perf_counter() - started)
+
+    resources = len(applied.plan.changes)
+    print(f"resources: {resources}; plan: {plan.summary()}")
+    print(f"last line of `keel plan`: {done.stdout.strip().splitlines()[-1]}")
+    print(f"plan in process (load, validate, diff): {statistics.median(timings) * 1000:.1f} ms")
+    print(f"keel plan (fresh interpreter, end to end): {statistics.median(cli) * 1000:.0f} ms")
+    print(f"floor (libyaml load + one state read): {statistics.median(floor) * 1000:.1f} ms")
+    print(
+        "import floor (fresh interpreter, import keel.workspace + keel.cicd): "
+        f"{statistics.median(imports) * 1000:.0f} ms"
+    )
+    target = "met" if statistics.median(cli) <= 1.0 else "NOT met"
+    print(f"target keel plan <= 1 s: {target}")
+
+
+if __name__ == "__main__":
+    main()
