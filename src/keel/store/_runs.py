@@ -6,7 +6,18 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Dialect, Select, Table, and_, delete, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Select,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, defer
 
@@ -232,6 +243,57 @@ class RunRepository:
             .order_by(MetricRow.step, MetricRow.timestamp, MetricRow.id)
         )
         return [(math.nan if v is None else v, s, t) for v, s, t in rows]
+
+    def metric_extent(self, run_ids: Sequence[str], key: str) -> tuple[int, int, int]:
+        """(lowest step, highest step, number of points) of ``key`` over ``run_ids``."""
+        low, high, count = self._session.execute(
+            select(func.min(MetricRow.step), func.max(MetricRow.step), func.count()).where(
+                MetricRow.run_id.in_(self._scoped(run_ids)), MetricRow.key == key
+            )
+        ).one()
+        return int(low or 0), int(high or 0), int(count)
+
+    def metric_points(self, run_ids: Sequence[str], key: str) -> dict[str, list[tuple[int, float]]]:
+        """Every (step, value) of ``key`` per run (NaN for NULL), by step then time."""
+        result: dict[str, list[tuple[int, float]]] = {run_id: [] for run_id in run_ids}
+        for run_id, step, value in self._session.execute(
+            select(MetricRow.run_id, MetricRow.step, MetricRow.value)
+            .where(MetricRow.run_id.in_(self._scoped(run_ids)), MetricRow.key == key)
+            .order_by(MetricRow.run_id, MetricRow.step, MetricRow.timestamp, MetricRow.id)
+        ):
+            result[run_id].append((step, math.nan if value is None else value))
+        return result
+
+    def metric_buckets(
+        self, run_ids: Sequence[str], key: str, *, low: int, high: int, buckets: int
+    ) -> list[tuple[str, int, float, float]]:
+        """(run id, bucket, min, max) of the finite values of ``key``, in ``buckets`` step buckets.
+
+        Bucket ``b`` holds the steps ``s`` with ``floor((s - low) * buckets / (high - low)) == b``
+        (the highest step falls in bucket ``buckets``; callers fold it into the last one). The
+        division is an integer floor division on every engine.
+        """
+        span = max(high - low, 1)
+        bucket = ((MetricRow.step - low) * buckets) // span
+        rows = self._session.execute(
+            select(MetricRow.run_id, bucket, func.min(MetricRow.value), func.max(MetricRow.value))
+            .where(
+                MetricRow.run_id.in_(self._scoped(run_ids)),
+                MetricRow.key == key,
+                MetricRow.value.is_not(None),
+            )
+            .group_by(MetricRow.run_id, bucket)
+        )
+        return [
+            (run_id, int(b), float(lo), float(hi))
+            for run_id, b, lo, hi in rows
+            if lo is not None and hi is not None
+        ]
+
+    def _scoped(self, run_ids: Sequence[str]) -> Select[Any]:
+        return select(RunRow.id).where(
+            RunRow.project_id == self._project_id, RunRow.id.in_(list(run_ids))
+        )
 
     # --- artifacts ----------------------------------------------------------------------
 

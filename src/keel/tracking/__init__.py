@@ -1,6 +1,7 @@
 """Experiments, runs, metrics and artifacts, safe model packaging, and the model registry."""
 
 from keel.tracking._active import ActiveRun
+from keel.tracking._curves import MetricCurves
 from keel.tracking._environment import capture_environment, git_state
 from keel.tracking._experiments import ExperimentService
 from keel.tracking._formats import Predictor
@@ -38,6 +39,7 @@ __all__ = [
     "ExperimentService",
     "LoadedModel",
     "Metric",
+    "MetricCurves",
     "ModelRegistry",
     "ModelVersion",
     "Predictor",

@@ -21,11 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from keel.errors import InvalidInputError, NotFoundError
+from keel.errors import InvalidInputError, KeelError, NotFoundError
 from keel.governance import Context
 from keel.tracking._formats import Predictor, load_predictor, model_kind
 from keel.tracking._model import ModelVersion
 from keel.tracking._packaging import (
+    PACKAGE_SCHEMA,
+    ModelPackage,
     build_package,
     check_example,
     check_format,
@@ -40,7 +42,16 @@ if TYPE_CHECKING:
     from keel.blobs import BlobStore
     from keel.tracking._registry import ModelRegistry
 
-__all__ = ["SIDECAR_TAG", "LoadedModel", "load_model", "log_model", "read_package"]
+__all__ = [
+    "SIDECAR_TAG",
+    "LoadedModel",
+    "check_package",
+    "load_model",
+    "loaded_model",
+    "log_model",
+    "read_package",
+    "register_package",
+]
 
 #: The model-version tag that holds the digest of the package sidecar.
 SIDECAR_TAG = "keel.package"
@@ -106,25 +117,55 @@ def log_model(
         dataset_version=dataset_version,
         seed=seed,
     )
+    return register_package(
+        registry,
+        blobs,
+        ctx,
+        package,
+        name=name,
+        run_id=run_id,
+        metrics=metrics,
+        description=description,
+        tags=tags,
+    )
+
+
+def register_package(
+    registry: ModelRegistry,
+    blobs: BlobStore,
+    ctx: Context,
+    package: ModelPackage,
+    *,
+    name: str,
+    run_id: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    description: str = "",
+    tags: Mapping[str, str] | None = None,
+    verify: bool = False,
+) -> ModelVersion:
+    """Store a built package (its companions and sidecar) and register its artifact.
+
+    With ``verify`` (for packages built elsewhere, e.g. uploaded by a remote client), every
+    format must load with a safe loader and reproduce the stored example first.
+    """
+    sidecar_in = package.sidecar
+    if verify:
+        check_package(package)
     companions: dict[str, dict[str, Any]] = {}
     for fmt, data in package.companions.items():
         info = blobs.put_bytes(data, scope=ctx.project_id)
         companions[fmt] = {"digest": info.digest, "size": info.size}
-    sidecar = {**package.sidecar, "companions": companions}
+    sidecar = {**sidecar_in, "companions": companions}
     stored = blobs.put_bytes(dump_sidecar(sidecar), scope=ctx.project_id)
     version_tags: dict[str, str] = {
         SIDECAR_TAG: stored.digest,
         "keel.flavor": str(sidecar["flavor"]),
         "keel.formats": ",".join([package.format, *companions]),
     }
-    for key, value in (
-        ("keel.seed", seed),
-        ("keel.dataset_version", dataset_version),
-        ("keel.code_version", code_version),
-    ):
-        if value is not None:
-            version_tags[key] = str(value)
-    onnx_parity = sidecar["parity"].get("onnx")
+    for key in ("seed", "dataset_version", "code_version"):
+        if sidecar.get(key) is not None:
+            version_tags[f"keel.{key}"] = str(sidecar[key])
+    onnx_parity = (sidecar.get("parity") or {}).get("onnx")
     if onnx_parity and onnx_parity.get("converted"):
         version_tags["keel.onnx.max_abs_diff"] = f"{onnx_parity['max_abs_diff']:.3g}"
     version_tags.update(tags or {})
@@ -139,6 +180,33 @@ def log_model(
         description=description,
         tags=version_tags,
     )
+
+
+def check_package(package: ModelPackage) -> None:
+    """Refuse a package whose formats do not load safely or do not reproduce its example."""
+    sidecar = package.sidecar
+    if sidecar.get("schema") != PACKAGE_SCHEMA or sidecar.get("format") != package.format:
+        raise InvalidInputError(
+            f"The package description is not a {PACKAGE_SCHEMA} document for format "
+            f"'{package.format}'. Build packages with ws.models.log_model.",
+        )
+    kind = sidecar.get("kind")
+    if kind not in ("classifier", "regressor") or not isinstance(sidecar.get("signature"), dict):
+        raise InvalidInputError("The package description names no model kind or signature.")
+    for fmt, data in [(package.format, package.artifact), *package.companions.items()]:
+        predictor = load_predictor(
+            check_format(fmt), data, kind=kind, classes=sidecar.get("classes")
+        )
+        try:
+            check_example(predictor, sidecar, tolerance=1e-9 if fmt != "onnx" else 1e-6)
+        except KeelError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"The package's stored example for format '{fmt}' is malformed "
+                f"({type(exc).__name__}: {str(exc)[:200]}). Build packages with "
+                "ws.models.log_model.",
+            ) from exc
 
 
 def read_package(
@@ -185,6 +253,13 @@ def load_model(
             )
         registry.verify_signature(ctx, found)  # the version's signature, as for its artifact
         data = blobs.get_bytes(companion["digest"], scope=ctx.project_id)
+    return loaded_model(found, package, wanted, data, verify=verify)
+
+
+def loaded_model(
+    found: ModelVersion, package: dict[str, Any], wanted: str, data: bytes, *, verify: bool
+) -> LoadedModel:
+    """The predictor of ``data`` (format ``wanted`` of ``found``), checked on its example."""
     if package:
         predictor = load_predictor(
             wanted, data, kind=package["kind"], classes=package.get("classes")

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from keel.blobs import BlobStore
     from keel.governance import ModelSigner, SignatureInfo
     from keel.tracking._modelio import LoadedModel
+    from keel.tracking._packaging import ModelPackage
 
 __all__ = ["ModelRegistry", "parse_model_ref"]
 
@@ -372,6 +373,38 @@ class ModelRegistry:
             metrics=metrics,
             description=description,
             tags=tags,
+        )
+
+    def register_package(
+        self,
+        ctx: Context,
+        name: str,
+        package: ModelPackage,
+        *,
+        run_id: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        verify: bool = True,
+    ) -> ModelVersion:
+        """Register a package built elsewhere (``build_package``); with ``verify``, each of its
+        formats must load safely and reproduce its stored example before anything is stored."""
+        from keel.tracking._modelio import register_package
+
+        self._gov.check(
+            ctx, Permission.MODEL_WRITE, action="model.register", object_type="model_version"
+        )
+        return register_package(
+            self,
+            self._blobs,
+            ctx,
+            package,
+            name=name,
+            run_id=run_id,
+            metrics=metrics,
+            description=description,
+            tags=tags,
+            verify=verify,
         )
 
     def load(

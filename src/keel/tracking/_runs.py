@@ -17,6 +17,7 @@ from keel.errors import ConflictError, InvalidInputError, NotFoundError
 from keel.governance import Context, Governor, Permission, redact_mapping, redact_value
 from keel.store import RunRepository, parse_filter, parse_order_by
 from keel.store._schema import RunRow
+from keel.tracking._curves import MetricCurves
 from keel.tracking._environment import capture_environment, git_state
 from keel.tracking._experiments import ExperimentService
 from keel.tracking._model import Artifact, Metric, Run, RunPage
@@ -39,6 +40,7 @@ __all__ = ["RunService"]
 
 MAX_BATCH = 1_000_000
 MAX_RESULTS = 50_000
+MAX_CURVE_RUNS = 1_000
 _ADJECTIVES = ("brisk", "calm", "bold", "keen", "quiet", "swift", "steady", "bright", "amber")
 _NOUNS = ("heron", "otter", "falcon", "cedar", "harbor", "comet", "willow", "beacon", "lynx")
 
@@ -124,8 +126,13 @@ class RunService:
         tags: Mapping[str, str] | None = None,
         parent_run_id: str | None = None,
         capture_env: bool = True,
+        environment: Mapping[str, Any] | None = None,
     ) -> Run:
-        """Create a RUNNING run in ``experiment`` (created if missing)."""
+        """Create a RUNNING run in ``experiment`` (created if missing).
+
+        ``environment`` is one captured elsewhere (by a remote client, with
+        ``capture_environment``); it is recorded instead of this process's.
+        """
         self._gov.check(ctx, Permission.RUN_WRITE, action="run.create", object_type="run")
         exp = self._experiments.ensure(ctx, experiment)
         run_name = name or _run_name()
@@ -133,9 +140,13 @@ class RunService:
             raise InvalidInputError("A run name is at most 256 characters.")
         clean_params = redact_mapping(stringify_params(params or {}))
         clean_tags = self._clean_tags(tags or {})
-        environment = capture_environment() if capture_env else None
-        git = (environment or {}).get("git") if capture_env else git_state()
-        code_version = git["commit"] if isinstance(git, dict) else None
+        if environment is not None:
+            environment = redact_mapping(dict(environment))
+        elif capture_env:
+            environment = capture_environment()
+        git = (environment or {}).get("git") if environment is not None else git_state()
+        commit = git.get("commit") if isinstance(git, dict) else None
+        code_version = commit[:64] if isinstance(commit, str) else None
         with self._gov.write(ctx, Permission.RUN_WRITE, "run.create", object_type="run") as work:
             repo = RunRepository(work.session, ctx.project_id)
             if parent_run_id is not None and repo.get(parent_run_id) is None:
@@ -354,6 +365,40 @@ class RunService:
             self._row(session, ctx, run_id, active=False)
             history = RunRepository(session, ctx.project_id).metric_history(run_id, key)
         return [Metric(key, value, step, ts) for value, step, ts in history]
+
+    def metric_curves(
+        self, ctx: Context, run_ids: Sequence[str], key: str, *, buckets: int = 500
+    ) -> MetricCurves:
+        """The curves of ``key`` for ``run_ids``, reduced in the database when they are long.
+
+        Up to ``2 * buckets`` points per run on average every point is returned; above that
+        the database groups the steps into ``buckets`` equal buckets and returns the min and
+        max of each run in each (one grouped query), so a chart stays exact in shape at a
+        bounded cost. Runs outside the caller's project contribute nothing.
+        """
+        if isinstance(buckets, bool) or not 1 <= buckets <= 100_000:
+            raise InvalidInputError(f"buckets must be between 1 and 100,000; got {buckets!r}.")
+        ids = list(dict.fromkeys(run_ids))
+        if len(ids) > MAX_CURVE_RUNS:
+            raise InvalidInputError(
+                f"Curves of at most {MAX_CURVE_RUNS} runs at once; got {len(ids)}. Pick fewer."
+            )
+        with self._gov.read(ctx, Permission.RUN_READ, "run.read", object_type="run") as session:
+            repo = RunRepository(session, ctx.project_id)
+            low, high, count = repo.metric_extent(ids, key)
+            if count <= 2 * buckets * max(len(ids), 1) or high == low:
+                return MetricCurves(key, count, False, history=repo.metric_points(ids, key))
+            grouped = repo.metric_buckets(ids, key, low=low, high=high, buckets=buckets)
+        series: dict[str, list[tuple[float, float] | None]] = {i: [None] * buckets for i in ids}
+        for run_id, b, smallest, largest in grouped:
+            at = min(max(b, 0), buckets - 1)  # the highest step is bucket ``buckets``: fold it
+            held = series[run_id][at]
+            if held is not None:
+                smallest, largest = min(held[0], smallest), max(held[1], largest)
+            series[run_id][at] = (smallest, largest)
+        return MetricCurves(
+            key, count, True, low=float(low), width=(high - low) / buckets, buckets=series
+        )
 
     def search(
         self,
