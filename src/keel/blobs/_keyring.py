@@ -2,8 +2,12 @@
 
 Layout under the blob store root::
 
-    _keys/<scope>/<key_id>   one wrapped data key (format below)
-    _keys/<scope>/erased     tombstone written by destroy(): the scope was crypto-shredded
+    _keys/<scope>/<key_id>            the scope's shared data key(s) (format below)
+    _keys/<scope>/erased              tombstone written by destroy(): the scope was shredded
+    _keys/<scope>/own/<key_id>        a dedicated key: it encrypts one blob only, so that blob
+                                      can be crypto-shredded alone (create_key/destroy_key)
+    _keys/<scope>/shredded/<key_id>   tombstone of a destroyed dedicated key
+    _keys/<scope>/shredded/<hex>      tombstone of a shredded blob (by its digest's hex)
 
 A wrapped data key file (format version 1)::
 
@@ -22,12 +26,15 @@ another process's keyring may keep a key cached until it restarts.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import threading
+import time
+from collections import OrderedDict
 from typing import NoReturn
 
 from keel.blobs._keys import KEY_SIZE, MasterKeyProvider
-from keel.blobs._names import is_key_id, validate_scope
+from keel.blobs._names import digest_hex, is_key_id, validate_digest, validate_scope
 from keel.blobs._storage import StorageRoot
 from keel.clock import now
 from keel.errors import (
@@ -43,9 +50,15 @@ __all__ = ["DataKey", "Keyring"]
 
 KEYS_DIR = "_keys"
 ERASED_MARKER = "erased"
+OWN_DIR = "own"
+SHREDDED_DIR = "shredded"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _MAGIC = b"KEEL-KEY"
 _VERSION = 1
 _MAX_KEY_FILE = 4096
+#: Dedicated (per-part) keys kept unwrapped in memory, and for how long (seconds).
+OWN_KEY_CACHE = 1024
+OWN_KEY_TTL = 300.0
 
 
 class DataKey:
@@ -93,7 +106,9 @@ class Keyring:
         self._master = master
         self._root = StorageRoot(url)
         self._lock = threading.Lock()
-        self._keys: dict[tuple[str, str], DataKey] = {}
+        self._keys: dict[tuple[str, str], DataKey] = {}  # shared keys: a few per scope
+        # dedicated keys (one per part: millions): a bounded, expiring cache
+        self._own: OrderedDict[tuple[str, str], tuple[float, DataKey]] = OrderedDict()
         self._current: dict[str, DataKey] = {}
 
     @property
@@ -147,7 +162,13 @@ class Keyring:
             )
         with self._lock:
             cached = self._keys.get((scope, key_id))
-            return cached if cached is not None else self._load(scope, key_id)
+            if cached is not None:
+                return cached
+            own = self._own.get((scope, key_id))
+            if own is not None and time.monotonic() - own[0] < OWN_KEY_TTL:
+                self._own.move_to_end((scope, key_id))
+                return own[1]
+            return self._load(scope, key_id)
 
     def is_erased(self, scope: str) -> bool:
         """Return whether ``scope`` was crypto-shredded with :meth:`destroy`."""
@@ -165,16 +186,129 @@ class Keyring:
             temp = self._root.write_temp([marker])
             self._root.commit(temp, f"{folder}/{ERASED_MARKER}")
             for name in self._root.list_names(folder):
-                if name != ERASED_MARKER:
+                if name in (OWN_DIR, SHREDDED_DIR):
+                    self._root.remove_tree(f"{folder}/{name}")
+                elif name != ERASED_MARKER:
                     self._root.remove(f"{folder}/{name}")
             self._current.pop(scope, None)
             for cached in [pair for pair in self._keys if pair[0] == scope]:
                 del self._keys[cached]
+            for cached in [pair for pair in self._own if pair[0] == scope]:
+                del self._own[cached]
+
+    def create_key(self, scope: str) -> DataKey:
+        """Create a dedicated data key in ``scope``, for one blob that may be shredded alone.
+
+        The key is never the scope's current key; :meth:`get` finds it by its id.
+
+        Raises:
+            InvalidInputError: If ``scope`` is malformed.
+            ConflictError: If the scope was erased with :meth:`destroy`.
+        """
+        scope = validate_scope(scope)
+        with self._lock:
+            if self._is_erased(scope):
+                raise ConflictError(
+                    f"Scope '{scope}' was erased (crypto-shredded); Keel does not store new "
+                    "data under an erased scope. Use a new project or dataset id.",
+                    scope=scope,
+                )
+            return self._create(scope, own=True)
+
+    def is_dedicated(self, scope: str, key_id: str) -> bool:
+        """Return whether ``key_id`` is a dedicated key of ``scope`` (see :meth:`create_key`)."""
+        scope = validate_scope(scope)
+        if not is_key_id(key_id):
+            return False
+        return self._root.exists(self._root.path(KEYS_DIR, scope, OWN_DIR, key_id))
+
+    def destroy_key(self, scope: str, key_id: str, *, digest: str | None = None) -> None:
+        """Crypto-shred one dedicated key (and record ``digest``, the blob it encrypted).
+
+        Idempotent. The tombstones let a later read say "erased" instead of "corrupt".
+
+        Raises:
+            InvalidInputError: If ``scope``, ``key_id`` or ``digest`` is malformed.
+            ConflictError: If ``key_id`` is a shared key of the scope: destroying it would
+                erase every blob of the scope (use :meth:`destroy` for that).
+        """
+        scope = validate_scope(scope)
+        if not is_key_id(key_id):
+            raise InvalidInputError(
+                f"Invalid data key id {key_id[:40]!r}: expected 26 base32 characters.",
+                field="key_id",
+            )
+        if self._root.exists(self._root.path(KEYS_DIR, scope, key_id)):
+            raise ConflictError(
+                f"Data key {key_id} is the shared key of scope '{scope}'; destroying it would "
+                "erase every blob of the scope. Only dedicated keys are destroyed one by one.",
+                scope=scope,
+                key_id=key_id,
+            )
+        with self._lock:
+            self._tombstone(scope, key_id)
+            if digest is not None:
+                self._tombstone(scope, digest_hex(validate_digest(digest)), note=key_id)
+            self._root.remove(self._root.path(KEYS_DIR, scope, OWN_DIR, key_id))
+            self._keys.pop((scope, key_id), None)
+            self._own.pop((scope, key_id), None)
+
+    def forget_key(self, scope: str, key_id: str) -> None:
+        """Delete the dedicated key ``key_id`` of a blob that was deleted (no tombstone: the
+        blob was garbage, not erased). A shared key is left alone. Idempotent."""
+        scope = validate_scope(scope)
+        if not is_key_id(key_id):
+            return
+        with self._lock:
+            self._root.remove(self._root.path(KEYS_DIR, scope, OWN_DIR, key_id))
+            self._own.pop((scope, key_id), None)
+
+    def is_key_destroyed(self, scope: str, key_id: str) -> bool:
+        """Whether the dedicated key ``key_id`` of ``scope`` was destroyed (its tombstone)."""
+        scope = validate_scope(scope)
+        if not is_key_id(key_id):
+            return False
+        return self._root.exists(self._root.path(KEYS_DIR, scope, SHREDDED_DIR, key_id))
+
+    def erased_blob(self, scope: str, digest: str) -> str | None:
+        """How the blob ``digest`` was erased: ``"shredded"`` (its own key was destroyed),
+        ``"deleted"`` (only its file), or None (no tombstone)."""
+        scope = validate_scope(scope)
+        hexdigest = digest_hex(validate_digest(digest))
+        note = self._root.read_small(
+            self._root.path(KEYS_DIR, scope, SHREDDED_DIR, hexdigest), limit=_MAX_KEY_FILE
+        )
+        if note is None:
+            return None
+        words = note.decode("utf-8", "replace").split()
+        return "shredded" if words and is_key_id(words[-1]) else "deleted"
+
+    def mark_blob_erased(self, scope: str, digest: str) -> None:
+        """Record that the blob ``digest`` of ``scope`` was erased (deleted). Idempotent."""
+        scope = validate_scope(scope)
+        hexdigest = digest_hex(validate_digest(digest))
+        with self._lock:
+            self._tombstone(scope, hexdigest)
+
+    def is_blob_erased(self, scope: str, digest: str) -> bool:
+        """Return whether the blob ``digest`` of ``scope`` (or the whole scope) was erased."""
+        scope = validate_scope(scope)
+        hexdigest = digest_hex(validate_digest(digest))
+        return self._is_erased(scope) or self._root.exists(
+            self._root.path(KEYS_DIR, scope, SHREDDED_DIR, hexdigest)
+        )
+
+    def _tombstone(self, scope: str, name: str, *, note: str = "") -> None:
+        if not (is_key_id(name) or _HEX64.fullmatch(name)):  # pragma: no cover - checked above
+            raise InvalidInputError(f"Invalid tombstone name {name[:70]!r}.")
+        marker = f"erased at {now().isoformat()} {note}".strip().encode() + b"\n"
+        temp = self._root.write_temp([marker])
+        self._root.commit(temp, self._root.path(KEYS_DIR, scope, SHREDDED_DIR, name))
 
     def _is_erased(self, scope: str) -> bool:
         return self._root.exists(self._root.path(KEYS_DIR, scope, ERASED_MARKER))
 
-    def _create(self, scope: str) -> DataKey:
+    def _create(self, scope: str, *, own: bool = False) -> DataKey:
         key_id = new_id()
         material = os.urandom(KEY_SIZE)
         fingerprint = self._master.fingerprint.encode("ascii")
@@ -187,19 +321,28 @@ class Keyring:
             + wrapped
         )
         temp = self._root.write_temp([record])
-        self._root.commit(temp, self._root.path(KEYS_DIR, scope, key_id))
+        if own:
+            self._root.commit(temp, self._root.path(KEYS_DIR, scope, OWN_DIR, key_id))
+        else:
+            self._root.commit(temp, self._root.path(KEYS_DIR, scope, key_id))
         key = DataKey(scope=scope, key_id=key_id, material=material)
-        self._keys[(scope, key_id)] = key
+        if not own:  # a dedicated key encrypts one blob, once: not kept
+            self._keys[(scope, key_id)] = key
         return key
 
     def _load(self, scope: str, key_id: str) -> DataKey:
         path = self._root.path(KEYS_DIR, scope, key_id)
         record = self._root.read_small(path, limit=_MAX_KEY_FILE)
+        own = record is None
         if record is None:
-            if self._is_erased(scope):
+            path = self._root.path(KEYS_DIR, scope, OWN_DIR, key_id)
+            record = self._root.read_small(path, limit=_MAX_KEY_FILE)
+        if record is None:
+            shredded = self._root.exists(self._root.path(KEYS_DIR, scope, SHREDDED_DIR, key_id))
+            if shredded or self._is_erased(scope):
                 raise NotFoundError(
-                    f"The data key {key_id} of scope '{scope}' was destroyed: the scope's "
-                    "data was erased (crypto-shredded) and cannot be recovered.",
+                    f"The data key {key_id} of scope '{scope}' was destroyed: the data "
+                    "it encrypted was erased (crypto-shredded) and cannot be recovered.",
                     scope=scope,
                     key_id=key_id,
                     erased=True,
@@ -229,7 +372,13 @@ class Keyring:
         if len(material) != KEY_SIZE:
             raise _corrupt_key(path, f"it unwraps to {len(material)} bytes, not {KEY_SIZE}")
         key = DataKey(scope=scope, key_id=key_id, material=material)
-        self._keys[(scope, key_id)] = key
+        if own:
+            self._own[(scope, key_id)] = (time.monotonic(), key)
+            self._own.move_to_end((scope, key_id))
+            while len(self._own) > OWN_KEY_CACHE:
+                self._own.popitem(last=False)
+        else:
+            self._keys[(scope, key_id)] = key
         return key
 
 

@@ -5,8 +5,9 @@ basis, data-subject kinds, personal-data categories, allowed regions, retention 
 subject-id column. :meth:`ComplianceService.records` reports every dataset of the project
 with its record — or flags it ``undeclared`` — joined with what the store knows (categories
 from the latest version's classification, the regions its versions are in, its sensitivity).
-:func:`retention_due` is pure; :meth:`ComplianceService.retention` is the job function a
-scheduler runs: it lists the versions kept past their retention, and audits the finding.
+:func:`retention_due` is pure; :meth:`ComplianceService.retention` lists the versions kept
+past their retention (not erased yet) and audits the finding; ``keel.compliance`` erases them
+(``keel compliance enforce-retention``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from keel import clock
@@ -23,7 +24,7 @@ from keel.governance._context import Context
 from keel.governance._governor import Governor
 from keel.governance._permissions import Permission
 from keel.governance._residency import normalise_region
-from keel.store import ComplianceRepository, DatasetRepository
+from keel.store import ComplianceRepository, DatasetRepository, ErasureRepository
 from keel.store._schema_policy import ProcessingRecordRow
 from keel.types import validate_name
 
@@ -120,6 +121,15 @@ def retention_due(
     return sorted(due, key=lambda item: (item.dataset, item.version))
 
 
+#: Column types a subject id can have (as Keel records them: ``str`` of the Polars type).
+SUBJECT_TYPES = ("String", "Utf8", "Int", "UInt", "Categorical", "Enum")
+
+
+def subject_type_ok(dtype: str) -> bool:
+    """Whether a column of this type can name data subjects (a scalar id: text or integer)."""
+    return dtype.startswith(SUBJECT_TYPES)
+
+
 def _strings(values: Sequence[str] | None, what: str, *, limit: int = 50) -> list[str]:
     out = [str(v).strip() for v in (values or []) if str(v).strip()]
     if len(out) > limit or any(len(v) > 64 for v in out):
@@ -160,6 +170,8 @@ class ComplianceService:
         with self._gov.write(
             ctx, Permission.COMPLIANCE_ADMIN, "compliance.declare", object_type="dataset"
         ) as work:
+            if subject_column:
+                _check_subject_column(work.session, ctx, dataset, subject_column)
             row = ComplianceRepository(work.session, ctx.project_id).upsert_record(
                 dataset,
                 updated_by=ctx.principal,
@@ -217,17 +229,21 @@ class ComplianceService:
     ) -> builtins.list[RetentionItem]:
         """The job function: versions past their retention, found and audited."""
         moment = now or clock.now()
+        if moment.tzinfo is None:  # a naive time is taken as UTC, like every stored time
+            moment = moment.replace(tzinfo=UTC)
         with self._gov.write(
             ctx, Permission.COMPLIANCE_ADMIN, "compliance.retention", object_type="dataset"
         ) as work:
             records = ComplianceRepository(work.session, ctx.project_id).records()
             days = {r.dataset: r.retention_days for r in records}
             datasets = DatasetRepository(work.session, ctx.project_id)
+            erased = ErasureRepository(work.session, ctx.project_id).erased_versions()
             versions = [
                 (d.name, v.version, v.created_at)
                 for d in datasets.datasets()
                 if days.get(d.name) is not None
                 for v in datasets.versions(d.id)
+                if v.id not in erased  # already erased (keel compliance enforce-retention)
             ]
             due = retention_due(versions, days, moment)
             work.details = {
@@ -259,6 +275,12 @@ class ComplianceService:
                     problems.append(f"versions stored outside allowed regions: {outside}")
             if row.retention_days is None:
                 problems.append("no retention period")
+            columns = [c[0] for c in (latest.manifest.get("schema", []) if latest else [])]
+            if row.subject_column and latest is not None and row.subject_column not in columns:
+                problems.append(
+                    f"subject column {row.subject_column!r} is not a column of version "
+                    f"{latest.version}: subjects cannot be found there"
+                )
         return ProcessingRecord(
             dataset=name,
             declared=row is not None,
@@ -273,4 +295,24 @@ class ComplianceService:
             versions=len(versions),
             sensitivity=latest.sensitivity if latest else None,
             problems=tuple(problems),
+        )
+
+
+def _check_subject_column(session: Any, ctx: Context, dataset: str, column: str) -> None:
+    """Refuse a subject column whose type holds no scalar id (in the latest version)."""
+    repo = DatasetRepository(session, ctx.project_id)
+    found = repo.dataset(dataset)
+    if found is None:
+        return
+    number = repo.latest_number(found.id)
+    latest = repo.version(found.id, number) if number else None
+    types = {c[0]: c[1] for c in (latest.manifest.get("schema", []) if latest else [])}
+    dtype = types.get(column)
+    if dtype is not None and not subject_type_ok(dtype):
+        raise InvalidInputError(
+            f"Column {column!r} of dataset '{dataset}' is of type {dtype[:80]}, which holds no "
+            "single subject id: a subject column must be text (String), an integer or a "
+            "categorical. Declare the column that holds the id itself.",
+            field="subject_column",
+            dtype=dtype[:80],
         )

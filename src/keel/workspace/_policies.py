@@ -1,10 +1,8 @@
-"""Workspace faces of governance: policies and decisions, approvals, supply chain, compliance."""
+"""Workspace faces of governance: policies and decisions, approvals, supply chain."""
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +10,19 @@ from keel.errors import IntegrityError
 from keel.governance import (
     ApprovalRequest,
     ApprovalService,
-    ComplianceService,
     Context,
     EnvironmentAudit,
-    Location,
     PolicyDecision,
     PolicyService,
     PolicyVersion,
-    ProcessingRecord,
     QuarantinedFile,
-    RetentionItem,
     SignatureInfo,
     SupplyChainService,
     version_payload,
 )
 from keel.tracking import ModelRegistry
 
-__all__ = ["Approvals", "Compliance", "Policies", "SupplyChain"]
+__all__ = ["Approvals", "Policies", "SupplyChain"]
 
 
 class Policies:
@@ -175,49 +169,3 @@ class SupplyChain:
                 "environment to audit. Register versions with run_id=... to keep one."
             )
         return audit_packages(self._environment(found.run_id).get("packages") or {})
-
-
-class Compliance:
-    """GDPR/PDPL duties of the workspace's project (see ComplianceService)."""
-
-    def __init__(self, service: ComplianceService, ctx: Context) -> None:
-        self._s, self._ctx = service, ctx
-
-    def declare(
-        self,
-        dataset: str,
-        *,
-        purpose: str,
-        lawful_basis: str,
-        categories: Sequence[str] = (),
-        subjects: Sequence[str] = (),
-        allowed_regions: Sequence[str] = (),
-        retention_days: int | None = None,
-        subject_column: str | None = None,
-    ) -> ProcessingRecord:
-        """Create or replace the record of processing of a dataset."""
-        return self._s.declare(
-            self._ctx,
-            dataset,
-            purpose=purpose,
-            lawful_basis=lawful_basis,
-            categories=categories,
-            subjects=subjects,
-            allowed_regions=allowed_regions,
-            retention_days=retention_days,
-            subject_column=subject_column,
-        )
-
-    def records(self) -> builtins.list[ProcessingRecord]:
-        """The records-of-processing report (every dataset, declared or not)."""
-        return self._s.records(self._ctx)
-
-    def retention(self, *, now: datetime | None = None) -> builtins.list[RetentionItem]:
-        """Dataset versions kept past their retention (the scheduled job's function)."""
-        return self._s.retention(self._ctx, now=now)
-
-    def set_location(self, name: str, *, kind: str, region: str) -> Location:
-        return self._s.set_location(self._ctx, name, kind=kind, region=region)
-
-    def locations(self) -> builtins.list[Location]:
-        return self._s.locations(self._ctx)
