@@ -204,15 +204,22 @@ class BlobSealer:
         key_id: The data key's id, written into the header.
         scope: The scope the blob belongs to (bound as associated data).
         chunk_size: Plaintext bytes per chunk.
+        digest: The plaintext's ``sha256:`` digest when the caller computed it already (from
+            these very bytes): the sealer then encrypts in one pass without hashing again.
+            A wrong digest is never read back as content: readers recompute SHA-256 and
+            refuse the blob (IntegrityError).
     """
 
-    def __init__(self, key: bytes, *, key_id: str, scope: str, chunk_size: int) -> None:
+    def __init__(
+        self, key: bytes, *, key_id: str, scope: str, chunk_size: int, digest: str | None = None
+    ) -> None:
         self._cipher = AESGCM(key)
         self._header = Header(key_id, chunk_size, os.urandom(PREFIX_SIZE)).encode()
         self._context = _context(self._header, scope)
         self._prefix = self._header[-PREFIX_SIZE:]
         self._chunk_size = chunk_size
-        self._hasher = hashlib.sha256()
+        self._known = None if digest is None else bytes.fromhex(digest_hex(digest))
+        self._hasher = hashlib.sha256() if digest is None else None
         self._digest: str | None = None
         self._size = 0
 
@@ -242,7 +249,7 @@ class BlobSealer:
             index += 1
             current = following
         yield self._seal_chunk(index, current, final=True)
-        raw_digest = self._hasher.digest()
+        raw_digest = self._hasher.digest() if self._hasher is not None else self._known or b""
         nonce = _chunk_nonce(self._prefix, _TRAILER_COUNTER)
         yield self._cipher.encrypt(nonce, b"", _trailer_aad(self._context, raw_digest, self._size))
         self._digest = DIGEST_PREFIX + raw_digest.hex()
@@ -254,7 +261,8 @@ class BlobSealer:
                 "use a larger chunk size.",
                 field="chunks",
             )
-        self._hasher.update(plain)
+        if self._hasher is not None:
+            self._hasher.update(plain)
         self._size += len(plain)
         nonce = _chunk_nonce(self._prefix, index)
         return self._cipher.encrypt(nonce, plain, _chunk_aad(self._context, index, final=final))

@@ -25,11 +25,12 @@ from keel.blobs._crypto import (
     MAX_CHUNK_SIZE,
     BlobSealer,
     BytesLike,
+    Header,
     open_blob,
 )
 from keel.blobs._keyring import DataKey, Keyring
 from keel.blobs._names import DIGEST_PREFIX, digest_hex, validate_digest, validate_scope
-from keel.blobs._storage import StorageRoot
+from keel.blobs._storage import StorageRoot, durable_batch
 from keel.errors import (
     ConfigurationError,
     ConflictError,
@@ -108,11 +109,27 @@ class BlobStore:
 
     # -- writes -----------------------------------------------------------------------------
 
-    def put_bytes(self, data: BytesLike, *, scope: str) -> BlobInfo:
+    def put_bytes(
+        self,
+        data: BytesLike,
+        *,
+        scope: str,
+        dedicated_key: bool = False,
+        digest: str | None = None,
+    ) -> BlobInfo:
         """Store ``data`` and return its digest; content already stored is not written again.
 
+        With ``dedicated_key`` a new blob is sealed under a data key of its own, so that
+        :meth:`shred` can later crypto-shred it alone (dataset parts use this).
+
+        ``digest`` is for a caller that has just hashed these very bytes (to journal or
+        deduplicate them): the blob is then sealed in one pass, without hashing it again.
+        It is trusted as given; a wrong one is never read back as content (every read
+        recomputes SHA-256 and refuses the blob), so pass only a digest computed from ``data``.
+
         Raises:
-            InvalidInputError: If ``scope`` is malformed or ``data`` is not bytes-like.
+            InvalidInputError: If ``scope`` or ``digest`` is malformed or ``data`` is not
+                bytes-like.
             ConflictError: If ``scope`` was erased.
         """
         scope = validate_scope(scope)
@@ -122,11 +139,59 @@ class BlobStore:
                 field="data",
             )
         key = self._keyring.get_or_create(scope)
-        digest = DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
+        trusted = digest is not None
+        if digest is None:
+            digest = DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
+        else:
+            digest = validate_digest(digest)
         size = memoryview(data).nbytes
         if self._root.exists(self._blob_path(scope, digest)):
             return BlobInfo(digest, size)
+        if dedicated_key:
+            key = self._keyring.create_key(scope)
+        if trusted:
+            return self._write(scope, key, [data], expected=None, known=digest)
         return self._write(scope, key, [data], expected=digest)
+
+    def put_many(
+        self,
+        items: Iterable[tuple[str, BytesLike]],
+        *,
+        scope: str,
+        dedicated_key: bool = False,
+    ) -> int:
+        """Store many ``(digest, data)`` pairs whose digests the caller computed; return how
+        many were new.
+
+        Each blob is sealed in one pass (see ``digest`` in :meth:`put_bytes`), and on a local
+        disk the new blobs (and their dedicated keys) are made durable together: written
+        without an fsync each, then fsynced, renamed and their folders fsynced at the end
+        (``durable_batch``). None of them is visible under its final name before all of them
+        are durable; if one fails, none of the pending ones is published.
+
+        Raises:
+            InvalidInputError: If ``scope`` or a digest is malformed, or data is not bytes.
+            ConflictError: If ``scope`` was erased.
+        """
+        scope = validate_scope(scope)
+        shared = self._keyring.get_or_create(scope)  # durable before the batch starts
+        written = 0
+        seen: set[str] = set()
+        with durable_batch():
+            for digest, data in items:
+                digest = validate_digest(digest)
+                if not isinstance(data, bytes | bytearray | memoryview):
+                    raise InvalidInputError(
+                        f"put_many takes bytes, got {type(data).__name__}; encode text first.",
+                        field="data",
+                    )
+                if digest in seen or self._root.exists(self._blob_path(scope, digest)):
+                    continue
+                seen.add(digest)
+                key = self._keyring.create_key(scope) if dedicated_key else shared
+                self._write(scope, key, [data], expected=None, known=digest)
+                written += 1
+        return written
 
     def put_file(self, path: str | os.PathLike[str], *, scope: str) -> BlobInfo:
         """Store the content of a local file, streaming; skips the write if already stored.
@@ -184,10 +249,20 @@ class BlobStore:
         return self._write(scope, key, pieces, expected=None)
 
     def _write(
-        self, scope: str, key: DataKey, pieces: Iterable[BytesLike], *, expected: str | None
+        self,
+        scope: str,
+        key: DataKey,
+        pieces: Iterable[BytesLike],
+        *,
+        expected: str | None,
+        known: str | None = None,
     ) -> BlobInfo:
         sealer = BlobSealer(
-            key.material, key_id=key.key_id, scope=scope, chunk_size=self._chunk_size
+            key.material,
+            key_id=key.key_id,
+            scope=scope,
+            chunk_size=self._chunk_size,
+            digest=known,
         )
         temp = self._root.write_temp(sealer.seal(pieces))
         if expected is not None and sealer.digest != expected:
@@ -269,10 +344,51 @@ class BlobStore:
     # -- deletion ---------------------------------------------------------------------------
 
     def delete(self, digest: str, *, scope: str) -> bool:
-        """Delete a blob; return whether it existed."""
+        """Delete a blob (and its dedicated data key, if it has one); return whether it
+        existed."""
         scope = validate_scope(scope)
         digest = validate_digest(digest)
-        return self._root.remove(self._blob_path(scope, digest))
+        path = self._blob_path(scope, digest)
+        key_id = None
+        try:
+            with self._root.open_read(path) as handle:
+                key_id = Header.read_from(handle.read, digest=digest, scope=scope).key_id
+        except (OSError, IntegrityError):  # absent or unreadable: no key to tell about
+            pass
+        removed = self._root.remove(path)
+        if removed and key_id is not None:
+            self._keyring.forget_key(scope, key_id)  # a dedicated key serves no other blob
+        return removed
+
+    def shred(self, digest: str, *, scope: str) -> str:
+        """Erase one blob: destroy its dedicated data key, then delete the file.
+
+        Returns ``"shredded"`` (its own key was destroyed, so no copy can be decrypted),
+        ``"deleted"`` (it was sealed under the scope's shared key, which other blobs still
+        need: the file is deleted, copies elsewhere stay readable until the scope is
+        destroyed) or ``"absent"`` (nothing to erase). Later reads raise NotFoundError with
+        ``details["erased"]``. Idempotent.
+        """
+        scope = validate_scope(scope)
+        digest = validate_digest(digest)
+        path = self._blob_path(scope, digest)
+        if not self._root.exists(path):
+            return "absent"
+        try:
+            with self._root.open_read(path) as handle:
+                key_id = Header.read_from(handle.read, digest=digest, scope=scope).key_id
+        except FileNotFoundError:
+            return "absent"
+        if self._keyring.is_key_destroyed(scope, key_id):
+            outcome = "shredded"  # a shred interrupted after the key went: finish it
+        elif self._keyring.is_dedicated(scope, key_id):
+            self._keyring.destroy_key(scope, key_id, digest=digest)
+            outcome = "shredded"
+        else:
+            self._keyring.mark_blob_erased(scope, digest)
+            outcome = "deleted"
+        self._root.remove(path)
+        return outcome
 
     def destroy_scope(self, scope: str) -> None:
         """Crypto-shred ``scope``: destroy its data keys first, then delete its blobs.
@@ -325,10 +441,10 @@ class BlobStore:
             ) from None
 
     def _missing(self, digest: str, scope: str) -> NotFoundError:
-        if self._keyring.is_erased(scope):
+        if self._keyring.is_blob_erased(scope, digest):
             return NotFoundError(
-                f"Blob {digest} in scope '{scope}' was erased (crypto-shredded) with the "
-                "scope's data key; it cannot be recovered.",
+                f"Blob {digest} in scope '{scope}' was erased (crypto-shredded) by a data "
+                "subject's erasure, retention or the scope's deletion; it cannot be recovered.",
                 digest=digest,
                 scope=scope,
                 erased=True,

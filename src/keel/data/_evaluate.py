@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from keel.data._classify import Classification
 
-__all__ = ["evaluate"]
+__all__ = ["columns_of", "evaluate"]
 
 _ROW_KINDS = frozenset({"not_null", "unique", "range", "allowed_values", "regex", "expression"})
 _MAX_GROUPS = 50
@@ -51,7 +51,8 @@ def _result(
     )
 
 
-def _columns_of(check: Check) -> list[str]:
+def columns_of(check: Check) -> list[str]:
+    """The columns ``check`` reads."""
     import polars as pl
 
     if check.kind == "unique":
@@ -121,7 +122,7 @@ def evaluate(
     violations: dict[int, pl.Expr] = {}
     empty = frame.head(0)
     for index, check in enumerate(checks):
-        missing = [c for c in _columns_of(check) if c not in schema]
+        missing = [c for c in columns_of(check) if c not in schema]
         if missing:
             shown = ", ".join(list(schema)[:20])
             results[index] = _result(
@@ -204,7 +205,7 @@ def _row_result(
         failing_frame = (
             frame.lazy().with_row_index(index).filter(violation).head(MAX_FAILING_ROWS).collect()
         )
-        shown = redactor.rows(failing_frame, _columns_of(check))
+        shown = redactor.rows(failing_frame, columns_of(check))
     return _result(
         check,
         passed,

@@ -112,8 +112,11 @@ class Datasets:
             self._ctx, name, version, format=format, require_published=require_published
         )
 
-    def iter_frames(self, name: str, version: VersionRef = None) -> Iterator[pl.DataFrame]:
-        return self.service.iter_frames(self._ctx, name, version)
+    def iter_frames(
+        self, name: str, version: VersionRef = None, *, columns: Sequence[str] | None = None
+    ) -> Iterator[pl.DataFrame]:
+        """The version's parts one at a time (bounded memory); ``columns`` reads only those."""
+        return self.service.iter_frames(self._ctx, name, version, columns=columns)
 
     def rejects(self, name: str, version: VersionRef = None) -> pl.DataFrame:
         return self.service.rejects(self._ctx, name, version)
@@ -130,11 +133,20 @@ class Datasets:
         steps: Sequence[Mapping[str, Any]] | None = None,
         *,
         function: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+        per_part: bool = False,
         version: VersionRef = None,
         target: str | None = None,
     ) -> DatasetVersion:
+        """A new version from cleansing ``steps`` or a ``function`` (``per_part=True`` calls a
+        row-local function on each part instead of on the whole version)."""
         return self.service.transform(
-            self._ctx, name, steps, function=function, version=version, target=target
+            self._ctx,
+            name,
+            steps,
+            function=function,
+            per_part=per_part,
+            version=version,
+            target=target,
         )
 
     def validate(

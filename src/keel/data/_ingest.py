@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from queue import Empty, Full, Queue
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,12 +30,20 @@ __all__ = ["MAX_REJECTS_KEPT", "Ingest", "prefetch", "progress_callback"]
 T = TypeVar("T")
 
 MAX_REJECTS_KEPT = 100_000
-_FLUSH_BYTES = 64 * 1024 * 1024
-_WRITERS = 4
+_FLUSH_BYTES = 32 * 1024 * 1024
+_QUEUED = 2
 
 
 class Ingest:
-    """Writes the blobs of one version-to-be; implements the sources' ``BlobSink``."""
+    """Writes the blobs of one version-to-be; implements the sources' ``BlobSink``.
+
+    Bytes are hashed once, where they are produced (file bytes in ``put``, parts in
+    ``encode_part``), then handed in batches to a writer thread that journals their digests
+    and seals them in one pass (``BlobStore.put_many``: no second hash, one fsync pass per
+    batch). Reading and encoding go on meanwhile; at most ``_QUEUED`` batches wait, so memory
+    stays bounded. :meth:`flush` waits until everything handed over is stored (and raises
+    what the writer raised); :meth:`close` stops the writer without waiting for more work.
+    """
 
     def __init__(
         self,
@@ -59,8 +66,11 @@ class Ingest:
         self.rejected = 0
         self.written = 0
         self.reused = 0
-        # A source may put file bytes from the prefetch thread while parts are written here.
+        # A source may put file bytes from the prefetch thread while parts are added here.
         self._lock = threading.RLock()
+        self._queue: Queue[list[tuple[str, bytes]] | None] = Queue(maxsize=_QUEUED)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     # --- BlobSink -------------------------------------------------------------------------
 
@@ -71,7 +81,7 @@ class Ingest:
             self._buffered += len(data)
             self.file_digests.append(digest)
             if self._buffered >= _FLUSH_BYTES:
-                self.flush()
+                self._submit()
         return digest
 
     def known(self, path: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
@@ -84,31 +94,68 @@ class Ingest:
 
     # --- writing --------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Journal the buffered digests (one transaction), then write the blobs."""
+    def _submit(self) -> None:
+        """Hand the buffered blobs to the writer thread (blocks while it is ``_QUEUED`` behind)."""
         with self._lock:
+            self._raise_failure()
             if not self._buffer:
                 return
-            with self._db.write() as session:
-                DatasetRepository(session, self._ctx.project_id).add_pending(
-                    self.id, sorted({d for d, _ in self._buffer})
+            batch, self._buffer, self._buffered = self._buffer, [], 0
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="keel-ingest-writer", daemon=True
                 )
-            if len(self._buffer) == 1:
-                written = [self._write_one(self._buffer[0])]
-            else:  # hashing, AES-GCM and fsync release the GIL: overlap them
-                with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
-                    written = list(pool.map(self._write_one, self._buffer))
-            self.written += sum(written)
-            self.reused += len(written) - sum(written)
-            self._buffer.clear()
-            self._buffered = 0
+                self._thread.start()
+            self._queue.put(batch)
 
-    def _write_one(self, item: tuple[str, bytes]) -> bool:
-        digest, data = item
-        if self._blobs.exists(digest, scope=self._ctx.project_id):
-            return False
-        self._blobs.put_bytes(data, scope=self._ctx.project_id)
-        return True
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is not None:
+                continue  # drain without writing: the ingest is failing
+            try:
+                self._store(batch)
+            except BaseException as exc:  # handed to the producer, which re-raises it
+                self._error = exc
+
+    def _store(self, batch: list[tuple[str, bytes]]) -> None:
+        """Journal the batch's digests (one transaction), then seal and write the new ones."""
+        with self._db.write() as session:
+            DatasetRepository(session, self._ctx.project_id).add_pending(
+                self.id, sorted({d for d, _ in batch})
+            )
+        # A key per blob: erasure (keel compliance erase) crypto-shreds parts one by one.
+        written = self._blobs.put_many(batch, scope=self._ctx.project_id, dedicated_key=True)
+        self.written += written
+        self.reused += len(batch) - written
+
+    def _stop(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._stop()
+            raise error
+
+    def flush(self) -> None:
+        """Store everything handed over so far; raise what the writer raised, if anything."""
+        with self._lock:
+            self._submit()
+            self._stop()
+            self._raise_failure()
+
+    def close(self) -> None:
+        """Stop the writer (after what it holds); a failed ingest calls this and moves on."""
+        with self._lock:
+            self._buffer, self._buffered = [], 0
+            self._stop()
+            self._error = None
 
     def add_frame(self, frame: pl.DataFrame, *, part_rows: int) -> None:
         """Encode ``frame`` into parts of at most ``part_rows`` rows and store them."""
@@ -122,15 +169,17 @@ class Ingest:
                 self._buffer.append((part.digest, data))
                 self._buffered += len(data)
                 self.parts.append(part)
-                self.flush()
+                if self._buffered >= _FLUSH_BYTES:
+                    self._submit()
+        self._submit()  # a batch's parts go to the writer now, while the next is read
 
     def add_empty(self, frame: pl.DataFrame) -> None:
         """Store a zero-row part, so a version of no rows still knows its column types."""
         data, part = encode_part(frame)
         with self._lock:
             self._buffer.append((part.digest, data))
+            self._buffered += len(data)
             self.parts.append(part)
-            self.flush()
 
     def add_rejects(self, rejects: tuple[Reject, ...]) -> None:
         self.rejected += len(rejects)
@@ -155,7 +204,8 @@ class Ingest:
         data, part = encode_part(frame)
         with self._lock:
             self._buffer.append((part.digest, data))
-            self.flush()
+            self._buffered += len(data)
+        self.flush()
         return part.digest
 
 

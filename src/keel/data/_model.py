@@ -99,6 +99,8 @@ class DatasetVersion:
     tags: list[str]
     created_by: str
     created_at: datetime
+    erased: bool = False  # its data was erased (a subject's erasure or retention)
+    replaced_by: int | None = None  # the version written without the erased rows
 
     @property
     def columns(self) -> list[str]:

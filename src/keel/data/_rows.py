@@ -68,6 +68,8 @@ def version_value(
         tags=tags,
         created_by=row.created_by,
         created_at=row.created_at,
+        erased=bool(manifest.get("erased")),
+        replaced_by=manifest.get("replaced_by"),
     )
 
 

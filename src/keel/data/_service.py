@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import io
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from keel import clock
@@ -29,7 +29,7 @@ from keel.data._rows import (
 )
 from keel.data._sources import BATCH_ROWS, FrameSource, Source
 from keel.data._streams import Message, StreamSource
-from keel.data._transforms import apply_steps, parse_transform
+from keel.data._transforms import parse_transform
 from keel.errors import ConflictError, InvalidInputError, NotFoundError
 from keel.governance import Context, Governor, Permission
 from keel.lineage import LineageService, Node
@@ -107,19 +107,23 @@ class DatasetService:
         schema: list[tuple[str, str]] | None = None
         first: Any = None
         expected = parent.schema if mode == "append" and parent is not None else None
-        for batch in prefetch(source.batches(work)):
-            work.add_rejects(batch.rejects)
-            frame = batch.frame
-            if schema is None:
-                schema, first = schema_of(frame), frame.schema
-                if expected is not None and frame.width and schema != expected:
-                    raise InvalidInputError(schema_mismatch(name, expected, schema), dataset=name)
-            elif frame.width and schema_of(frame) != schema:
-                frame = conform(frame, first, name)
+        try:
+            for batch in prefetch(source.batches(work)):
+                work.add_rejects(batch.rejects)
+                frame = batch.frame
+                if schema is None:
+                    schema, first = schema_of(frame), frame.schema
+                    if expected is not None and frame.width and schema != expected:
+                        raise InvalidInputError(
+                            schema_mismatch(name, expected, schema), dataset=name
+                        )
+                elif frame.width and schema_of(frame) != schema:
+                    frame = conform(frame, first, name)
+                work.add_frame(frame, part_rows=part_rows)
+                report(batch.bytes_read)
             work.flush()
-            work.add_frame(frame, part_rows=part_rows)
-            report(batch.bytes_read)
-        work.flush()
+        finally:
+            work.close()
         schema = schema or []
         rejects_digest = work.store_rejects()
         parts = list(work.parts)
@@ -194,7 +198,11 @@ class DatasetService:
                 if parent is not None and schema_of(frame) != parent.schema:
                     frame = conform(frame, self._polars_schema(ctx, parent), name)
                 work = Ingest(self._gov.db, self._blobs, ctx)
-                work.add_frame(frame, part_rows=BATCH_ROWS)
+                try:
+                    work.add_frame(frame, part_rows=BATCH_ROWS)
+                    work.flush()
+                finally:
+                    work.close()
                 made.append(
                     self._commit(
                         ctx,
@@ -387,18 +395,38 @@ class DatasetService:
             return version_value(repo, dataset, row)
 
     def iter_frames(
-        self, ctx: Context, name: str, ref: VersionRef = None, *, require_published: bool = False
+        self,
+        ctx: Context,
+        name: str,
+        ref: VersionRef = None,
+        *,
+        require_published: bool = False,
+        columns: Sequence[str] | None = None,
     ) -> Iterator[pl.DataFrame]:
-        """The version's parts as Polars frames, one at a time (bounded memory)."""
+        """The version's parts as Polars frames, one at a time (bounded memory); ``columns``
+        reads only those columns."""
         version = self.version(ctx, name, ref, require_published=require_published)
-        return self._frames(ctx, version)
+        if columns is not None:
+            missing = [c for c in columns if c not in version.columns]
+            if missing:
+                raise InvalidInputError(
+                    f"Version {version.version} of '{name}' has no column {missing[0]!r}; its "
+                    f"columns are {version.columns[:20]}.",
+                    dataset=name,
+                )
+        return self._frames(ctx, version, columns=columns)
 
-    def _frames(self, ctx: Context, version: DatasetVersion) -> Iterator[pl.DataFrame]:
+    def _frames(
+        self, ctx: Context, version: DatasetVersion, *, columns: Sequence[str] | None = None
+    ) -> Iterator[pl.DataFrame]:
+        """Each part, decrypted, verified and decoded in turn: one part is held at a time."""
         import polars as pl
 
         for part in version.parts:
             data = self._blobs.get_bytes(part.digest, scope=ctx.project_id)
-            yield pl.read_parquet(io.BytesIO(data))
+            yield pl.read_parquet(
+                io.BytesIO(data), columns=None if columns is None else list(columns)
+            )
 
     def read(
         self,
@@ -410,7 +438,10 @@ class DatasetService:
         require_published: bool = False,
     ) -> Any:
         """The whole version as a Polars frame, a pandas frame (``format='pandas'``) or an
-        Arrow table (``format='arrow'``)."""
+        Arrow table (``format='arrow'``).
+
+        This holds the whole version in memory (its parts are joined without a copy). To
+        stay within one part's memory, iterate ``iter_frames`` instead."""
         if format not in ("polars", "pandas", "arrow"):
             raise InvalidInputError(f"format must be polars, pandas or arrow; got {format!r}.")
         version = self.version(ctx, name, ref, require_published=require_published)
@@ -421,13 +452,17 @@ class DatasetService:
             return frame.to_arrow()
         return frame
 
-    def _frame(self, ctx: Context, version: DatasetVersion) -> pl.DataFrame:
+    def _frame(
+        self, ctx: Context, version: DatasetVersion, *, columns: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """The version (or only ``columns`` of it) as one frame."""
         import polars as pl
 
-        frames = list(self._frames(ctx, version))
-        if frames:
-            return pl.concat(frames, how="vertical")
-        return pl.DataFrame(schema=dict.fromkeys(version.columns, pl.String))
+        frames = list(self._frames(ctx, version, columns=columns))
+        if frames:  # chunked, not copied: the peak is the version, not twice it
+            return pl.concat(frames, how="vertical", rechunk=False)
+        names = version.columns if columns is None else list(columns)
+        return pl.DataFrame(schema=dict.fromkeys(names, pl.String))
 
     def rejects(self, ctx: Context, name: str, ref: VersionRef = None) -> pl.DataFrame:
         """The rows the source could not read: line number, reason, text (first 100,000)."""
@@ -497,13 +532,22 @@ class DatasetService:
         steps: Sequence[Mapping[str, Any]] | None = None,
         *,
         function: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+        per_part: bool = False,
         version: VersionRef = None,
         target: str | None = None,
         description: str = "",
     ) -> DatasetVersion:
         """Apply cleansing ``steps`` (or a Python ``function``) to a version; the result is a
-        new version of ``target`` (default: the same dataset) with lineage to its input."""
+        new version of ``target`` (default: the same dataset) with lineage to its input.
+
+        Steps run part by part, so memory stays near one part (see ``_streaming.py`` for the
+        few steps that keep a state: ``drop_duplicates`` keeps the keys it has seen, a median
+        or quantile holds its one column). A ``function`` gets the whole version as one frame,
+        unless ``per_part=True``: then it is called on each part (for row-local functions).
+        """
         import polars as pl
+
+        from keel.data._streaming import stream_steps
 
         if (steps is None) == (function is None):
             raise InvalidInputError("Give transform either steps=[...] or function=..., not both.")
@@ -512,28 +556,37 @@ class DatasetService:
             ctx, Permission.DATASET_WRITE, action="dataset.transform", object_type="dataset"
         )
         source = self.version(ctx, name, version)
-        frame = self._frame(ctx, source)
-        if function is not None:
-            result = function(frame)
+
+        def checked(result: Any) -> pl.DataFrame:
             if not isinstance(result, pl.DataFrame):
                 raise InvalidInputError(
                     f"The transform function returned {type(result).__name__}; return a Polars "
                     "DataFrame."
                 )
+            return result
+
+        frames: Iterable[pl.DataFrame]
+        if function is not None:
             module = getattr(function, "__module__", "?")
             qualname = getattr(function, "__qualname__", "?")
-            record: dict[str, Any] = {"kind": "function", "function": f"{module}.{qualname}"}
+            record: dict[str, Any] = {
+                "kind": "function",
+                "function": f"{module}.{qualname}",
+                "per_part": per_part,
+            }
+            if per_part:
+                frames = (checked(function(f)) for f in self._frames(ctx, source))
+            else:
+                frames = [checked(function(self._frame(ctx, source)))]
         else:
-            result = apply_steps(frame, parsed)
+            frames = stream_steps(lambda: self._frames(ctx, source), parsed)
             record = {"kind": "steps", "steps": [s.to_dict() for s in parsed]}
-        removed = [c for c in frame.columns if c not in result.columns]
-        return self.commit_frame(
+        return self._commit_frames(
             ctx,
             target or name,
-            result,
+            frames,
             parent=source,
-            transform={"id": new_id(), **record, "input": source.id, "removed_columns": removed},
-            removed_columns=removed,
+            transform={"id": new_id(), **record, "input": source.id},
             description=description,
         )
 
@@ -551,36 +604,65 @@ class DatasetService:
     ) -> DatasetVersion:
         """Store ``frame`` as a version derived from ``parent`` by ``transform``, with the
         parent's classification propagated (removed or anonymized columns drop their labels)."""
+        return self._commit_frames(
+            ctx,
+            name,
+            [frame],
+            parent=parent,
+            transform=transform,
+            removed_columns=removed_columns,
+            anonymized_columns=anonymized_columns,
+            description=description,
+        )
+
+    def _commit_frames(
+        self,
+        ctx: Context,
+        name: str,
+        frames: Iterable[pl.DataFrame],
+        *,
+        parent: DatasetVersion,
+        transform: dict[str, Any],
+        removed_columns: Sequence[str] | None = None,
+        anonymized_columns: Sequence[str] = (),
+        description: str = "",
+    ) -> DatasetVersion:
+        """Store ``frames`` (one part or more each, written as they come) as a version derived
+        from ``parent`` by ``transform``, with the parent's classification propagated (removed
+        or anonymized columns drop their labels; ``removed_columns`` defaults to the parent's
+        columns the result lacks, and is recorded on the transform)."""
         validate_name(name, what="dataset name")
-        classification = None
-        if parent.classification is not None:
-            from keel.data._classify import Classification, propagate
-
-            inherited = propagate(
-                Classification.from_dict(parent.classification),
-                removed_columns=removed_columns,
-                anonymized_columns=anonymized_columns,
-            ).to_dict()
-            # A new column may carry what its inputs held: it inherits the parent's highest level.
-            new = [c for c in frame.columns if c not in inherited["columns"]]
-            if new:
-                from keel.data._classify import ColumnClassification, Sensitivity
-
-                level = Sensitivity(parent.classification.get("sensitivity", "internal"))
-                for column in new:
-                    inherited["columns"][column] = ColumnClassification(
-                        (), level, 0.0, 0, "derived"
-                    ).to_dict()
-                inherited = Classification.from_dict(inherited).to_dict()
-            classification = inherited
         work = Ingest(self._gov.db, self._blobs, ctx)
-        work.add_frame(frame, part_rows=BATCH_ROWS)
+        schema: builtins.list[tuple[str, str]] | None = None
+        first: Any = None
+        empty: pl.DataFrame | None = None
+        try:
+            for frame in frames:
+                if schema is None:
+                    schema, first = schema_of(frame), frame.schema
+                elif schema_of(frame) != schema:
+                    frame = conform(frame, first, name)
+                if frame.height == 0:
+                    empty = frame
+                    continue
+                work.add_frame(frame, part_rows=BATCH_ROWS)
+            if not work.parts and empty is not None:
+                work.add_empty(empty)
+            work.flush()
+        finally:
+            work.close()
+        schema = schema or []
+        columns = [c for c, _ in schema]
+        if removed_columns is None:
+            removed_columns = [c for c in parent.columns if c not in columns]
+            transform = {**transform, "removed_columns": list(removed_columns)}
+        classification = self._derived_labels(parent, columns, removed_columns, anonymized_columns)
         return self._commit(
             ctx,
             name,
             description=description,
             kind=parent.kind,
-            schema=schema_of(frame),
+            schema=schema,
             parts=work.parts,
             source=None,
             parents=[parent],
@@ -589,6 +671,33 @@ class DatasetService:
             classification=classification,
             action="dataset.transform",
         )
+
+    @staticmethod
+    def _derived_labels(
+        parent: DatasetVersion,
+        columns: Sequence[str],
+        removed_columns: Sequence[str],
+        anonymized_columns: Sequence[str],
+    ) -> dict[str, Any] | None:
+        if parent.classification is None:
+            return None
+        from keel.data._classify import Classification, ColumnClassification, Sensitivity, propagate
+
+        inherited = propagate(
+            Classification.from_dict(parent.classification),
+            removed_columns=removed_columns,
+            anonymized_columns=anonymized_columns,
+        ).to_dict()
+        # A new column may carry what its inputs held: it inherits the parent's highest level.
+        new = [c for c in columns if c not in inherited["columns"]]
+        if new:
+            level = Sensitivity(parent.classification.get("sensitivity", "internal"))
+            for column in new:
+                inherited["columns"][column] = ColumnClassification(
+                    (), level, 0.0, 0, "derived"
+                ).to_dict()
+            inherited = Classification.from_dict(inherited).to_dict()
+        return inherited
 
     def record_use(
         self, ctx: Context, name: str, ref: VersionRef, consumer: Node, *, relation: str = "used_by"

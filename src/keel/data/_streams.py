@@ -194,7 +194,13 @@ class JetStreamSource:
         self._loop = asyncio.new_event_loop()
         self._nc: Any = None
         self._sub: Any = None
-        self._run(self._connect())
+        self.last_error: Exception | None = None
+        try:
+            _probe(url)  # fail fast: nats-py would retry a refused connection for seconds
+            self._run(self._connect())
+        except BaseException:
+            self.close()
+            raise
 
     def _run(self, coro: Any) -> Any:
         return self._loop.run_until_complete(coro)
@@ -204,7 +210,18 @@ class JetStreamSource:
         from nats.js.api import AckPolicy, ConsumerConfig
 
         try:
-            self._nc = await nats.connect(self._url, connect_timeout=5, max_reconnect_attempts=0)
+            # No silent reconnection: a lost server must surface as an error, not as acks
+            # buffered for a connection that may never come back.
+            self._nc = await asyncio.wait_for(
+                nats.connect(
+                    self._url,
+                    connect_timeout=5,
+                    allow_reconnect=False,
+                    max_reconnect_attempts=0,
+                    error_cb=self._on_error,
+                ),
+                timeout=10,  # nats-py retries a refused first connection without end
+            )
         except Exception as exc:  # nats raises several unrelated types for an unreachable server
             raise StorageError(f"NATS at {self._url!r} is not reachable: {exc}") from exc
         js = self._nc.jetstream()
@@ -214,6 +231,10 @@ class JetStreamSource:
         self._sub = await js.pull_subscribe(
             self._subject, durable=self._durable, stream=self._stream, config=config
         )
+
+    async def _on_error(self, error: Exception) -> None:
+        """Connection errors surface as StorageError from the call that hit them."""
+        self.last_error = error
 
     @property
     def stream(self) -> str:
@@ -231,7 +252,12 @@ class JetStreamSource:
         try:
             raw = await self._sub.fetch(max_messages, timeout=max(timeout, 0.05))
         except nats.errors.TimeoutError:
-            return []
+            if self._nc.is_connected:
+                return []  # nothing new
+            raise StorageError(
+                f"NATS at {self._url!r} went away while reading {self._stream!r}. Nothing "
+                "unacknowledged is lost; run the ingest again to resume."
+            ) from None
         except Exception as exc:
             raise StorageError(
                 f"NATS at {self._url!r} failed while reading {self._stream!r}: {exc}. Nothing "
@@ -255,6 +281,7 @@ class JetStreamSource:
         try:
             for message in messages:
                 await message.handle.ack()
+            await self._nc.flush(timeout=10)  # the server has received every ack (PING/PONG)
         except Exception as exc:
             raise StorageError(
                 f"NATS at {self._url!r} went away before the acknowledgement: {exc}. The "
@@ -262,9 +289,25 @@ class JetStreamSource:
             ) from exc
 
     def close(self) -> None:
-        if self._nc is not None and not self._nc.is_closed:
-            self._run(self._nc.close())
-        self._loop.close()
+        if self._loop.is_closed():
+            return
+        try:
+            if self._nc is not None and not self._nc.is_closed:
+                self._run(self._nc.close())
+        finally:
+            self._loop.close()
+
+
+def _probe(url: str) -> None:
+    """Raise StorageError at once if nothing listens at the (first) server of ``url``."""
+    import socket
+    from urllib.parse import urlsplit
+
+    first = urlsplit(url.split(",")[0])
+    try:
+        socket.create_connection((first.hostname or "127.0.0.1", first.port or 4222), 5).close()
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"NATS at {url!r} is not reachable: {exc}") from exc
 
 
 def check_batch(max_messages: int) -> None:

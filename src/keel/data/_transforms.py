@@ -127,11 +127,12 @@ def _need(frame: pl.DataFrame, index: int, columns: Sequence[str]) -> None:
         raise _fail(index, f"no column {missing[0]!r}; the columns are {frame.columns[:20]}.")
 
 
-def apply_steps(frame: pl.DataFrame, steps: Sequence[CleanStep]) -> pl.DataFrame:
-    """Apply ``steps`` in order and return the new frame."""
+def apply_steps(frame: pl.DataFrame, steps: Sequence[CleanStep], *, start: int = 0) -> pl.DataFrame:
+    """Apply ``steps`` in order and return the new frame (``start``: the first step's index
+    in the whole transform, for messages)."""
     import polars as pl
 
-    for i, step in enumerate(steps):
+    for i, step in enumerate(steps, start=start):
         a = step.args
         try:
             if step.op == "drop_duplicates":
@@ -144,6 +145,10 @@ def apply_steps(frame: pl.DataFrame, steps: Sequence[CleanStep]) -> pl.DataFrame
                 _need(frame, i, a["columns"])
                 if "value" in a:
                     frame = frame.with_columns(pl.col(a["columns"]).fill_null(a["value"]))
+                elif a["strategy"] == "median":  # (not one of Polars' fill strategies)
+                    frame = frame.with_columns(
+                        pl.col(c).fill_null(pl.col(c).median()) for c in a["columns"]
+                    )
                 else:
                     frame = frame.with_columns(
                         pl.col(a["columns"]).fill_null(strategy=a["strategy"])
