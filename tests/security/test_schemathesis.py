@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import schemathesis
@@ -20,7 +19,6 @@ def test_no_operation_answers_5xx_to_generated_requests(live: LiveServer) -> Non
     schema = schemathesis.openapi.from_url(f"{live.url}/openapi.json")
     auth = {"authorization": f"Bearer {live.admin_token}"}
     failures: list[str] = []
-    started = time.monotonic()
     count = 0
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -45,5 +43,4 @@ def test_no_operation_answers_5xx_to_generated_requests(live: LiveServer) -> Non
         fuzz()
     assert failures == []
     assert count > 300
-    assert time.monotonic() - started < 60 * max(1, EXAMPLES // 12)
     assert live.services.audit.verify().ok

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import statistics
 import time
 from pathlib import Path
 
@@ -199,4 +198,6 @@ def test_keep_alive_requests_do_not_stall_on_delayed_acks(live: LiveServer) -> N
         started = time.perf_counter()
         assert client.post(f"{BASE}/runs/search", json={"max_results": 1}).status_code == 200
         timings.append(time.perf_counter() - started)
-    assert statistics.median(timings) < 0.02, timings
+    # The stall puts every request at 40 ms or more; the lower quartile stays well under that
+    # even when other processes load the machine (the median once reached 22 ms under load).
+    assert sorted(timings)[len(timings) // 4] < 0.03, timings

@@ -75,10 +75,16 @@ def build_services(
         lineage=local.lineage._s,
         policies=local.policies._s,
         approvals=local.approvals._s,
+        datasets=local.datasets.service,
+        dataset_gate=local.datasets.gate,
+        pipelines=local.pipelines.service,
+        deployments=local.deployments.service,
         uploads=UploadStaging(
             settings.home.resolve() / "uploads", max_bytes=settings.server_max_upload_bytes
         ),
         auditor=RequestAuditor(db, audit, identity) if request_audit else None,
+        supplychain=local.supplychain._s,
+        monitors=local.monitors.service,
     )
 
 
@@ -106,13 +112,20 @@ def create_app(
     import keel
     from keel.server import (
         _audit_routes,
+        _compliance_routes,
+        _dataset_routes,
+        _deployment_routes,
         _identity_routes,
+        _monitor_routes,
+        _package_routes,
+        _pipeline_routes,
         _policy_routes,
         _registry_routes,
+        _supplychain_routes,
         _tracking_routes,
     )
     from keel.server._errors import install_error_handlers
-    from keel.server._guard import GuardLimits, RequestGuard
+    from keel.server._guard import GuardLimits, RequestGuard, public_origin
 
     wired = services or build_services(settings, components=components, request_audit=request_audit)
 
@@ -150,8 +163,22 @@ def create_app(
         _audit_routes.lineage,
         _policy_routes.policies,
         _policy_routes.approvals,
+        _dataset_routes.router,
+        _dataset_routes.reports,
+        _package_routes.router,
+        _pipeline_routes.router,
+        _deployment_routes.router,
+        _monitor_routes.router,
+        _compliance_routes.router,
+        _supplychain_routes.router,
     ):
         app.include_router(router)
+    from keel.server.mlflow import ArtifactMediaShim, build_router, is_artifact_upload
+
+    app.include_router(build_router())  # the MLflow-compatible API (docs/mlflow.md)
+    from keel.ui import is_page, mount_ui
+
+    mount_ui(app, wired)  # the web UI under /ui, over the same services
 
     if settings.cors_origins:
         app.add_middleware(
@@ -171,8 +198,11 @@ def create_app(
             max_depth=settings.server_max_json_depth,
             max_string=settings.server_max_string_length,
             hsts=settings.tls_cert_file is not None,
+            public_origin=public_origin(settings.server_public_url),
         ),
         sink=wired.auditor,
-        is_upload=lambda path: path.endswith(_UPLOAD_SUFFIX),
+        is_upload=lambda path: path.endswith(_UPLOAD_SUFFIX) or is_artifact_upload(path),
+        is_page=is_page,
     )
+    app.add_middleware(ArtifactMediaShim)  # outermost: before the guard
     return app

@@ -16,6 +16,7 @@ from keel.governance import (
     IdentityService,
     PolicyService,
     ProjectService,
+    SupplyChainService,
 )
 from keel.lineage import LineageService
 from keel.settings import Settings
@@ -24,8 +25,12 @@ from keel.workspace._codec import to_jsonable
 
 if TYPE_CHECKING:
     from keel.blobs import BlobStore
+    from keel.data import DatasetGate, DatasetService
+    from keel.monitoring import MonitorService
+    from keel.pipelines import PipelineService
     from keel.server._requests import RequestAuditor
     from keel.server._uploads import UploadStaging
+    from keel.serving import DeploymentService
 
 __all__ = ["Caller", "Services", "ServicesDep", "Someone", "ok"]
 
@@ -46,8 +51,14 @@ class Services:
     lineage: LineageService
     policies: PolicyService
     approvals: ApprovalService
+    datasets: DatasetService
+    dataset_gate: DatasetGate
+    pipelines: PipelineService
+    deployments: DeploymentService
     uploads: UploadStaging
     auditor: RequestAuditor | None
+    supplychain: SupplyChainService | None = None
+    monitors: MonitorService | None = None
 
 
 def _services(request: Request) -> Services:

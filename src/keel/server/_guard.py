@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from keel.server._errors import error_body
 from keel.types import new_id
 
-__all__ = ["GuardLimits", "RequestGuard", "RequestSink", "scan_json"]
+__all__ = ["GuardLimits", "RequestGuard", "RequestSink", "public_origin", "scan_json"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,6 +44,12 @@ _SECURITY_HEADERS = [
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
 _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+#: Web pages (keel.ui) set their own Content-Security-Policy and Referrer-Policy (with
+#: ``no-referrer`` a browser sends ``Origin: null`` on same-origin form posts).
+_PAGE_HEADERS = [
+    h for h in _SECURITY_HEADERS if h[0] not in (b"content-security-policy", b"referrer-policy")
+]
+_FORM = b"application/x-www-form-urlencoded"
 
 
 class RequestSink(Protocol):
@@ -61,15 +67,40 @@ class GuardLimits:
     max_depth: int
     max_string: int
     hsts: bool
+    #: the browser origin of ``server_public_url`` (behind a TLS-terminating proxy), if set
+    public_origin: str | None = None
 
 
 def scan_json(body: bytes, *, max_depth: int, max_string: int) -> str | None:
     """Why ``body`` breaks the nesting or string limits, or None when it keeps them.
 
-    A linear scan over strings and brackets only; it does not validate the JSON otherwise.
+    It does not validate the JSON otherwise. A body without backslashes has no escaped quotes,
+    so splitting it on ``"`` separates strings from structure exactly and the work stays in C
+    (a 100 KB ``log_batch`` body: about 1 ms instead of 6); bodies with escapes take the token
+    scan.
     """
     if body.count(b"[") + body.count(b"{") <= max_depth and len(body) <= max_string:
         return None
+    if b"\\" in body:
+        return _scan_tokens(body, max_depth=max_depth, max_string=max_string)
+    pieces = body.split(b'"')
+    if len(body) > max_string and any(len(p) > max_string for p in pieces[1::2]):
+        return f"a string is longer than {max_string:,} bytes"
+    shape = b"".join(pieces[::2]).translate(_BRACKETS, _NOT_BRACKETS)
+    for _ in range(max_depth):  # each pass removes the innermost level of pairs
+        if b"[]" not in shape:
+            return None
+        shape = shape.replace(b"[]", b"")
+    return f"it nests deeper than {max_depth} levels" if b"[]" in shape else None
+
+
+#: ``{``/``}`` map to ``[``/``]``; everything but brackets is deleted.
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+
+
+def _scan_tokens(body: bytes, *, max_depth: int, max_string: int) -> str | None:
+    """The exact scan over strings (escapes included) and brackets."""
     depth = 0
     for token in _TOKENS.finditer(body):
         first = token.group()[0]
@@ -109,11 +140,15 @@ class RequestGuard:
         limits: GuardLimits,
         sink: RequestSink | None,
         is_upload: Callable[[str], bool],
+        is_page: Callable[[str], bool] | None = None,
     ) -> None:
         self.app = app
         self.limits = limits
         self.sink = sink
         self.is_upload = is_upload
+        # Web pages post url-encoded forms (each carrying a CSRF token the UI checks) from
+        # their own origin, and send their own CSP.
+        self.is_page = is_page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,7 +162,8 @@ class RequestGuard:
         incoming = headers.get(b"x-request-id", b"")
         rid = incoming.decode() if _REQUEST_ID.match(incoming) else new_id()
         state["request_id"] = rid
-        extra = [*_SECURITY_HEADERS, (b"x-request-id", rid.encode())]
+        page = self.is_page is not None and self.is_page(scope["path"])
+        extra = [*(_PAGE_HEADERS if page else _SECURITY_HEADERS), (b"x-request-id", rid.encode())]
         if self.limits.hsts or scope.get("scheme") == "https":
             extra.append(_HSTS)
 
@@ -165,7 +201,13 @@ class RequestGuard:
         if method not in _STATE_CHANGES:
             return None, receive
         origin = headers.get(b"origin")
-        if origin is not None and origin.decode("latin-1") not in limits.cors_origins:
+        page = self.is_page is not None and self.is_page(scope["path"])
+        if (
+            origin is not None
+            and origin.decode("latin-1") not in limits.cors_origins
+            and not (page and _same_origin(origin, host, scope.get("scheme", "http")))
+            and not (page and _public_origin(origin, limits.public_origin))
+        ):
             return (
                 (403, "CROSS_ORIGIN", "State changes from another browser origin are refused."),
                 receive,
@@ -191,6 +233,13 @@ class RequestGuard:
             if length is not None and length > limits.max_upload:
                 return (413, "PAYLOAD_TOO_LARGE", _too_large(limits.max_upload)), receive
             return None, receive
+        if page and media == _FORM:
+            if length is not None and length > limits.max_body:
+                return (413, "PAYLOAD_TOO_LARGE", _too_large(limits.max_body)), receive
+            body, over = await _read_body(receive, limits.max_body)
+            if over:
+                return (413, "PAYLOAD_TOO_LARGE", _too_large(limits.max_body)), receive
+            return None, _replay(body, receive)
         if media != b"application/json" and not (method == "DELETE" and empty):
             return (
                 (
@@ -209,6 +258,26 @@ class RequestGuard:
         if why is not None:
             return (400, "INVALID_INPUT", f"The JSON body is refused: {why}."), receive
         return None, _replay(body, receive)
+
+
+def public_origin(url: str | None) -> str | None:
+    """The browser origin (``scheme://host[:port]``) of a public URL, or None."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _public_origin(origin: bytes, public: str | None) -> bool:
+    """True when a browser's ``Origin`` is the configured public one (``server_public_url``)."""
+    return public is not None and origin.decode("latin-1").lower() == public.lower()
+
+
+def _same_origin(origin: bytes, host: str, scheme: str) -> bool:
+    """True when a browser's ``Origin`` is the server's own (scheme and allow-listed host)."""
+    return origin.decode("latin-1").lower() == f"{scheme}://{host}".lower()
 
 
 def _too_large(limit: int) -> str:

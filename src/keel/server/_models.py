@@ -66,6 +66,7 @@ class CreateRunBody(_Body):
     params: dict[Key, Any] | None = None
     tags: dict[Key, Annotated[str, Field(max_length=8000)]] | None = None
     parent_run_id: Annotated[str, Field(max_length=64)] | None = None
+    environment: dict[Key, Any] | None = None
 
 
 class EndRunBody(_Body):
@@ -112,6 +113,14 @@ class SearchBody(_Body):
     max_results: Annotated[int, Field(ge=1, le=50_000)] = 100
     page_token: Annotated[str, Field(max_length=200)] | None = None
     include_deleted: bool = False
+
+
+class CurvesBody(_Body):
+    run_ids: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=1000)
+    ]
+    key: Annotated[str, Field(min_length=1, max_length=250)]
+    buckets: Annotated[int, Field(ge=1, le=100_000)] = 500
 
 
 class CreateModelBody(_Body):

@@ -51,8 +51,12 @@ def decisions(
     gate: Annotated[str | None, Query(max_length=64)] = None,
     subject: Annotated[str | None, Query(max_length=300)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    subject_under: Annotated[str | None, Query(max_length=300)] = None,
 ) -> JSONResponse:
-    return ok(s.policies.decisions(ctx, gate=gate, subject=subject, limit=limit))
+    found = s.policies.decisions(
+        ctx, gate=gate, subject=subject, limit=limit, subject_under=subject_under
+    )
+    return ok(found)
 
 
 @policies.get("/{name}")

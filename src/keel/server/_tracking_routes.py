@@ -15,6 +15,7 @@ from keel.server._models import (
     BatchBody,
     CreateExperimentBody,
     CreateRunBody,
+    CurvesBody,
     EndRunBody,
     MetricsBody,
     ParamsBody,
@@ -90,7 +91,7 @@ def restore_experiment(experiment_id: Id, ctx: Caller, s: ServicesDep) -> JSONRe
 
 @runs.post("", status_code=201)
 def create_run(body: CreateRunBody, ctx: Caller, s: ServicesDep) -> JSONResponse:
-    """Create a RUNNING run (the environment is the client's to record, not the server's)."""
+    """Create a RUNNING run with the environment its client captured (never the server's)."""
     run = s.runs.create(
         ctx,
         experiment=body.experiment,
@@ -99,6 +100,7 @@ def create_run(body: CreateRunBody, ctx: Caller, s: ServicesDep) -> JSONResponse
         tags=body.tags,
         parent_run_id=body.parent_run_id,
         capture_env=False,
+        environment=body.environment,
     )
     return ok(run, 201)
 
@@ -185,6 +187,12 @@ def metric_history(
     key: Annotated[str, Query(min_length=1, max_length=250)],
 ) -> JSONResponse:
     return ok(s.runs.metric_history(ctx, run_id, key))
+
+
+@runs.post("/metric-curves")
+def metric_curves(body: CurvesBody, ctx: Caller, s: ServicesDep) -> JSONResponse:
+    """One metric's curves for up to 1,000 runs, reduced to min/max per step bucket when long."""
+    return ok(s.runs.metric_curves(ctx, body.run_ids, body.key, buckets=body.buckets))
 
 
 @runs.post("/{run_id}/artifacts", status_code=201)

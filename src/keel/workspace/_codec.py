@@ -54,6 +54,53 @@ def from_jsonable(kind: type[T], data: Any) -> T:
     return typing.cast(T, _convert(kind, data))
 
 
+def _decoders() -> dict[type, Any]:
+    """Values whose ``to_dict()`` is not their fields: how to read them back."""
+    if not _DECODERS:
+        from keel.data import DatasetVersion
+        from keel.serving import Deployment, DeploymentRevision, DeploymentState
+
+        def dataset_version(data: Any) -> DatasetVersion:
+            fields = {**data, "schema": [[c["name"], c["dtype"]] for c in data["schema"]]}
+            return typing.cast(DatasetVersion, _fields(DatasetVersion, fields))
+
+        def deployment(data: Any) -> Deployment:
+            state = DeploymentState.from_dict(data)
+            return typing.cast(Deployment, _fields(Deployment, {**data, "state": state}))
+
+        def revision(data: Any) -> DeploymentRevision:
+            state = DeploymentState.from_dict(data)
+            return typing.cast(
+                DeploymentRevision, _fields(DeploymentRevision, {**data, "state": state})
+            )
+
+        _DECODERS.update(
+            {
+                DatasetVersion: dataset_version,
+                Deployment: deployment,
+                DeploymentRevision: revision,
+            }
+        )
+    return _DECODERS
+
+
+_DECODERS: dict[type, Any] = {}
+
+
+def _fields(kind: Any, data: Any) -> Any:
+    """A dataclass from the JSON of its fields (values already of their type pass through)."""
+    hints = typing.get_type_hints(kind)
+    values = {}
+    for f in dataclasses.fields(kind):
+        if not f.init or f.name not in data:
+            continue
+        value = data[f.name]
+        hint = hints[f.name]
+        passes = hint is not Any and isinstance(hint, type) and isinstance(value, hint)
+        values[f.name] = value if passes else _convert(hint, value)
+    return kind(**values)
+
+
 def _convert(kind: Any, data: Any) -> Any:
     if data is None or kind is Any:
         return data
@@ -66,6 +113,10 @@ def _convert(kind: Any, data: Any) -> Any:
             except (TypeError, ValueError):
                 continue
         return data
+    if origin is tuple and (args := typing.get_args(kind)) and Ellipsis not in args:
+        if len(args) != len(data):  # a fixed-length tuple such as tuple[int, float]
+            raise TypeError(f"expected {len(args)} items, got {len(data)}")
+        return tuple(_convert(item, element) for item, element in zip(args, data, strict=True))
     if origin in (list, tuple, set, frozenset):
         args = typing.get_args(kind)
         item = args[0] if args else Any
@@ -87,16 +138,10 @@ def _convert(kind: Any, data: Any) -> Any:
     if isinstance(kind, type) and issubclass(kind, Enum):
         return kind(data)
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-        parse = getattr(kind, "from_jsonable", None)
+        parse = getattr(kind, "from_jsonable", None) or _decoders().get(kind)
         if callable(parse):
             return parse(data)
         if isinstance(data, str):
             raise TypeError(f"expected an object for {kind.__name__}")
-        hints = typing.get_type_hints(kind)
-        values = {
-            f.name: _convert(hints[f.name], data[f.name])
-            for f in dataclasses.fields(kind)
-            if f.init and f.name in data
-        }
-        return kind(**values)
+        return _fields(kind, data)
     return data

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import quote, urlsplit
 
 from keel import errors
-from keel.errors import ConfigurationError, KeelError, MissingDependencyError
+from keel.errors import ConfigurationError, KeelError, MissingDependencyError, StorageError
 from keel.governance import Context
 from keel.workspace._codec import from_jsonable, to_jsonable
 
@@ -26,6 +27,9 @@ __all__ = ["HttpClient", "base_path", "is_remote_url", "segment", "token_from_en
 
 T = TypeVar("T")
 _CHUNK = 1024 * 1024
+#: Connect/write/pool timeout of a long call, whose answer has no read timeout (an erasure
+#: or a retention run lasts as long as the data it rewrites).
+_LONG_CONNECT = 60.0
 _CODES: dict[str, type[KeelError]] = {}
 
 
@@ -99,6 +103,7 @@ class HttpClient:
         json: Any = ...,
         params: Mapping[str, Any] | None = ...,
         into: type[T],
+        long: bool = ...,
     ) -> T: ...
 
     @overload
@@ -110,6 +115,7 @@ class HttpClient:
         json: Any = ...,
         params: Mapping[str, Any] | None = ...,
         into: None = ...,
+        long: bool = ...,
     ) -> Any: ...
 
     def call(
@@ -120,34 +126,78 @@ class HttpClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         into: type[T] | None = None,
+        long: bool = False,
     ) -> Any:
-        """Send one request; decode the JSON answer (into ``into``) or raise its Keel error."""
+        """Send one request; decode the JSON answer (into ``into``) or raise its Keel error.
+
+        ``long``: the server may work for minutes (erasure, retention, a subject lookup that
+        indexes new parts); wait for the answer without a read timeout.
+        """
+        import httpx
+
         clean = None if params is None else {k: v for k, v in params.items() if v is not None}
         body = None if json is None else to_jsonable(json)
-        response = self._http.request(method, path, json=body, params=clean)
+        timeout: Any = httpx.Timeout(_LONG_CONNECT, read=None) if long else httpx.USE_CLIENT_DEFAULT
+        with _transport(method, self.url + path):
+            response = self._http.request(method, path, json=body, params=clean, timeout=timeout)
         _raise_for(response)
         data = response.json()
         return data if into is None else from_jsonable(into, data)
 
-    def upload(self, project: str, artifact: bytes | Path) -> str:
-        """Stream bytes or a file to the server's staging area; returns the upload id."""
+    def upload(
+        self,
+        project: str,
+        artifact: bytes | Path | IO[bytes],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> str:
+        """Stream bytes, a file or an open binary handle to the server's staging area;
+        returns the upload id.
+
+        ``progress`` is called with the bytes sent so far after each chunk of a file.
+        """
         headers = {"content-type": "application/octet-stream"}
         url = f"/api/v1/projects/{segment(project)}/uploads"
-        if isinstance(artifact, bytes):
-            response = self._http.post(url, content=artifact, headers=headers)
-        else:
-            with open(artifact, "rb") as handle:
-                response = self._http.post(url, content=_chunks(handle), headers=headers)
+        with _transport("POST", self.url + url):
+            if isinstance(artifact, bytes):
+                response = self._http.post(url, content=artifact, headers=headers)
+            elif not isinstance(artifact, Path):
+                content = _chunks(artifact, progress)
+                response = self._http.post(url, content=content, headers=headers)
+            else:
+                with open(artifact, "rb") as handle:
+                    content = _chunks(handle, progress)
+                    response = self._http.post(url, content=content, headers=headers)
         _raise_for(response)
         return str(response.json()["upload_id"])
 
-    def download(self, path: str) -> bytes:
-        response = self._http.get(path)
+    def download(self, path: str, *, params: Mapping[str, Any] | None = None) -> bytes:
+        clean = None if params is None else {k: v for k, v in params.items() if v is not None}
+        with _transport("GET", self.url + path):
+            response = self._http.get(path, params=clean)
         _raise_for(response)
         return response.content
 
+    def download_to(
+        self, path: str, target: IO[bytes], *, params: Mapping[str, Any] | None = None
+    ) -> int:
+        """Stream a download into ``target`` chunk by chunk (bounded memory); returns its size."""
+        clean = None if params is None else {k: v for k, v in params.items() if v is not None}
+        size = 0
+        with (
+            _transport("GET", self.url + path, partial=True),
+            self._http.stream("GET", path, params=clean) as response,
+        ):
+            if response.status_code >= 400:
+                response.read()
+                _raise_for(response)
+            for chunk in response.iter_bytes(_CHUNK):
+                target.write(chunk)
+                size += len(chunk)
+        return size
+
     def lines(self, path: str) -> Iterator[str]:
-        with self._http.stream("GET", path) as response:
+        with _transport("GET", self.url + path), self._http.stream("GET", path) as response:
             if response.status_code >= 400:
                 response.read()
                 _raise_for(response)
@@ -157,9 +207,39 @@ class HttpClient:
         self._http.close()
 
 
-def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
+def _chunks(handle: IO[bytes], progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
+    sent = 0
     while chunk := handle.read(_CHUNK):
         yield chunk
+        sent += len(chunk)
+        if progress is not None:
+            progress(sent)
+
+
+@contextmanager
+def _transport(method: str, url: str, *, partial: bool = False) -> Iterator[None]:
+    """Map a failed connection, a timeout or a cut-off answer to a Keel error."""
+    import httpx
+
+    where = f"{method} {url.split('?')[0][:200]}"
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise StorageError(
+            f"The Keel server did not answer in time ({where}): {type(exc).__name__}. It may "
+            "still be working: an erasure or retention run resumes where it stopped, so run "
+            "the same command again. For a slow network, give a larger timeout: "
+            "RemoteWorkspace(url, token=..., timeout=SECONDS) from keel.workspace.",
+            url=where,
+        ) from exc
+    except httpx.TransportError as exc:
+        lost = "the download was cut off, and what was written is incomplete; " if partial else ""
+        reason = str(exc)[:200] or type(exc).__name__
+        raise StorageError(
+            f"The connection to the Keel server failed ({where}): {reason}. "
+            f"{lost}Check that the server is running and reachable, then retry.",
+            url=where,
+        ) from exc
 
 
 def _raise_for(response: httpx.Response) -> None:

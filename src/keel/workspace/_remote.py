@@ -13,10 +13,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from keel.compliance import Compliance
 from keel.governance import Context
+from keel.monitoring import Monitors
+from keel.pipelines import Pipelines
+from keel.serving import Deployments
 from keel.settings import load_settings
 from keel.workspace._http import HttpClient, is_remote_url, token_from_env
 from keel.workspace._policies import Approvals, Policies
+from keel.workspace._remote_compliance import (
+    RemoteComplianceService,
+    RemoteErasureService,
+    RemoteSupplyChain,
+)
+from keel.workspace._remote_data import RemoteDatasets, RemoteDatasetService
+from keel.workspace._remote_gate import RemoteDatasetGate
+from keel.workspace._remote_monitors import (
+    RemoteAlertService,
+    RemoteLabelService,
+    RemoteMonitorService,
+)
 from keel.workspace._remote_services import (
     RemoteApprovalService,
     RemoteAudit,
@@ -27,17 +43,34 @@ from keel.workspace._remote_services import (
     RemoteProjectService,
     RemoteRunService,
 )
+from keel.workspace._remote_serving import (
+    RemoteDeploymentService,
+    RemotePipelineService,
+    RemoteTriggerService,
+)
 from keel.workspace._workspace import Experiments, Lineage, Models, Projects, Runs, Workspace
 
 __all__ = [
+    "RemoteAlertService",
     "RemoteApprovalService",
     "RemoteAudit",
+    "RemoteComplianceService",
+    "RemoteDatasetGate",
+    "RemoteDatasetService",
+    "RemoteDatasets",
+    "RemoteDeploymentService",
+    "RemoteErasureService",
     "RemoteExperimentService",
+    "RemoteLabelService",
     "RemoteLineageService",
     "RemoteModelRegistry",
+    "RemoteMonitorService",
+    "RemotePipelineService",
     "RemotePolicyService",
     "RemoteProjectService",
     "RemoteRunService",
+    "RemoteSupplyChain",
+    "RemoteTriggerService",
     "RemoteWorkspace",
     "is_remote_url",
     "token_from_env",
@@ -79,6 +112,14 @@ class RemoteWorkspace(Workspace):
         self.projects = Projects(RemoteProjectService(self._http), ctx)
         self.policies = Policies(RemotePolicyService(self._http), ctx)
         self.approvals = Approvals(RemoteApprovalService(self._http), ctx)
+        self.compliance = Compliance(
+            RemoteComplianceService(self._http), RemoteErasureService(self._http), ctx
+        )
+        self.supplychain = RemoteSupplyChain(self._http, ctx)
+        self.datasets = RemoteDatasets(self._http, ctx)
+        self.pipelines = Pipelines(RemotePipelineService(self._http), ctx)
+        self.deployments = Deployments(RemoteDeploymentService(self._http), ctx)
+        self.monitors = Monitors(RemoteMonitorService(self._http, ctx), ctx)
 
     def close(self) -> None:
         """Close the HTTP connection."""

@@ -30,18 +30,15 @@ from keel.governance import (
 from keel.lineage import LineageEdge, LineageGraph, LineageService, Node, parse_node
 from keel.store import AuditQuery
 from keel.tracking import (
-    AliasMove,
     Artifact,
     Experiment,
     ExperimentService,
     Metric,
-    ModelRegistry,
-    ModelVersion,
-    RegisteredModel,
+    MetricCurves,
     Run,
     RunPage,
     RunService,
-    parse_model_ref,
+    capture_environment,
 )
 from keel.tracking._validate import check_artifact_path
 from keel.types import RunStatus
@@ -49,6 +46,7 @@ from keel.workspace._codec import from_jsonable, to_jsonable
 from keel.workspace._http import HttpClient
 from keel.workspace._http import base_path as _base
 from keel.workspace._http import segment as _seg
+from keel.workspace._remote_models import RemoteModelRegistry
 from keel.workspace._workspace import Audit
 
 __all__ = [
@@ -129,13 +127,19 @@ class RemoteRunService(RunService):
         tags: Mapping[str, str] | None = None,
         parent_run_id: str | None = None,
         capture_env: bool = True,
+        environment: Mapping[str, Any] | None = None,
     ) -> Run:
+        """Create the run on the server with this process's environment (what the code runs
+        on), as a local run records it."""
+        if environment is None and capture_env:
+            environment = capture_environment()
         body = {
             "experiment": experiment,
             "name": name,
             "params": None if params is None else {k: _param(v) for k, v in params.items()},
             "tags": None if tags is None else {k: str(v) for k, v in tags.items()},
             "parent_run_id": parent_run_id,
+            "environment": None if environment is None else dict(environment),
         }
         return self._http.call("POST", f"{_base(ctx)}/runs", json=body, into=Run)
 
@@ -220,6 +224,14 @@ class RemoteRunService(RunService):
         path = f"{self._run(ctx, run_id)}/metrics/history"
         return self._http.call("GET", path, params={"key": key}, into=list[Metric])
 
+    def metric_curves(
+        self, ctx: Context, run_ids: Sequence[str], key: str, *, buckets: int = 500
+    ) -> MetricCurves:
+        body = {"run_ids": list(run_ids), "key": key, "buckets": buckets}
+        return self._http.call(
+            "POST", f"{_base(ctx)}/runs/metric-curves", json=body, into=MetricCurves
+        )
+
     def search(
         self,
         ctx: Context,
@@ -261,157 +273,6 @@ def _metric(metric: Metric) -> dict[str, Any]:
 
 def _param(value: Any) -> Any:
     return value if isinstance(value, (str, int, bool)) or value is None else str(value)
-
-
-class RemoteModelRegistry(ModelRegistry):
-    """ModelRegistry over HTTP; model files stream through the server's staging area.
-
-    Signatures are verified by the server before it hands out an artifact (``read_artifact``
-    and ``load_sklearn`` go through it), so ``verify_signature`` stays server-side.
-    """
-
-    COMPOSED: ClassVar[frozenset[str]] = frozenset({"log_sklearn"})
-    SERVER_ONLY: ClassVar[frozenset[str]] = frozenset({"verify_signature"})
-
-    def __init__(self, http: HttpClient) -> None:
-        self._http = http
-
-    def _path(self, ctx: Context, name: str) -> str:
-        return f"{_base(ctx)}/models/{_seg(name)}"
-
-    def create(self, ctx: Context, name: str, *, description: str = "") -> RegisteredModel:
-        body = {"name": name, "description": description}
-        path = f"{_base(ctx)}/models"
-        return self._http.call("POST", path, json=body, into=RegisteredModel)
-
-    def get(self, ctx: Context, name: str) -> RegisteredModel:
-        return self._http.call("GET", self._path(ctx, name), into=RegisteredModel)
-
-    def list(self, ctx: Context, *, name_like: str | None = None) -> builtins.list[RegisteredModel]:
-        path = f"{_base(ctx)}/models"
-        params = {"name_like": name_like}
-        return self._http.call("GET", path, params=params, into=list[RegisteredModel])
-
-    def update(
-        self,
-        ctx: Context,
-        name: str,
-        *,
-        description: str,
-        expected_row_version: int | None = None,
-    ) -> RegisteredModel:
-        body = {"description": description, "expected_row_version": expected_row_version}
-        path = self._path(ctx, name)
-        return self._http.call("PATCH", path, json=body, into=RegisteredModel)
-
-    def set_tag(self, ctx: Context, name: str, key: str, value: str) -> None:
-        body = {"key": key, "value": str(value)}
-        self._http.call("POST", f"{self._path(ctx, name)}/tags", json=body)
-
-    def register(
-        self,
-        ctx: Context,
-        name: str,
-        *,
-        artifact: bytes | Path,
-        format: str,
-        run_id: str | None = None,
-        signature: Mapping[str, Any] | None = None,
-        metrics: Mapping[str, Any] | None = None,
-        description: str = "",
-        tags: Mapping[str, str] | None = None,
-    ) -> ModelVersion:
-        upload = self._http.upload(ctx.project_name, artifact)
-        body = {
-            "upload_id": upload,
-            "format": format,
-            "run_id": run_id,
-            "signature": None if signature is None else dict(signature),
-            "metrics": None if metrics is None else dict(metrics),
-            "description": description,
-            "tags": None if tags is None else {k: str(v) for k, v in tags.items()},
-        }
-        path = f"{self._path(ctx, name)}/versions"
-        return self._http.call("POST", path, json=body, into=ModelVersion)
-
-    def _version_path(self, ctx: Context, ref: str, version: int | str | None) -> str:
-        name, selector = parse_model_ref(ref)
-        if version is not None:
-            selector = version
-        if selector is None:
-            return f"{self._path(ctx, name)}/latest"
-        return f"{self._path(ctx, name)}/versions/{_seg(selector)}"
-
-    def version(self, ctx: Context, ref: str, version: int | str | None = None) -> ModelVersion:
-        path = self._version_path(ctx, ref, version)
-        return self._http.call("GET", path, into=ModelVersion)
-
-    def versions(self, ctx: Context, name: str) -> builtins.list[ModelVersion]:
-        path = f"{self._path(ctx, name)}/versions"
-        return self._http.call("GET", path, into=list[ModelVersion])
-
-    def update_version(
-        self,
-        ctx: Context,
-        name: str,
-        version: int,
-        *,
-        description: str,
-        expected_row_version: int | None = None,
-    ) -> ModelVersion:
-        body = {"description": description, "expected_row_version": expected_row_version}
-        path = f"{self._path(ctx, name)}/versions/{int(version)}"
-        return self._http.call("PATCH", path, json=body, into=ModelVersion)
-
-    def read_artifact(self, ctx: Context, ref: str, version: int | str | None = None) -> bytes:
-        found = self.version(ctx, ref, version)
-        return self._http.download(
-            f"{self._path(ctx, found.model)}/versions/{found.version}/artifact"
-        )
-
-    def load_sklearn(self, ctx: Context, ref: str, version: int | str | None = None) -> Any:
-        from keel.tracking import load_skops
-
-        found = self.version(ctx, ref, version)
-        if found.format != "skops":
-            raise errors.InvalidInputError(
-                f"Model {found.model}:{found.version} is stored as '{found.format}', not skops."
-            )
-        return load_skops(self.read_artifact(ctx, found.model, found.version))
-
-    def package(self, ctx: Context, ref: str, version: int | str | None = None) -> dict[str, Any]:
-        found = self.version(ctx, ref, version)
-        path = f"{self._path(ctx, found.model)}/versions/{found.version}/package"
-        data: dict[str, Any] = self._http.call("GET", path)
-        return data
-
-    def set_alias(
-        self,
-        ctx: Context,
-        name: str,
-        alias: str,
-        version: int,
-        *,
-        reason: str = "",
-        expected_current: int | None = None,
-    ) -> AliasMove:
-        body = {"version": version, "reason": reason, "expected_current": expected_current}
-        path = f"{self._path(ctx, name)}/aliases/{_seg(alias)}"
-        return self._http.call("PUT", path, json=body, into=AliasMove)
-
-    def delete_alias(self, ctx: Context, name: str, alias: str, *, reason: str = "") -> None:
-        path = f"{self._path(ctx, name)}/aliases/{_seg(alias)}"
-        self._http.call("DELETE", path, params={"reason": reason or None})
-
-    def rollback(self, ctx: Context, name: str, alias: str, *, reason: str = "") -> AliasMove:
-        path = f"{self._path(ctx, name)}/aliases/{_seg(alias)}/rollback"
-        return self._http.call("POST", path, json={"reason": reason}, into=AliasMove)
-
-    def alias_history(
-        self, ctx: Context, name: str, alias: str | None = None
-    ) -> builtins.list[AliasMove]:
-        path = f"{self._path(ctx, name)}/history"
-        return self._http.call("GET", path, params={"alias": alias}, into=list[AliasMove])
 
 
 class RemoteLineageService(LineageService):
@@ -510,10 +371,16 @@ class RemotePolicyService(PolicyService):
         return self._http.call("GET", path, params={"version": version}, into=PolicyVersion)
 
     def decisions(
-        self, ctx: Context, *, gate: str | None = None, subject: str | None = None, limit: int = 100
+        self,
+        ctx: Context,
+        *,
+        gate: str | None = None,
+        subject: str | None = None,
+        limit: int = 100,
+        subject_under: str | None = None,
     ) -> builtins.list[PolicyDecision]:
         path = f"{_base(ctx)}/policies/decisions"
-        params = {"gate": gate, "subject": subject, "limit": limit}
+        params = {"gate": gate, "subject": subject, "limit": limit, "subject_under": subject_under}
         return self._http.call("GET", path, params=params, into=list[PolicyDecision])
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from keel.cicd import ProjectFiles, ProjectStateService
+from keel.compliance import Compliance, ErasureService
 from keel.data import Datasets
 from keel.governance import (
     ApprovalService,
@@ -31,6 +33,7 @@ from keel.lineage import (
     export_openlineage,
     parse_node,
 )
+from keel.monitoring import ClosedLoop, Loop, Monitors, MonitorService
 from keel.pipelines import Pipelines, PipelineService
 from keel.serving import Deployments, DeploymentService
 from keel.settings import Settings
@@ -43,6 +46,7 @@ from keel.tracking import (
     ExperimentService,
     LoadedModel,
     Metric,
+    MetricCurves,
     ModelRegistry,
     ModelVersion,
     RegisteredModel,
@@ -51,7 +55,7 @@ from keel.tracking import (
     RunService,
 )
 from keel.types import RunStatus
-from keel.workspace._policies import Approvals, Compliance, Policies, SupplyChain
+from keel.workspace._policies import Approvals, Policies, SupplyChain
 
 if TYPE_CHECKING:
     from keel.blobs import BlobStore
@@ -153,6 +157,12 @@ class Runs:
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         return self._s.metric_history(self._ctx, run_id, key)
+
+    def metric_curves(
+        self, run_ids: Sequence[str], key: str, *, buckets: int = 500
+    ) -> MetricCurves:
+        """One metric of up to 1,000 runs, as min/max per step bucket when the curves are long."""
+        return self._s.metric_curves(self._ctx, run_ids, key, buckets=buckets)
 
     def search(
         self,
@@ -451,15 +461,37 @@ class Workspace:
         self.supplychain = SupplyChain(
             SupplyChainService(governor, blobs, policies, self.signer), registry, self.runs, ctx
         )
-        self.compliance = Compliance(ComplianceService(governor), ctx)
         self.audit = Audit(governor, ctx)
         self.lineage = Lineage(LineageService(governor), ctx)
         self.pipelines = Pipelines(PipelineService(governor, blobs), ctx)
         self.datasets = Datasets(governor, blobs, ctx, region=settings.region)
+        self.compliance = Compliance(
+            ComplianceService(governor), ErasureService(governor, blobs, self.datasets.service), ctx
+        )
         self.projects = Projects(ProjectService(governor), ctx)
         self.deployments = Deployments(
             DeploymentService(governor, registry, blobs, datasets=self.datasets.service), ctx
         )
+        self.monitors = Monitors(
+            MonitorService(
+                governor,
+                blobs,
+                self.datasets.service,
+                triggers=self.pipelines.service.triggers,
+                settings=settings,
+            ),
+            ctx,
+        )
+        self.loop = Loop(
+            ClosedLoop(
+                governor,
+                pipelines=self.pipelines.service,
+                registry=registry,
+                deployments=self.deployments.service,
+            ),
+            ctx,
+        )
+        self.project_file = ProjectFiles(ProjectStateService(governor), ctx, self)
 
     @property
     def project(self) -> str:
@@ -467,7 +499,8 @@ class Workspace:
         return self.ctx.project_name
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Finish sending alert notifications, then release the database connections."""
+        self.monitors.service.alerts.close()
         self._governor.db.dispose()
 
     def __enter__(self) -> Workspace:
