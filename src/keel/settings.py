@@ -91,6 +91,14 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = Field(
         default=None, description="TLS private key (PEM) matching tls_cert_file."
     )
+    server_public_url: str | None = Field(
+        default=None,
+        description=(
+            "URL browsers use to reach `keel server` when a proxy terminates TLS "
+            "(e.g. https://keel.example.com): the web UI accepts form posts from its origin "
+            "and marks cookies Secure when it is https."
+        ),
+    )
     allowed_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
         description="Host header values the server answers ('*.example.com' allowed).",
@@ -129,6 +137,21 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_tls(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()
+
+    @field_validator("server_public_url", mode="after")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+            raise ValueError(
+                f"server_public_url must be an http(s) URL such as https://keel.example.com; "
+                f"got {value!r}."
+            )
+        return value.strip().rstrip("/")
 
     @classmethod
     def settings_customise_sources(

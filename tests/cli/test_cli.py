@@ -36,6 +36,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     summary = json.loads(out.stdout)
     assert summary["reload_matches"] is True
     assert summary["audit"]["ok"] is True
+    assert summary["loop"]["phase"] in ("promoted", "rolled_back"), summary["loop"]
     return path, summary
 
 
@@ -65,7 +66,8 @@ def test_quickstart_trains_through_the_hpo_pipeline_and_promotes(
     assert all(r["status"] == "FINISHED" for r in runs)
     models = json.loads(keel(home, "models", "list", "--json").stdout)
     assert [m["name"] for m in models] == ["car-loan-classifier"]
-    assert models[0]["aliases"] == {"champion": 1, "challenger": 2}
+    promoted = summary["loop"]["phase"] == "promoted"
+    assert models[0]["aliases"] == {"champion": 2 if promoted else 1, "challenger": 2}
     shown = json.loads(keel(home, "models", "show", "car-loan-classifier", "--json").stdout)
     champion = next(v for v in shown["versions"] if v["version"] == 1)
     assert champion["tags"]["keel.stage"] == "candidate"
@@ -73,7 +75,7 @@ def test_quickstart_trains_through_the_hpo_pipeline_and_promotes(
     assert set(champion["tags"]["keel.formats"].split(",")) == {"skops", "onnx"}
     assert by_id[champion["run_id"]]["parent_run_id"] == pipeline["search_run_id"]
     assert champion["metrics"]["test.auc"] > 0.9
-    moves = {m["alias"]: m for m in shown["alias_history"]}
+    moves = {m["alias"]: m for m in reversed(shown["alias_history"])}  # the first of each
     assert moves["champion"]["to_version"] == 1
     assert pipeline["search_run_id"] in moves["champion"]["reason"]
     assert summary["champion"]["reason"] == moves["champion"]["reason"]
@@ -84,18 +86,22 @@ def test_quickstart_trains_from_the_published_dataset_version(
 ) -> None:
     home, summary = quickstart
     versions = json.loads(keel(home, "datasets", "versions", "car-loans", "--json").stdout)
-    assert [(v["version"], v["published"]) for v in versions] == [(1, False), (2, True)]
+    assert [(v["version"], v["published"]) for v in versions] == [
+        (1, False),
+        (2, True),
+        (3, True),  # the labelled production period, appended and published by the gate
+    ]
+    assert versions[2]["row_count"] == 90_000
     assert versions[1]["row_count"] == 50_000 and versions[1]["rejected_rows"] == 0
     assert versions[1]["classification"] is not None
     assert versions[1]["transform"]["kind"] == "steps"
     published = versions[1]["id"]
     runs = json.loads(keel(home, "runs", "list", "--json", "--limit", "100").stdout)
     trained = [r for r in runs if "keel.dataset_version" in r["tags"]]
-    assert {r["id"] for r in trained} == {
-        summary["pipeline"]["refit_run_id"],
-        summary["challenger"]["run_id"],
+    assert {r["id"]: r["tags"]["keel.dataset_version"] for r in trained} == {
+        summary["pipeline"]["refit_run_id"]: published,
+        summary["loop"]["run_id"]: versions[2]["id"],  # retrained on the newest published
     }
-    assert {r["tags"]["keel.dataset_version"] for r in trained} == {published}
     run = json.loads(
         keel(home, "pipelines", "show", summary["pipeline"]["pipeline_run_id"], "--json").stdout
     )
@@ -130,12 +136,61 @@ def test_quickstart_deploys_a_canary_and_the_server_decides(
     assert production[1]["transform"]["kind"] == "steps"
 
 
+def test_quickstart_closes_the_loop_from_drift_to_canary(
+    quickstart: tuple[Path, dict[str, Any]],
+) -> None:
+    home, summary = quickstart
+    loop, monitoring = summary["loop"], summary["monitoring"]
+    # The drift is real: the first production windows are clean, the later ones drift.
+    windows = monitoring["windows"]
+    assert windows[0]["drift"] != "drift" and windows[-1]["drift"] == "drift"
+    assert "car_value" in windows[-1]["drifted"]
+    # Both alerts fired: drift while serving, the accuracy drop once the labels arrived.
+    alerts = json.loads(keel(home, "monitors", "alerts", "list", "--json").stdout)
+    firing = {a["rule"]: a for a in alerts if a["state"] == "firing"}
+    assert set(firing) == {"car-loans-drift", "car-loans-accuracy"}
+    assert firing["car-loans-accuracy"]["value"] < 0.885
+    assert monitoring["labels"]["stored"] == 40_000
+    # The drift alert's trigger ran the retraining pipeline, which registered a challenger.
+    assert loop["alert_id"] == firing["car-loans-drift"]["id"]
+    run = json.loads(keel(home, "pipelines", "show", loop["pipeline_run_id"], "--json").stdout)
+    assert run["status"] == "FINISHED" and run["trigger"] == "alert"
+    assert run["cause"]["alert"] == loop["alert_id"]
+    assert loop["decision"]["register"] is True and loop["version"] == 2
+    # The canary decision is recorded on the deployment, after the loop's deploy.
+    name = summary["deployment"]["name"]
+    shown = json.loads(keel(home, "deployments", "show", name, "--json").stdout)
+    decided = [r for r in shown["revisions"] if r["revision"] == loop["decision_revision"]]
+    assert decided and decided[0]["action"].startswith("analysis.")
+    # Lineage says why the new deployment revision exists: the alert, and the drift.
+    why = keel(home, "lineage", "show", f"deployment:{summary['deployment']['id']}").stdout
+    assert f"alert:{loop['alert_id']}" in why and "car-loans-drift" in why
+    assert "data drift" in why and "triggered" in why
+    exported = home.parent / "loop-audit.jsonl"
+    keel(home, "audit", "export", "--out", str(exported))
+    events = [json.loads(line) for line in exported.read_text().splitlines()]
+    actions = [e["action"] for e in events if e["action"].startswith("loop.")]
+    assert actions[:2] == ["loop.retrain", "loop.canary"] and len(actions) == 3
+    # The reports exist and are self-contained HTML.
+    for path in summary["reports"].values():
+        text = Path(path).read_text(encoding="utf-8")
+        assert text.lstrip().lower().startswith("<!doctype html")
+    assert "car_value" in Path(summary["reports"]["monitoring"]).read_text(encoding="utf-8")
+
+
 def test_runs_list_filters_and_orders(home: Path) -> None:
     out = keel(
-        home, "runs", "list", "--json", "-f", "params.estimator LIKE '%RandomForestClassifier'"
+        home,
+        "runs",
+        "list",
+        "--json",
+        "-f",
+        "params.estimator LIKE '%GradientBoostingClassifier' AND "
+        "tags.`keel.trigger` = 'alert:car-loans-drift'",
     )
     runs = json.loads(out.stdout)
-    assert [r["name"] for r in runs] == ["quickstart-challenger-random-forest"]
+    assert len(runs) == 1 and runs[0]["experiment_id"]
+    assert runs[0]["tags"]["keel.retrain.decision"] == "register"
     ordered = json.loads(
         keel(
             home,

@@ -98,7 +98,7 @@ ENTRIES: dict[str, tuple[str, str, str, str]] = {
         "keel.cli._quickstart",
         "quickstart",
         "command",
-        "Run the lifecycle on real data: ingest, gate, train with HPO, register, deploy, canary.",
+        "Run the lifecycle on real data: train, deploy, drift, alert, retrain, canary, promote.",
     ),
     "config": ("keel.cli._admin", "config_app", "group", "Show the settings in force."),
     "db": ("keel.cli._admin", "db_app", "group", "Manage the metadata store's schema."),
@@ -152,6 +152,12 @@ ENTRIES: dict[str, tuple[str, str, str, str]] = {
         "group",
         "Deployments: traffic split, canary analysis, promote, roll back.",
     ),
+    "monitors": (
+        "keel.cli._monitors",
+        "app",
+        "group",
+        "Monitoring: drift, quality from late labels, latency, alert rules and alerts.",
+    ),
     "lineage": (
         "keel.cli._lineage",
         "app",
@@ -181,7 +187,7 @@ ENTRIES: dict[str, tuple[str, str, str, str]] = {
         "keel.cli._compliance",
         "app",
         "group",
-        "GDPR / UAE PDPL: records of processing, retention, regions.",
+        "GDPR / UAE PDPL: records of processing, subject access and erasure, retention, regions.",
     ),
     "server": (
         "keel.cli._server",
@@ -189,6 +195,7 @@ ENTRIES: dict[str, tuple[str, str, str, str]] = {
         "command",
         "Serve the REST API (HTTPS when KEEL_TLS_CERT_FILE and KEEL_TLS_KEY_FILE are set).",
     ),
+    "import": ("keel.cli._import_mlflow", "app", "group", "Import from other tools into Keel."),
     "admin": ("keel.cli._users", "admin_app", "group", "Create identity administrators."),
     "users": ("keel.cli._users", "users_app", "group", "Users and service accounts."),
     "tokens": (
@@ -196,6 +203,36 @@ ENTRIES: dict[str, tuple[str, str, str, str]] = {
         "tokens_app",
         "group",
         "API tokens (shown once, stored as hashes).",
+    ),
+    "ci": (
+        "keel.cli._ci",
+        "app",
+        "group",
+        "CI stages with JUnit reports and PR summaries; CI workflow templates.",
+    ),
+    "validate": (
+        "keel.cli._project",
+        "validate",
+        "command",
+        "Check keel.yaml against its schema, references and cycles; every error with its line.",
+    ),
+    "plan": (
+        "keel.cli._project",
+        "plan",
+        "command",
+        "Show what apply would create, update or delete, with a diff against the current state.",
+    ),
+    "apply": (
+        "keel.cli._project",
+        "apply",
+        "command",
+        "Make the project match keel.yaml (idempotent, audited, one apply at a time).",
+    ),
+    "export": (
+        "keel.cli._project",
+        "export",
+        "command",
+        "Write the current state of the project as a project file.",
     ),
 }
 _ROOT_OPTIONS_WITH_VALUE = ("--home", "--project")

@@ -64,7 +64,7 @@ def serve(
 
 def deploy(
     ref: Annotated[str, typer.Argument(help="MODEL@ALIAS or MODEL:VERSION.")],
-    env: Annotated[str, typer.Option("--env", help="staging or production.")] = "staging",
+    env: Annotated[str, typer.Option("--env", help="dev, staging or production.")] = "staging",
     strategy: Annotated[str, typer.Option(help="blue-green, canary or shadow.")] = "blue-green",
     steps: Annotated[
         str | None, typer.Option(help="Canary steps in percent, e.g. 5,25,50,100.")

@@ -167,13 +167,24 @@ class PolicyService:
             return _version(row)
 
     def decisions(
-        self, ctx: Context, *, gate: str | None = None, subject: str | None = None, limit: int = 100
+        self,
+        ctx: Context,
+        *,
+        gate: str | None = None,
+        subject: str | None = None,
+        limit: int = 100,
+        subject_under: str | None = None,
     ) -> builtins.list[PolicyDecision]:
+        """Stored gate decisions, newest first; ``subject`` is exact, ``subject_under`` also
+        matches the subjects extending it after ``:`` or ``@`` (a model and its versions)."""
         with self._gov.read(
             ctx, Permission.POLICY_READ, "policy.decisions", object_type="policy_decision"
         ) as session:
             repo = PolicyRepository(session, ctx.project_id)
-            return [to_decision(r) for r in repo.decisions(gate=gate, subject=subject, limit=limit)]
+            rows = repo.decisions(
+                gate=gate, subject=subject, limit=limit, subject_under=subject_under
+            )
+            return [to_decision(r) for r in rows]
 
     # --- gates --------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """Persistence of metadata: typed tables, per-aggregate repositories, migrations."""
 
 from keel.store._audit import AuditQuery, AuditRepository
+from keel.store._cicd import ProjectStateRepository
 from keel.store._database import Database, make_engine
 from keel.store._datasets import DatasetRepository
 from keel.store._deployments import DeploymentRepository
+from keel.store._erasure import ErasureRepository
 from keel.store._experiments import ExperimentRepository
 from keel.store._filter import (
     ATTRIBUTES,
@@ -19,6 +21,10 @@ from keel.store._filter import (
 from keel.store._identity import IdentityRepository
 from keel.store._lineage import LineageRepository, NodeKey
 from keel.store._migrate import current_revisions, ensure_schema, required_heads, upgrade
+from keel.store._mlflow import MlflowRepository
+from keel.store._monitoring import MonitorRepository
+from keel.store._monitoring_alerts import AlertRepository
+from keel.store._monitoring_labels import GroundTruthRepository, LabelWrite
 from keel.store._pipelines import PipelineRunRepository, TriggerRepository
 from keel.store._policy import (
     ApprovalRepository,
@@ -32,6 +38,7 @@ from keel.store._runs import MetricPoint, RunRepository
 
 __all__ = [
     "ATTRIBUTES",
+    "AlertRepository",
     "And",
     "ApprovalRepository",
     "AuditQuery",
@@ -41,11 +48,16 @@ __all__ = [
     "Database",
     "DatasetRepository",
     "DeploymentRepository",
+    "ErasureRepository",
     "ExperimentRepository",
     "Expr",
+    "GroundTruthRepository",
     "IdentityRepository",
+    "LabelWrite",
     "LineageRepository",
     "MetricPoint",
+    "MlflowRepository",
+    "MonitorRepository",
     "NodeKey",
     "Not",
     "Or",
@@ -53,6 +65,7 @@ __all__ = [
     "PipelineRunRepository",
     "PolicyRepository",
     "ProjectRepository",
+    "ProjectStateRepository",
     "RegistryRepository",
     "RunRepository",
     "SupplyChainRepository",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from keel import clock
@@ -113,13 +113,29 @@ class PolicyRepository:
         return row
 
     def decisions(
-        self, *, gate: str | None = None, subject: str | None = None, limit: int = 100
+        self,
+        *,
+        gate: str | None = None,
+        subject: str | None = None,
+        limit: int = 100,
+        subject_under: str | None = None,
     ) -> list[PolicyDecisionRow]:
+        """Newest first. ``subject_under`` matches that subject and every one extending it
+        after a ``:`` or ``@`` (``model:churn`` matches ``model:churn:3@champion``)."""
         stmt = select(PolicyDecisionRow).where(PolicyDecisionRow.project_id == self._project_id)
         if gate is not None:
             stmt = stmt.where(PolicyDecisionRow.gate == gate)
         if subject is not None:
             stmt = stmt.where(PolicyDecisionRow.subject == subject)
+        if subject_under is not None:
+            column = PolicyDecisionRow.subject
+            stmt = stmt.where(
+                or_(
+                    column == subject_under,
+                    column.startswith(subject_under + ":", autoescape=True),
+                    column.startswith(subject_under + "@", autoescape=True),
+                )
+            )
         stmt = stmt.order_by(PolicyDecisionRow.id.desc()).limit(min(limit, MAX_LIST))
         return list(self._session.execute(stmt).scalars())
 
