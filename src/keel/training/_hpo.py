@@ -338,7 +338,10 @@ def search(
                     seed=seed,
                     metric=metric,
                     n_trials=n_trials,
-                    workers=workers,
+                    # one trial more than workers waits in the pool's queue, so a worker that
+                    # finishes starts the next trial at once instead of waiting while this
+                    # process records the finished one (about a third of a trial's time)
+                    in_flight=workers if in_process else workers + 1,
                     report_every=report_every,
                     prune=(pruning, journal_path, n_startup),
                 )
@@ -407,7 +410,7 @@ def _run_trials(
     seed: int,
     metric: str,
     n_trials: int,
-    workers: int,
+    in_flight: int,
     report_every: int,
     prune: tuple[bool, str | None, int],
 ) -> list[TrialResult]:
@@ -423,7 +426,7 @@ def _run_trials(
     best: float | None = None
     try:
         while asked < n_trials or pending:
-            while asked < n_trials and len(pending) < workers:
+            while asked < n_trials and len(pending) < in_flight:
                 trial = study.ask(distributions)
                 asked += 1
                 run = ws.runs.start(
