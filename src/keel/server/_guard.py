@@ -84,7 +84,7 @@ def scan_json(body: bytes, *, max_depth: int, max_string: int) -> str | None:
     if b"\\" in body:
         return _scan_tokens(body, max_depth=max_depth, max_string=max_string)
     pieces = body.split(b'"')
-    if len(body) > max_string and any(len(p) > max_string for p in pieces[1::2]):
+    if len(body) > max_string and max(map(len, pieces[1::2]), default=0) > max_string:
         return f"a string is longer than {max_string:,} bytes"
     shape = b"".join(pieces[::2]).translate(_BRACKETS, _NOT_BRACKETS)
     for _ in range(max_depth):  # each pass removes the innermost level of pairs
