@@ -161,7 +161,8 @@ def rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
         ),
         (
             "alerts",
-            "; ".join(f"{a['rule']}: {a['message']}" for a in monitoring["alerts"]) or "none",
+            "; ".join(f"{a['rule']}: {a['message'].rstrip('.')}" for a in monitoring["alerts"])
+            or "none",
         ),
         (
             "retrained",

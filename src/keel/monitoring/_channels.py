@@ -137,10 +137,13 @@ def summary(payload: Mapping[str, Any]) -> str:
     state = str(payload.get("event", "")).upper()
     value = alert.get("value")
     shown = f"{value:.4g}" if isinstance(value, int | float) else "n/a"
+    head = f"[{state}] {alert.get('rule')} on monitor {alert.get('monitor')}: "
+    message = alert.get("message")
+    if message:  # the rule's own sentence already names the metric, value and limit
+        return (head + str(message))[:2000]
     return (
-        f"[{state}] {alert.get('rule')} on monitor {alert.get('monitor')}: {alert.get('metric')} "
-        f"= {shown} ({alert.get('comparison', '')} {alert.get('threshold')}). "
-        f"{alert.get('message', '')}"
+        head + f"{alert.get('metric')} = {shown} ({alert.get('comparison', '')} "
+        f"{alert.get('threshold')})."
     )[:2000]
 
 
@@ -166,7 +169,7 @@ def _send_email(channel: Mapping[str, Any], payload: Mapping[str, Any], secrets:
             return socket.create_connection((address, port), timeout)
 
     message = EmailMessage()
-    message["Subject"] = summary(payload).split(". ", 1)[0][:200]
+    message["Subject"] = summary(payload).split(": ", 1)[0][:200]  # "[FIRING] rule on monitor m"
     message["From"] = str(channel["sender"])
     message["To"] = ", ".join(channel["to"])
     message.set_content(summary(payload) + "\n\n" + json.dumps(payload, indent=2, default=str))
