@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,6 +37,9 @@ __all__ = [
     "ValidationResult",
     "parse_suite",
     "run_suite",
+    "run_suite_parts",
+    "streamed_columns",
+    "whole_columns",
 ]
 
 Level = Literal["error", "warning"]
@@ -417,7 +420,33 @@ def run_suite(
         now: the time freshness is measured against (required when the suite has a freshness
             check; the engine reads no clock).
     """
-    from keel.data._evaluate import evaluate
+    return run_suite_parts(
+        [frame],
+        suite,
+        whole=frame,
+        reference=reference,
+        sensitive_columns=sensitive_columns,
+        now=now,
+    )
+
+
+def run_suite_parts(
+    parts: Iterable[pl.DataFrame],
+    suite: CheckSuite,
+    *,
+    whole: pl.DataFrame | None,
+    reference: pl.DataFrame | None = None,
+    sensitive_columns: Collection[str] = (),
+    now: datetime | None = None,
+) -> ValidationResult:
+    """Run ``suite`` over data that arrives in parts (a stored version, part by part).
+
+    The checks that count, compare or bound values row by row (``streamed``) are folded over
+    ``parts`` with one part in memory at a time; ``unique``, the bias checks and the reference
+    comparisons run over ``whole``, a frame of only the columns they name (``whole_columns``),
+    which may be None when the suite has none of them. Otherwise as ``run_suite``.
+    """
+    from keel.data._evaluate import evaluate_parts
 
     if now is None and any(c.kind == "freshness" for c in suite.checks):
         raise InvalidInputError(
@@ -426,10 +455,33 @@ def run_suite(
         )
     if now is not None and now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    results = evaluate(
-        frame, suite.checks, reference=reference, sensitive=set(sensitive_columns), now=now
+    results, rows = evaluate_parts(
+        parts,
+        suite.checks,
+        whole=whole,
+        reference=reference,
+        sensitive=set(sensitive_columns),
+        now=now,
     )
-    return ValidationResult(tuple(results), frame.height)
+    return ValidationResult(tuple(results), rows)
+
+
+def whole_columns(suite: CheckSuite) -> list[str]:
+    """The columns that the suite's non-streamed checks need whole (see ``run_suite_parts``)."""
+    return _columns(suite, streamed=False)
+
+
+def streamed_columns(suite: CheckSuite) -> list[str]:
+    """The columns that the suite's streamed checks read part by part."""
+    return _columns(suite, streamed=True)
+
+
+def _columns(suite: CheckSuite, *, streamed: bool) -> list[str]:
+    from keel.data._evaluate import columns_of
+    from keel.data._evaluate import streamed as is_streamed
+
+    named = (n for c in suite.checks if is_streamed(c) is streamed for n in columns_of(c))
+    return [*dict.fromkeys(named)]
 
 
 def as_datetime(value: object) -> datetime | None:

@@ -7,48 +7,34 @@ with a message that says why, so a gate fails closed instead of crashing.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from keel.data._bias import group_rates, group_shares
 from keel.data._checks import (
     MAX_FAILING_ROWS,
     Check,
     CheckResult,
-    as_datetime,
-    human_age,
+)
+from keel.data._redact import Redactor
+from keel.data._results import (
+    bias_result,
+    frame_check,
+    freshness,
+    result,
+    row_result,
 )
 
 if TYPE_CHECKING:
     import polars as pl
 
-    from keel.data._classify import Classification
-
-__all__ = ["columns_of", "evaluate"]
+__all__ = ["columns_of", "evaluate", "evaluate_parts", "streamed"]
 
 _ROW_KINDS = frozenset({"not_null", "unique", "range", "allowed_values", "regex", "expression"})
+_STREAMED = frozenset(
+    {"not_null", "range", "allowed_values", "regex", "expression", "freshness", "type", "row_count"}
+)
 _MAX_GROUPS = 50
-_MAX_SHOWN_COLUMNS = 12
-_MAX_TEXT = 120
-
-
-def _result(
-    check: Check, passed: bool, observed: Any, threshold: Any, message: str, **extra: Any
-) -> CheckResult:
-    return CheckResult(
-        name=check.name,
-        kind=check.kind,
-        column=check.column,
-        level=check.level,
-        passed=passed,
-        observed=observed,
-        threshold=threshold,
-        message=message,
-        failing_rows=extra.pop("failing_rows", ()),
-        details=extra,
-    )
 
 
 def columns_of(check: Check) -> list[str]:
@@ -106,6 +92,13 @@ def _bound(value: Any, dtype: pl.DataType) -> Any:
     )
 
 
+def streamed(check: Check) -> bool:
+    """Whether ``check`` can be folded over a version's parts one at a time: counts, extremes
+    and the schema merge, whereas ``unique``, the bias checks and the comparisons with a
+    reference need their columns whole."""
+    return check.kind in _STREAMED
+
+
 def evaluate(
     frame: pl.DataFrame,
     checks: Sequence[Check],
@@ -114,140 +107,201 @@ def evaluate(
     sensitive: set[str],
     now: datetime | None,
 ) -> list[CheckResult]:
-    import polars as pl
+    """Every check of ``checks`` over one in-memory frame."""
+    return evaluate_parts(
+        [frame], checks, whole=frame, reference=reference, sensitive=sensitive, now=now
+    )[0]
 
-    schema = frame.schema
+
+def evaluate_parts(
+    parts: Iterable[pl.DataFrame],
+    checks: Sequence[Check],
+    *,
+    whole: pl.DataFrame | None,
+    reference: pl.DataFrame | None,
+    sensitive: set[str],
+    now: datetime | None,
+) -> tuple[list[CheckResult], int]:
+    """Run ``checks`` with the streamed ones folded over ``parts`` (one held at a time) and the
+    rest over ``whole`` (the columns they name, for every row); returns the results in the
+    suite's order and the number of rows seen."""
+    fold = _Fold({i: c for i, c in enumerate(checks) if streamed(c)}, sensitive)
+    for part in parts:
+        fold.feed(part)
+    results = fold.results(now)
+    rest = {i: c for i, c in enumerate(checks) if not streamed(c)}
+    if rest:
+        if whole is None:
+            raise ValueError("checks over whole columns need the `whole` frame")
+        results |= _whole(whole, rest, reference, sensitive)
+    return [results[i] for i in range(len(checks))], fold.rows
+
+
+def _missing(check: Check, schema: pl.Schema) -> CheckResult | None:
+    missing = [c for c in columns_of(check) if c not in schema]
+    if not missing:
+        return None
+    shown = ", ".join(list(schema)[:20])
+    return result(
+        check,
+        False,
+        None,
+        None,
+        f"Column(s) {', '.join(missing)} not in the data (columns: {shown}).",
+    )
+
+
+def _cannot_run(check: Check, schema: pl.Schema, exc: Exception) -> CheckResult:
+    dtype = schema[check.column] if check.column and check.column in schema else None
+    return result(
+        check,
+        False,
+        None,
+        None,
+        f"The check cannot run on this data{f' (column dtype {dtype})' if dtype else ''}: "
+        f"{str(exc).splitlines()[0][:300]}",
+    )
+
+
+def _failing_frame(
+    frame: pl.DataFrame, violation: pl.Expr, *, offset: int, limit: int
+) -> pl.DataFrame:
+    """The first ``limit`` rows of ``frame`` that break a check, numbered from ``offset``."""
+    index = "row" if "row" not in frame.schema else "__row__"
+    return frame.lazy().with_row_index(index, offset=offset).filter(violation).head(limit).collect()
+
+
+class _Fold:
+    """Row, freshness, type and row-count checks accumulated part by part.
+
+    Each part is read by one ``select`` of every check's aggregate; a row check that still
+    shows fewer than ``MAX_FAILING_ROWS`` failing rows takes the part's first ones (numbered
+    across the whole version). The schema, the type errors and the redactor's sample come
+    from the first part.
+    """
+
+    def __init__(self, checks: Mapping[int, Check], sensitive: set[str]) -> None:
+        self._checks = checks
+        self._sensitive = sensitive
+        self._done: dict[int, CheckResult] = {}
+        self._violations: dict[int, pl.Expr] = {}
+        self._aggregates: list[pl.Expr] = []
+        self._counts: dict[int, int] = {}
+        self._failing: dict[int, list[pl.DataFrame]] = {}
+        self._latest: dict[int, Any] = {}
+        self._schema: pl.Schema | None = None
+        self._redactor: Redactor | None = None
+        self.rows = 0
+
+    def _prepare(self, first: pl.DataFrame) -> None:
+        import polars as pl
+
+        self._schema = schema = first.schema
+        self._redactor = Redactor(first, self._sensitive)
+        empty = first.head(0)
+        for index, check in self._checks.items():
+            if (missing := _missing(check, schema)) is not None:
+                self._done[index] = missing
+                continue
+            try:
+                if check.kind in _ROW_KINDS:
+                    expr = _violation(check, schema)
+                    empty.select(expr.sum())  # type errors surface here, on no rows
+                    self._violations[index] = expr
+                    self._aggregates.append(expr.sum().alias(f"v{index}"))
+                    self._counts[index] = 0
+                    self._failing[index] = []
+                elif check.kind == "freshness":
+                    if not schema[check.column or ""].is_temporal():
+                        raise TypeError("freshness needs a date or datetime column")
+                    self._aggregates.append(pl.col(check.column or "").max().alias(f"v{index}"))
+            except Exception as exc:
+                self._done[index] = _cannot_run(check, schema, exc)
+
+    def feed(self, part: pl.DataFrame) -> None:
+        if self._schema is None:
+            self._prepare(part)
+        values = part.select(self._aggregates).row(0, named=True) if self._aggregates else {}
+        for index, expr in self._violations.items():
+            found = int(values[f"v{index}"] or 0)
+            self._counts[index] += found
+            have = sum(f.height for f in self._failing[index])
+            if found and have < MAX_FAILING_ROWS:
+                self._failing[index].append(
+                    _failing_frame(part, expr, offset=self.rows, limit=MAX_FAILING_ROWS - have)
+                )
+        for index in self._checks:
+            if self._checks[index].kind == "freshness" and index not in self._done:
+                latest, previous = values[f"v{index}"], self._latest.get(index)
+                if previous is None or (latest is not None and latest > previous):
+                    self._latest[index] = latest
+        self.rows += part.height
+
+    def results(self, now: datetime | None) -> dict[int, CheckResult]:
+        import polars as pl
+
+        if self._schema is None:  # no part at all: every column is absent
+            self._prepare(pl.DataFrame())
+        assert self._schema is not None
+        assert self._redactor is not None
+        results = dict(self._done)
+        for index, check in self._checks.items():
+            if index in results:
+                continue
+            if check.kind in _ROW_KINDS:
+                failing = self._failing[index]
+                shown = pl.concat(failing, how="diagonal_relaxed") if failing else None
+                results[index] = row_result(
+                    check,
+                    self._counts[index],
+                    self.rows,
+                    shown,
+                    self._redactor,
+                    columns_of(check),
+                )
+            elif check.kind == "freshness":
+                results[index] = freshness(check, self._latest.get(index), now)
+            else:
+                results[index] = frame_check(check, self._schema, self.rows)
+        return results
+
+
+def _whole(
+    frame: pl.DataFrame,
+    checks: Mapping[int, Check],
+    reference: pl.DataFrame | None,
+    sensitive: set[str],
+) -> dict[int, CheckResult]:
+    """``unique``, the bias checks and the reference comparisons over whole columns."""
     results: dict[int, CheckResult] = {}
-    aggregates: list[pl.Expr] = []
-    violations: dict[int, pl.Expr] = {}
-    empty = frame.head(0)
-    for index, check in enumerate(checks):
-        missing = [c for c in columns_of(check) if c not in schema]
-        if missing:
-            shown = ", ".join(list(schema)[:20])
-            results[index] = _result(
-                check,
-                False,
-                None,
-                None,
-                f"Column(s) {', '.join(missing)} not in the data (columns: {shown}).",
-            )
+    redactor = Redactor(frame, sensitive)
+    for index, check in checks.items():
+        if (missing := _missing(check, frame.schema)) is not None:
+            results[index] = missing
+            continue
+        if check.kind != "unique":
+            results[index] = _other(frame, check, reference)
             continue
         try:
-            if check.kind in _ROW_KINDS:
-                expr = _violation(check, schema)
-                empty.select(expr.sum())  # type errors surface here, on no rows
-                violations[index] = expr
-                aggregates.append(expr.sum().alias(f"v{index}"))
-            elif check.kind == "freshness":
-                col = pl.col(check.column or "")
-                if not schema[check.column or ""].is_temporal():
-                    raise TypeError("freshness needs a date or datetime column")
-                aggregates.append(col.max().alias(f"v{index}"))
+            violation = _violation(check, frame.schema)
+            failing = int(frame.select(violation.sum()).item() or 0)
         except Exception as exc:
-            dtype = schema[check.column] if check.column else None
-            results[index] = _result(
-                check,
-                False,
-                None,
-                None,
-                f"The check cannot run on this data{f' (column dtype {dtype})' if dtype else ''}: "
-                f"{str(exc).splitlines()[0][:300]}",
-            )
-            violations.pop(index, None)
-    values: Mapping[str, Any] = frame.select(aggregates).row(0, named=True) if aggregates else {}
-    redactor = _Redactor(frame, sensitive)
-    for index, check in enumerate(checks):
-        if index in results:
+            results[index] = _cannot_run(check, frame.schema, exc)
             continue
-        if check.kind in _ROW_KINDS:
-            results[index] = _row_result(
-                frame, check, int(values[f"v{index}"] or 0), violations[index], redactor
-            )
-        elif check.kind == "freshness":
-            results[index] = _freshness(check, values[f"v{index}"], now)
-        else:
-            results[index] = _other(frame, check, reference)
-    return [results[i] for i in range(len(checks))]
-
-
-_WHAT = {
-    "not_null": "are null",
-    "unique": "are duplicated",
-    "range": "are out of range",
-    "allowed_values": "hold a value not allowed",
-    "regex": "do not match the pattern",
-    "expression": "break the expression",
-}
-
-
-def _row_result(
-    frame: pl.DataFrame, check: Check, failing: int, violation: pl.Expr, redactor: _Redactor
-) -> CheckResult:
-    rows = frame.height
-    limit = float(check.params.get("max_fraction") or 0.0)
-    passed = failing <= limit * rows
-    share = failing / rows if rows else 0.0
-    threshold: dict[str, Any] = {"max_fraction": limit}
-    for key in ("min", "max", "pattern", "expr", "values"):
-        if key in check.params and check.params[key] is not None:
-            value = check.params[key]
-            threshold[key] = list(value)[:50] if key == "values" else value
-    message = f"{failing:,} of {rows:,} rows ({share:.2%}) {_WHAT[check.kind]}"
-    if failing and limit:
-        message += f"; at most {limit:.2%} allowed"
-    message += "." if failing or limit else ""
-    if not failing:
-        message = f"All {rows:,} rows pass."
-    shown: tuple[dict[str, Any], ...] = ()
-    if failing and not passed:
-        index = "row" if "row" not in frame.schema else "__row__"
-        failing_frame = (
-            frame.lazy().with_row_index(index).filter(violation).head(MAX_FAILING_ROWS).collect()
+        shown = (
+            _failing_frame(frame, violation, offset=0, limit=MAX_FAILING_ROWS) if failing else None
         )
-        shown = redactor.rows(failing_frame, columns_of(check))
-    return _result(
-        check,
-        passed,
-        failing,
-        threshold,
-        message,
-        failing_rows=shown,
-        failing_fraction=round(share, 6),
-    )
-
-
-def _freshness(check: Check, latest: object, now: datetime | None) -> CheckResult:
-    max_age = float(check.params["max_age"])
-    moment = as_datetime(latest)
-    if moment is None or now is None:
-        return _result(check, False, None, max_age, "No timestamps to measure freshness by.")
-    age = (now - moment).total_seconds()
-    passed = age <= max_age
-    message = (
-        f"Newest value {moment.isoformat()} is {human_age(max(age, 0))} old; "
-        f"at most {human_age(max_age)} allowed."
-    )
-    return _result(check, passed, round(age, 3), max_age, message, latest=moment.isoformat())
+        results[index] = row_result(
+            check, failing, frame.height, shown, redactor, columns_of(check)
+        )
+    return results
 
 
 def _other(frame: pl.DataFrame, check: Check, reference: pl.DataFrame | None) -> CheckResult:
-    p = check.params
-    if check.kind == "type":
-        actual = frame.schema[check.column or ""]
-        passed = dtype_matches(actual, p["dtype"])
-        return _result(
-            check, passed, str(actual), p["dtype"], f"Column is {actual}; expected {p['dtype']}."
-        )
-    if check.kind == "row_count":
-        n = frame.height
-        passed = (p["min"] is None or n >= p["min"]) and (p["max"] is None or n <= p["max"])
-        bounds = {k: p[k] for k in ("min", "max") if p[k] is not None}
-        return _result(check, passed, n, bounds, f"{n:,} rows; expected {_bounds(bounds)}.")
     if check.kind in ("representation", "positive_rate_parity", "disparate_impact"):
-        return _bias(frame, check)
+        return bias_result(frame, check)
     if reference is None:
-        return _result(
+        return result(
             check,
             False,
             None,
@@ -256,153 +310,10 @@ def _other(frame: pl.DataFrame, check: Check, reference: pl.DataFrame | None) ->
             "set a reference for the dataset or pass one.",
         )
     if (check.column or "") not in reference.schema:
-        return _result(
+        return result(
             check, False, None, None, f"Column {check.column} is not in the reference data."
         )
     from keel.data._drift import reference_check
 
     observed, threshold, passed, message, details = reference_check(frame, reference, check)
-    return _result(check, passed, observed, threshold, message, **details)
-
-
-def dtype_matches(dtype: pl.DataType, expected: str) -> bool:
-    """Whether a Polars dtype is what a ``type`` check declares (``integer``, ``float64``, …)."""
-    import polars as pl
-
-    groups = {
-        "integer": dtype.is_integer(),
-        "int": dtype.is_integer(),
-        "float": dtype.is_float(),
-        "numeric": dtype.is_numeric(),
-        "decimal": isinstance(dtype, pl.Decimal),
-        "string": dtype == pl.String,
-        "str": dtype == pl.String,
-        "bool": dtype == pl.Boolean,
-        "boolean": dtype == pl.Boolean,
-        "date": dtype == pl.Date,
-        "datetime": isinstance(dtype, pl.Datetime),
-        "time": dtype == pl.Time,
-        "duration": isinstance(dtype, pl.Duration),
-        "categorical": isinstance(dtype, pl.Categorical | pl.Enum),
-    }
-    if expected in groups:
-        return groups[expected]
-    return str(dtype).lower() == expected
-
-
-def _bounds(bounds: Mapping[str, Any]) -> str:
-    if "min" in bounds and "max" in bounds:
-        return f"between {bounds['min']:,} and {bounds['max']:,}"
-    return f"at least {bounds['min']:,}" if "min" in bounds else f"at most {bounds['max']:,}"
-
-
-def _bias(frame: pl.DataFrame, check: Check) -> CheckResult:
-    p = check.params
-    attribute = check.column or ""
-    if check.kind == "representation":
-        shares = group_shares(frame, attribute)
-        lowest = min(shares.values(), default=0.0)
-        under = [g for g, s in shares.items() if s < p["min_share"]]
-        message = (
-            f"Every group of {attribute} holds at least {p['min_share']:.1%} of the rows."
-            if not under
-            else f"Groups under {p['min_share']:.1%} of the rows: "
-            + ", ".join(f"{g} ({shares[g]:.2%})" for g in under[:10])
-        )
-        return _result(
-            check,
-            not under and bool(shares),
-            round(lowest, 6),
-            p["min_share"],
-            message,
-            shares=_capped(shares),
-        )
-    rates = group_rates(frame, attribute, p["label"], p["positive"], min_count=p["min_count"])
-    summary = ", ".join(f"{g}: {r:.2%}" for g, r in list(rates.rates.items())[:10])
-    if check.kind == "positive_rate_parity":
-        diff = rates.difference
-        passed = diff <= p["max_difference"]
-        return _result(
-            check,
-            passed,
-            round(diff, 6),
-            p["max_difference"],
-            f"Positive rate ({p['label']} = {p['positive']!r}) differs by {diff:.2%} "
-            f"across {attribute} groups ({summary}).",
-            rates=_capped(rates.rates),
-            counts=_capped(rates.counts),
-        )
-    privileged = p["privileged"]
-    if privileged is not None and str(privileged) not in rates.rates:
-        return _result(
-            check,
-            False,
-            None,
-            p["threshold"],
-            f"The privileged group {privileged!r} has no rows in {attribute}.",
-        )
-    ratio = rates.impact_ratio(None if privileged is None else str(privileged))
-    passed = ratio >= p["threshold"]
-    over = f" over {privileged!r}" if privileged is not None else ""
-    return _result(
-        check,
-        passed,
-        round(ratio, 6) if math.isfinite(ratio) else None,
-        p["threshold"],
-        f"Disparate-impact ratio{over} is {ratio:.3f} (rates: {summary}); "
-        f"at least {p['threshold']} required.",
-        rates=_capped(rates.rates),
-        counts=_capped(rates.counts),
-    )
-
-
-def _capped(values: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(list(values.items())[:_MAX_GROUPS])
-
-
-class _Redactor:
-    """Turns failing rows into JSON-safe dicts with personal data replaced by a marker."""
-
-    def __init__(self, frame: pl.DataFrame, sensitive: set[str]) -> None:
-        self._frame = frame
-        self._sensitive = sensitive
-        self._classification: Classification | None = None
-
-    def _labels(self) -> Classification:
-        if self._classification is None:
-            from keel.data._classify import classify_frame
-
-            self._classification = classify_frame(self._frame, sample_size=10_000)
-        return self._classification
-
-    def rows(self, failing: pl.DataFrame, first: Sequence[str]) -> tuple[dict[str, Any], ...]:
-        from keel.data._detectors import Sensitivity, detect_value
-
-        labels = self._labels()
-        personal = set(labels.columns_at_least(Sensitivity.CONFIDENTIAL)) | self._sensitive
-        index = failing.columns[0]  # the row number
-        ordered = [*dict.fromkeys([index, *first, *failing.columns])][:_MAX_SHOWN_COLUMNS]
-        out = []
-        for row in failing.head(MAX_FAILING_ROWS).select(ordered).iter_rows(named=True):
-            clean: dict[str, Any] = {}
-            for name, value in row.items():
-                if value is None or name == index:
-                    clean[name] = value
-                elif name in personal:
-                    cats = labels.columns[name].categories if name in labels.columns else ()
-                    clean[name] = f"[redacted: {', '.join(cats) or 'sensitive'}]"
-                elif (found := detect_value(value)) is not None:
-                    clean[name] = f"[redacted: {found.category}]"
-                else:
-                    clean[name] = _json_safe(value)
-            out.append(clean)
-        return tuple(out)
-
-
-def _json_safe(value: object) -> Any:
-    if isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    text = value.isoformat() if isinstance(value, date | datetime) else str(value)
-    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
+    return result(check, passed, observed, threshold, message, **details)

@@ -55,7 +55,12 @@ class DatasetGate:
         reference: VersionRef = None,
     ) -> StoredReport:
         """Run a check suite over a version and store the report (with its HTML page)."""
-        from keel.data._checks import parse_suite, run_suite
+        from keel.data._checks import (
+            parse_suite,
+            run_suite_parts,
+            streamed_columns,
+            whole_columns,
+        )
         from keel.data._report import render_html
 
         parsed = parse_suite(suite)
@@ -63,16 +68,31 @@ class DatasetGate:
             ctx, Permission.DATASET_WRITE, action="dataset.validate", object_type="validation"
         )
         target = self._datasets.version(ctx, name, version)
-        # Only the columns the checks name are read (a row count alone reads one column).
-        frame = self._datasets._frame(ctx, target, columns=_needed(parsed, target.columns))
+        # Only the columns the checks name are read (a row count alone reads one column), and
+        # part by part: counts and bounds are folded over the parts, so memory holds one part
+        # plus the few columns that `unique`, bias and reference checks need whole.
+        whole_names = whole_columns(parsed)
+        whole = None
+        if whole_names:
+            whole = self._datasets._frame(ctx, target, columns=_present(whole_names, target))
         ref: DatasetVersion | None = None
         ref_frame = None
         if reference is not None:
             ref = self._datasets.version(ctx, name, reference)
-            ref_frame = self._datasets._frame(ctx, ref, columns=_needed(parsed, ref.columns))
-        sensitive = _sensitive_columns(target.classification)
-        result = run_suite(
-            frame, parsed, reference=ref_frame, sensitive_columns=sensitive, now=clock.now()
+            ref_frame = self._datasets._frame(ctx, ref, columns=_present(whole_names, ref))
+        streamed = _present(streamed_columns(parsed), target)
+        parts = (
+            self._datasets._frames(ctx, target, columns=streamed)
+            if target.parts  # a version with no parts still has its columns, with no rows
+            else iter([self._datasets._frame(ctx, target, columns=streamed)])
+        )
+        result = run_suite_parts(
+            parts,
+            parsed,
+            whole=whole,
+            reference=ref_frame,
+            sensitive_columns=_sensitive_columns(target.classification),
+            now=clock.now(),
         )
         html = render_html(result, title=f"Validation of {name} v{target.version}")
         work = Ingest(self._gov.db, self._blobs, ctx)
@@ -425,14 +445,11 @@ class DatasetGate:
         )
 
 
-def _needed(suite: Any, columns: Sequence[str]) -> list[str]:
-    """The version's columns that some check of ``suite`` names (at least one column, so the
-    frame keeps its row count); a check naming a missing column still fails as before."""
-    from keel.data._evaluate import columns_of
-
-    named = {name for check in suite.checks for name in columns_of(check)}
-    needed = [c for c in columns if c in named]
-    return needed or list(columns[:1])
+def _present(names: Sequence[str], version: DatasetVersion) -> list[str]:
+    """The version's columns among ``names`` (at least one, so the frame keeps its row
+    count); a check naming a missing column fails with a message of its own."""
+    present = [c for c in version.columns if c in set(names)]
+    return present or list(version.columns[:1])
 
 
 def _sensitive_columns(classification: Mapping[str, Any] | None) -> list[str]:
