@@ -127,6 +127,26 @@ def test_search_filters_orders_and_pages(ws: Workspace) -> None:
     assert ws.runs.search("metrics.missing > 0").runs == []
 
 
+def test_search_matches_nan_only_by_equality_and_in_lists(ws: Workspace) -> None:
+    ids = {}
+    for name, loss in (("nan", math.nan), ("one", 1.0), ("two", 2.0)):
+        with ws.runs.start(experiment="nan", name=name, capture_env=False) as run:
+            run.log_metrics({"loss": loss})
+        ids[name] = run.id
+
+    def found(text: str) -> set[str]:
+        return {r.name for r in ws.runs.search(text).runs}
+
+    assert found("metrics.loss = NaN") == {"nan"}
+    assert found("metrics.loss != NaN") == {"one", "two"}
+    assert found("metrics.loss IN (NaN, 2)") == {"nan", "two"}
+    assert found("metrics.loss NOT IN (NaN, 2)") == {"one"}
+    assert found("metrics.loss IN (NaN)") == {"nan"}
+    assert found("metrics.loss NOT IN (1)") == {"two"}  # only a list holding NaN speaks of NaN
+    with pytest.raises(FilterSyntaxError, match="neither less nor greater"):
+        ws.runs.search("metrics.loss > NaN")
+
+
 def test_search_values_are_bound_not_spliced(ws: Workspace) -> None:
     with ws.runs.start(
         experiment="inj", capture_env=False, params={"x": "a'; DROP TABLE runs; --"}

@@ -279,6 +279,13 @@ def test_nan_is_math_nan_itself(text: str) -> None:
     assert parse_filter("metrics.x in (NaN, 1)") == metric("x", "IN", (math.nan, 1.0))
 
 
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">="])
+def test_ordering_with_nan_is_refused_with_the_fix(op: str) -> None:
+    error = raises(f"metrics.loss {op} NaN")
+    assert "NaN is neither less nor greater than any number" in str(error)
+    assert "metrics.loss = NaN or metrics.loss != NaN" in str(error)
+
+
 def test_value_types() -> None:
     metric = parse_filter("metrics.x = 3")
     time = parse_filter("start_time = 3")
@@ -695,6 +702,8 @@ def comparisons(draw: st.DrawFn) -> Comparison:
         return Comparison(entity, key, op, None)  # type: ignore[arg-type]
     if op.endswith("IN"):
         return Comparison(entity, key, op, tuple(draw(st.lists(values, min_size=1, max_size=4))))  # type: ignore[arg-type]
+    if kind == "number" and op in ("<", "<=", ">", ">="):
+        values = st.floats(allow_nan=False)  # ordering with NaN is refused (tested below)
     return Comparison(entity, key, op, draw(values))  # type: ignore[arg-type]
 
 

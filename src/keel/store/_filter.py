@@ -351,7 +351,15 @@ class _Parser:
             return Comparison(entity, key, op, None)
         if op.endswith("IN"):
             return Comparison(entity, key, op, self.parse_list(kind, op, label))
-        return Comparison(entity, key, op, self.coerce(kind, op, label, self.parse_value()))
+        value_tok = self.tok
+        value = self.coerce(kind, op, label, self.parse_value())
+        if op in _ORDERING_OPS and isinstance(value, float) and math.isnan(value):
+            message = (
+                f"NaN is neither less nor greater than any number, so {op} NaN would match "
+                f"nothing or everything; use {label} = NaN or {label} != NaN"
+            )
+            raise self.error(value_tok, message, example="metrics.loss != NaN")
+        return Comparison(entity, key, op, value)
 
     def parse_operator(self) -> str:
         tok = self.advance()

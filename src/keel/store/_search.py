@@ -89,8 +89,20 @@ def _entity_clause(comparison: Comparison) -> ColumnElement[bool]:
     if op == "IS NOT NULL":
         return RunRow.id.in_(having_key)
     if comparison.entity == "metric" and isinstance(value, float) and value != value:
-        # NaN is stored as NULL, and NaN equals nothing but itself.
+        # NaN is stored as NULL, and NaN equals nothing but itself (the parser refuses < > NaN).
         cond = column.is_(None) if op == "=" else column.is_not(None)
+        return RunRow.id.in_(having_key.where(cond))
+    if comparison.entity == "metric" and isinstance(value, tuple) and any(v != v for v in value):
+        # An IN list holding NaN also matches the NaN values (stored as NULL), as `= NaN` does.
+        numbers = [v for v in value if v == v]
+        if op == "IN":
+            cond = or_(column.is_(None), column.in_(numbers)) if numbers else column.is_(None)
+        else:
+            cond = (
+                and_(column.is_not(None), column.not_in(numbers))
+                if numbers
+                else column.is_not(None)
+            )
         return RunRow.id.in_(having_key.where(cond))
     if comparison.entity == "param" and not _is_number(value) and op in {"<", "<=", ">", ">="}:
         column = ParamRow.value
