@@ -126,6 +126,21 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(
     assert result.best.params["max_depth"] == 2
 
 
+def test_the_search_gives_back_the_callers_optuna_log_level(
+    local_ws: Workspace, breast_cancer: TrainingData
+) -> None:
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    try:
+        space = {"max_depth": {"type": "int", "low": 1, "high": 3}}
+        search(local_ws, DecisionTreeClassifier(), breast_cancer, space, n_trials=2)
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 def test_search_space_from_keel_yaml(tmp_path: Path) -> None:
     project = tmp_path / "keel.yaml"
     project.write_text(

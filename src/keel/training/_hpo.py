@@ -19,10 +19,11 @@ The best trial is refitted (same parameters and seed) as a reproducible training
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import tempfile
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -229,6 +230,18 @@ def _executor(executor: Executor | str, max_workers: int | None) -> tuple[Execut
     return executor, False
 
 
+@contextlib.contextmanager
+def _quiet(optuna: Any) -> Iterator[None]:
+    """Optuna's per-trial INFO lines off during a search, and the caller's level back after
+    (Optuna's verbosity is process-wide)."""
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
 def search(
     ws: WorkspacePort,
     estimator: Any,
@@ -289,7 +302,7 @@ def search(
     pool, owned = _executor(executor, max_workers)
     workers = max_workers or int(getattr(pool, "max_workers", 2))
     in_process = getattr(pool, "name", "") == "inprocess"
-    with tempfile.TemporaryDirectory(prefix="keel-hpo-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="keel-hpo-") as scratch, _quiet(optuna):
         journal_path = None
         if pruning and not in_process:
             journal_path = str(journal or Path(scratch) / "journal.log")
@@ -298,7 +311,6 @@ def search(
             from optuna.storages.journal import JournalFileBackend, JournalStorage
 
             storage = JournalStorage(JournalFileBackend(journal_path))
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         n_startup = max(5, workers)
         study = optuna.create_study(
             storage=storage,
