@@ -208,10 +208,19 @@ class BlobSealer:
             these very bytes): the sealer then encrypts in one pass without hashing again.
             A wrong digest is never read back as content: readers recompute SHA-256 and
             refuse the blob (IntegrityError).
+        hashing: False for a caller that hashes the chunks itself as it reads them and hands
+            the digest to :meth:`trailer` (the chunk-by-chunk form, :meth:`seal_into`).
     """
 
     def __init__(
-        self, key: bytes, *, key_id: str, scope: str, chunk_size: int, digest: str | None = None
+        self,
+        key: bytes,
+        *,
+        key_id: str,
+        scope: str,
+        chunk_size: int,
+        digest: str | None = None,
+        hashing: bool = True,
     ) -> None:
         self._cipher = AESGCM(key)
         self._header = Header(key_id, chunk_size, os.urandom(PREFIX_SIZE)).encode()
@@ -219,9 +228,11 @@ class BlobSealer:
         self._prefix = self._header[-PREFIX_SIZE:]
         self._chunk_size = chunk_size
         self._known = None if digest is None else bytes.fromhex(digest_hex(digest))
-        self._hasher = hashlib.sha256() if digest is None else None
+        self._hasher = hashlib.sha256() if digest is None and hashing else None
         self._digest: str | None = None
         self._size = 0
+        self._next = 0  # the next chunk index of seal_into()
+        self._closed = False
 
     @property
     def digest(self) -> str:
@@ -253,6 +264,88 @@ class BlobSealer:
         nonce = _chunk_nonce(self._prefix, _TRAILER_COUNTER)
         yield self._cipher.encrypt(nonce, b"", _trailer_aad(self._context, raw_digest, self._size))
         self._digest = DIGEST_PREFIX + raw_digest.hex()
+
+    @property
+    def header(self) -> bytes:
+        """The blob file's header bytes (written first, before the chunks of seal_into())."""
+        return self._header
+
+    def seal_into(self, plain: BytesLike, out: bytearray | memoryview, *, final: bool) -> int:
+        """Encrypt the next chunk into ``out``; return the bytes written (``len(plain) + 16``).
+
+        The chunk-by-chunk form of :meth:`seal` for a caller that reads into reused buffers:
+        write :attr:`header`, then every chunk's output in order, then :meth:`trailer`. Every
+        chunk but the final one must hold exactly ``chunk_size`` bytes; the final one 1 ..
+        ``chunk_size`` (0 only when it is the only chunk).
+
+        Raises:
+            InvalidInputError: If a chunk has the wrong size, ``out`` is too small, or a chunk
+                follows the final one.
+        """
+        size = memoryview(plain).nbytes
+        if self._closed:
+            raise InvalidInputError("This blob's final chunk was already sealed.", field="chunks")
+        wrong = size > self._chunk_size or (not final and size != self._chunk_size)
+        if wrong or (final and size == 0 and self._next > 0):
+            raise InvalidInputError(
+                f"A {'final' if final else 'non-final'} chunk of {size} bytes does not fit "
+                f"chunks of {self._chunk_size} bytes.",
+                field="chunks",
+            )
+        if memoryview(out).nbytes < size + TAG_SIZE:
+            raise InvalidInputError(
+                f"The output buffer holds {memoryview(out).nbytes} bytes; a sealed chunk of "
+                f"{size} bytes needs {size + TAG_SIZE}.",
+                field="out",
+            )
+        index = self._next
+        if index >= _MAX_CHUNKS:
+            raise InvalidInputError(
+                f"A blob may hold at most {_MAX_CHUNKS} chunks of {self._chunk_size} bytes; "
+                "use a larger chunk size.",
+                field="chunks",
+            )
+        if self._hasher is not None:
+            self._hasher.update(plain)
+        self._size += size
+        self._next += 1
+        self._closed = final
+        nonce = _chunk_nonce(self._prefix, index)
+        aad = _chunk_aad(self._context, index, final=final)
+        with memoryview(out) as view, view[: size + TAG_SIZE] as target:
+            return int(self._cipher.encrypt_into(nonce, plain, aad, target))
+
+    def trailer(self, digest: str | None = None) -> bytes:
+        """Return the trailer that ends a blob sealed with :meth:`seal_into`.
+
+        Args:
+            digest: The plaintext's ``sha256:`` digest, required when the sealer was made
+                with ``hashing=False`` (trusted as given: readers recompute it).
+
+        Raises:
+            InvalidInputError: If the final chunk was not sealed yet, or ``digest`` is missing.
+        """
+        if not self._closed:
+            raise InvalidInputError(
+                "The trailer comes after the final chunk; seal it first.", field="chunks"
+            )
+        if self._hasher is not None:
+            raw_digest = self._hasher.digest()
+            if digest is not None and digest_hex(digest) != raw_digest.hex():
+                raise InvalidInputError(
+                    f"The digest given ({digest}) is not the digest of the chunks sealed.",
+                    field="digest",
+                )
+        elif digest is not None:
+            raw_digest = bytes.fromhex(digest_hex(digest))
+        elif self._known is not None:
+            raw_digest = self._known
+        else:  # pragma: no cover - a sealer has a hasher or a known digest
+            raise InvalidInputError("The blob's digest is unknown.", field="digest")
+        nonce = _chunk_nonce(self._prefix, _TRAILER_COUNTER)
+        tag = self._cipher.encrypt(nonce, b"", _trailer_aad(self._context, raw_digest, self._size))
+        self._digest = DIGEST_PREFIX + raw_digest.hex()
+        return tag
 
     def _seal_chunk(self, index: int, plain: BytesLike, *, final: bool) -> bytes:
         if index >= _MAX_CHUNKS:

@@ -35,7 +35,7 @@ from typing import NoReturn
 
 from keel.blobs._keys import KEY_SIZE, MasterKeyProvider
 from keel.blobs._names import digest_hex, is_key_id, validate_digest, validate_scope
-from keel.blobs._storage import StorageRoot
+from keel.blobs._storage import StorageRoot, outside_batch
 from keel.clock import now
 from keel.errors import (
     ConfigurationError,
@@ -260,7 +260,9 @@ class Keyring:
         if not is_key_id(key_id):
             return
         with self._lock:
-            self._root.remove(self._root.path(KEYS_DIR, scope, OWN_DIR, key_id))
+            path = self._root.path(KEYS_DIR, scope, OWN_DIR, key_id)
+            if not self._root.withdraw(path):  # not yet published: dropped from the batch
+                self._root.remove(path)
             self._own.pop((scope, key_id), None)
 
     def is_key_destroyed(self, scope: str, key_id: str) -> bool:
@@ -320,11 +322,13 @@ class Keyring:
             + struct.pack(">H", len(wrapped))
             + wrapped
         )
-        temp = self._root.write_temp([record])
-        if own:
+        if own:  # published with the blob it encrypts, when they are written in a batch
+            temp = self._root.write_temp([record])
             self._root.commit(temp, self._root.path(KEYS_DIR, scope, OWN_DIR, key_id))
-        else:
-            self._root.commit(temp, self._root.path(KEYS_DIR, scope, key_id))
+        else:  # durable at once: blobs of this batch and of later ones depend on it
+            with outside_batch():
+                temp = self._root.write_temp([record])
+                self._root.commit(temp, self._root.path(KEYS_DIR, scope, key_id))
         key = DataKey(scope=scope, key_id=key_id, material=material)
         if not own:  # a dedicated key encrypts one blob, once: not kept
             self._keys[(scope, key_id)] = key

@@ -28,9 +28,21 @@ from typing import Any, BinaryIO
 
 from keel.errors import ConfigurationError, MissingDependencyError, StorageError
 
-__all__ = ["StorageRoot", "durable_batch", "fsync_dir"]
+__all__ = [
+    "HeldWrites",
+    "StorageRoot",
+    "TempWriter",
+    "durable_batch",
+    "fsync_dir",
+    "held_batch",
+    "outside_batch",
+]
 
+BytesLike = bytes | bytearray | memoryview
 TMP_DIR = "_tmp"
+_WRITEBACK_BYTES = 8 << 20
+_FADVISE = getattr(os, "posix_fadvise", None)
+_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
 _SYNC_THREADS = 4
 
 
@@ -69,6 +81,65 @@ def durable_batch() -> Iterator[None]:
     finally:
         _BATCH.reset(token)
     _publish(batch)
+
+
+@contextlib.contextmanager
+def outside_batch() -> Iterator[None]:
+    """Writes in this block are durable and published at once, even inside a batch (for a
+    scope's shared data key, which later blobs of the batch and of other batches need)."""
+    token = _BATCH.set(None)
+    try:
+        yield
+    finally:
+        _BATCH.reset(token)
+
+
+class HeldWrites:
+    """The writes of a finished :func:`held_batch`: written, not yet durable nor published.
+
+    Exactly one of :meth:`publish` (from any thread: fsync, rename, fsync folders) or
+    :meth:`discard` (remove the temporary files) should follow.
+    """
+
+    def __init__(self, batch: _Batch) -> None:
+        self._batch = batch
+
+    def __len__(self) -> int:
+        return len(self._batch.renames)
+
+    def publish(self) -> None:
+        """Make the writes durable and publish them under their final names."""
+        batch, self._batch = self._batch, _Batch()
+        _publish(batch)
+
+    def discard(self) -> None:
+        """Remove the temporary files; nothing is published."""
+        batch, self._batch = self._batch, _Batch()
+        for temp in batch.temps:
+            with contextlib.suppress(OSError):
+                os.remove(temp)
+
+
+@contextlib.contextmanager
+def held_batch() -> Iterator[HeldWrites]:
+    """Like :func:`durable_batch`, but the writes are handed back instead of published.
+
+    A writer can then go on with its next batch while another thread publishes this one
+    (:meth:`HeldWrites.publish`). If the block raises, its temporary files are removed. It
+    cannot be nested in another batch.
+    """
+    if _BATCH.get() is not None:
+        raise RuntimeError("held_batch() cannot be nested in another durable batch.")
+    batch = _Batch()
+    held = HeldWrites(batch)
+    token = _BATCH.set(batch)
+    try:
+        yield held
+    except BaseException:
+        held.discard()
+        raise
+    finally:
+        _BATCH.reset(token)
 
 
 def _fsync_path(path: str) -> None:
@@ -183,8 +254,11 @@ class StorageRoot:
 
     def exists(self, path: str) -> bool:
         """Return whether a file exists at ``path``."""
+        fs, _, is_local = self._fs()
         try:
-            return bool(self._fs()[0].exists(path))
+            if is_local:  # a stat, without fsspec's info() around it
+                return os.path.exists(path)
+            return bool(fs.exists(path))
         except OSError as exc:
             raise self._failed("check", path, exc) from exc
 
@@ -224,47 +298,60 @@ class StorageRoot:
             )
         return data
 
-    def write_temp(self, chunks: Iterable[bytes]) -> str:
+    def write_temp(self, chunks: Iterable[BytesLike]) -> str:
         """Write ``chunks`` to a new temporary file, durably, and return its path.
 
         The temporary file is removed if writing fails, including when ``chunks`` raises (its
         exception propagates unchanged; storage failures become :class:`StorageError`).
         """
+        writer = self.open_temp()
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+        except BaseException:
+            writer.abort()
+            raise
+        return writer.close()
+
+    def open_temp(self) -> TempWriter:
+        """Create a new temporary file to be written piece by piece (see :class:`TempWriter`).
+
+        Raises:
+            StorageError: If the file cannot be created.
+        """
         fs, _, is_local = self._fs()
-        batch = _BATCH.get() if is_local else None
         temp = self.path(TMP_DIR, f"{uuid.uuid4().hex}.tmp")
         try:
-            if is_local:  # the plain file object: fsspec's local wrapper adds nothing here
+            if is_local:  # a bare descriptor: os.write of each piece, no buffer copy
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
                 try:
-                    handle: Any = open(temp, "xb")  # noqa: SIM115 - closed by the with below
+                    return TempWriter(self, temp, os.open(temp, flags, 0o666))
                 except FileNotFoundError:
                     os.makedirs(self.path(TMP_DIR), exist_ok=True)
-                    handle = open(temp, "xb")  # noqa: SIM115 - closed by the with below
-            else:
-                fs.makedirs(self.path(TMP_DIR), exist_ok=True)
-                handle = fs.open(temp, "wb")
+                    return TempWriter(self, temp, os.open(temp, flags, 0o666))
+            fs.makedirs(self.path(TMP_DIR), exist_ok=True)
+            return TempWriter(self, temp, fs.open(temp, "wb"))
         except OSError as exc:
             raise self._failed("create", temp, exc) from exc
-        try:
-            with handle:
-                for chunk in chunks:
-                    try:
-                        handle.write(chunk)
-                    except OSError as exc:
-                        raise self._failed("write", temp, exc) from exc
-                try:
-                    if is_local and batch is None:
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                except OSError as exc:
-                    raise self._failed("flush", temp, exc) from exc
-        except BaseException:
-            self.discard(temp)
-            raise
-        if batch is not None:
-            batch.temps.append(temp)
-            batch.pending.add(temp)
-        return temp
+
+    def withdraw(self, final: str) -> bool:
+        """Drop a write to ``final`` still held back by this thread's :func:`durable_batch`.
+
+        Returns:
+            True if such a write was pending (its temporary file is removed and it will not
+            be published), False otherwise.
+        """
+        batch = _BATCH.get()
+        if batch is None:
+            return False
+        for index, (root, temp, name) in enumerate(batch.renames):
+            if root is self and name == final:
+                del batch.renames[index]
+                batch.pending.discard(temp)
+                batch.temps.remove(temp)
+                self.discard(temp)
+                return True
+        return False
 
     def commit(self, temp: str, final: str) -> bool:
         """Move a temporary file to its final name, unless that name already exists.
@@ -376,6 +463,84 @@ class StorageRoot:
                 raise self._failed("remove", temp, exc) from exc
             removed += 1
         return removed
+
+
+class TempWriter:
+    """A temporary file of a :class:`StorageRoot` written piece by piece.
+
+    :meth:`close` makes it durable (on a local disk: an fsync, or at the end of the thread's
+    :func:`durable_batch`) and returns its path, for :meth:`StorageRoot.commit`; :meth:`abort`
+    removes it. Storage failures raise :class:`StorageError` and remove the file.
+    """
+
+    def __init__(self, root: StorageRoot, path: str, target: int | Any) -> None:
+        self._root = root
+        self.path = path
+        self._target = target  # a descriptor (local) or an fsspec file object
+        self._open = True
+        self._size = 0
+        self._kicked = 0  # bytes whose writeback was started (see _start_writeback)
+
+    def write(self, data: BytesLike) -> None:
+        """Append ``data`` (any bytes-like object; written without a copy on a local disk)."""
+        try:
+            if isinstance(self._target, int):
+                view = memoryview(data).cast("B")
+                while view:
+                    done = os.write(self._target, view)
+                    self._size += done
+                    view = view[done:]
+                if self._size - self._kicked >= _WRITEBACK_BYTES:
+                    self._start_writeback()
+            else:
+                self._target.write(data)
+        except OSError as exc:
+            self.abort()
+            raise self._root._failed("write", self.path, exc) from exc
+
+    def _start_writeback(self) -> None:
+        """Start writing the bytes written so far to the disk, without waiting: the fsync at
+        the end of a :func:`durable_batch` then finds most of them there already, and the
+        disk works while the next files are written (Linux: POSIX_FADV_DONTNEED starts the
+        writeback of dirty pages; clean ones are dropped, as a blob is seldom read at once)."""
+        if _FADVISE is not None and self._size > self._kicked:
+            with contextlib.suppress(OSError):
+                _FADVISE(self._target, self._kicked, self._size - self._kicked, _DONTNEED)
+            self._kicked = self._size
+
+    def close(self) -> str:
+        """Finish the file, durably, and return its path."""
+        batch = _BATCH.get() if isinstance(self._target, int) else None
+        self._open = False
+        try:
+            if isinstance(self._target, int):
+                try:
+                    if batch is None:
+                        os.fsync(self._target)
+                    else:  # fsynced with the batch; meanwhile the disk can start
+                        self._start_writeback()
+                finally:
+                    os.close(self._target)
+            else:
+                self._target.close()
+        except OSError as exc:
+            self.abort()
+            raise self._root._failed("flush", self.path, exc) from exc
+        if batch is not None:
+            batch.temps.append(self.path)
+            batch.pending.add(self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Close and remove the file (best effort; for a write that failed or is not wanted)."""
+        if self._open:
+            self._open = False
+            with contextlib.suppress(OSError, ValueError):
+                if isinstance(self._target, int):
+                    os.close(self._target)
+                else:
+                    self._target.close()
+        self._root.discard(self.path)
 
 
 def fsync_dir(path: str) -> None:

@@ -12,6 +12,7 @@ scope. Scopes and digests are validated against strict patterns before they beco
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -23,6 +24,7 @@ from typing import BinaryIO
 from keel.blobs._crypto import (
     DEFAULT_CHUNK_SIZE,
     MAX_CHUNK_SIZE,
+    TAG_SIZE,
     BlobSealer,
     BytesLike,
     Header,
@@ -30,7 +32,7 @@ from keel.blobs._crypto import (
 )
 from keel.blobs._keyring import DataKey, Keyring
 from keel.blobs._names import DIGEST_PREFIX, digest_hex, validate_digest, validate_scope
-from keel.blobs._storage import StorageRoot, durable_batch
+from keel.blobs._storage import HeldWrites, StorageRoot, durable_batch, held_batch
 from keel.errors import (
     ConfigurationError,
     ConflictError,
@@ -39,7 +41,7 @@ from keel.errors import (
     NotFoundError,
 )
 
-__all__ = ["BlobInfo", "BlobStore"]
+__all__ = ["BlobInfo", "BlobStore", "BlobUpload"]
 
 _HEX2 = re.compile(r"[0-9a-f]{2}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -103,6 +105,11 @@ class BlobStore:
     def url(self) -> str:
         """The root URL."""
         return self._root.url
+
+    @property
+    def chunk_size(self) -> int:
+        """Plaintext bytes per encrypted chunk (the piece size :meth:`begin` takes)."""
+        return self._chunk_size
 
     def __repr__(self) -> str:
         return f"BlobStore({self.url!r})"
@@ -192,6 +199,37 @@ class BlobStore:
                 self._write(scope, key, [data], expected=None, known=digest)
                 written += 1
         return written
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose new blobs (and keys) are made durable and published together at its
+        end, in this thread (see ``put_many``); if the block raises, none is published."""
+        return durable_batch()
+
+    def held_batch(self) -> contextlib.AbstractContextManager[HeldWrites]:
+        """Like :meth:`batch`, but at the end of the block the new blobs (and keys) are
+        handed back unpublished, as :class:`HeldWrites`: call its ``publish()`` — from any
+        thread, while this one writes the next batch — or ``discard()``. On a local disk
+        nothing of the block is visible under a final name before ``publish()`` returns."""
+        return held_batch()
+
+    def begin(self, *, scope: str, dedicated_key: bool = False) -> BlobUpload:
+        """Start a blob written chunk by chunk by a caller that hashes the plaintext itself.
+
+        For a reader that streams a file through reused buffers: each chunk is encrypted
+        and written as it arrives (:meth:`BlobUpload.write`), and :meth:`BlobUpload.finish`
+        takes the digest the caller computed from those very chunks (trusted, as for
+        ``put_bytes(digest=)``: a wrong one is never read back as content). Inside a
+        :func:`durable_batch` the blob is published with the batch.
+
+        Raises:
+            InvalidInputError: If ``scope`` is malformed.
+            ConflictError: If ``scope`` was erased.
+        """
+        scope = validate_scope(scope)
+        key = self._keyring.get_or_create(scope)
+        if dedicated_key:
+            key = self._keyring.create_key(scope)
+        return BlobUpload(self, scope, key, dedicated=dedicated_key)
 
     def put_file(self, path: str | os.PathLike[str], *, scope: str) -> BlobInfo:
         """Store the content of a local file, streaming; skips the write if already stored.
@@ -455,3 +493,83 @@ class BlobStore:
             digest=digest,
             scope=scope,
         )
+
+
+class BlobUpload:
+    """One blob being written chunk by chunk (see :meth:`BlobStore.begin`).
+
+    Every chunk but the last holds exactly ``chunk_size`` bytes. End with :meth:`finish`
+    (publish) or :meth:`abort` (drop the file and its dedicated key).
+    """
+
+    def __init__(self, store: BlobStore, scope: str, key: DataKey, *, dedicated: bool) -> None:
+        self._store = store
+        self._scope = scope
+        self._key_id = key.key_id
+        self._dedicated = dedicated
+        self._sealer = BlobSealer(
+            key.material,
+            key_id=key.key_id,
+            scope=scope,
+            chunk_size=store.chunk_size,
+            hashing=False,
+        )
+        try:
+            self._temp = store._root.open_temp()
+            self._temp.write(self._sealer.header)
+        except BaseException:
+            self._drop_key()
+            raise
+        self._done = False
+
+    def write(self, chunk: BytesLike, *, final: bool, out: bytearray | None = None) -> None:
+        """Encrypt and write the next chunk; ``out`` is a reusable scratch buffer of at least
+        ``chunk_size + 16`` bytes (one is allocated when it is not given)."""
+        if out is None:
+            out = bytearray(memoryview(chunk).nbytes + TAG_SIZE)
+        try:
+            written = self._sealer.seal_into(chunk, out, final=final)
+            with memoryview(out) as view, view[:written] as sealed:
+                self._temp.write(sealed)
+        except BaseException:
+            self.abort()
+            raise
+
+    def finish(self, digest: str) -> bool:
+        """Write the trailer and publish the blob under ``digest``; return whether it is new
+        (if the store has it already, this copy is dropped).
+
+        Raises:
+            InvalidInputError: If ``digest`` is malformed or the final chunk was not written.
+        """
+        try:
+            digest = validate_digest(digest)
+            self._temp.write(self._sealer.trailer(digest))
+            temp = self._temp.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        final = self._store._blob_path(self._scope, digest)
+        root = self._store._root
+        try:
+            if root.exists(final):
+                root.discard(temp)
+                self._drop_key()
+                return False
+            return root.commit(temp, final)
+        except BaseException:
+            root.discard(temp)
+            raise
+
+    def abort(self) -> None:
+        """Drop the partly written blob (and its dedicated key). Idempotent."""
+        if self._done:
+            return
+        self._done = True
+        self._temp.abort()
+        self._drop_key()
+
+    def _drop_key(self) -> None:
+        if self._dedicated:
+            self._store._keyring.forget_key(self._scope, self._key_id)

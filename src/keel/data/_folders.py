@@ -20,12 +20,20 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 
 from keel.data._sources import BlobSink, SourceBatch
 from keel.errors import InvalidInputError, NotFoundError
 
-__all__ = ["MANIFEST_SCHEMA", "ArchiveSource", "FolderSource", "describe_file"]
+__all__ = [
+    "MANIFEST_SCHEMA",
+    "ArchiveSource",
+    "FolderSource",
+    "StreamingSink",
+    "describe_file",
+    "media_type",
+    "needs_content",
+]
 
 MANIFEST_SCHEMA = {
     "path": "string",
@@ -51,10 +59,34 @@ _MAGIC = (
 _TEXT_TYPES = ("text/", "application/json", "application/xml")
 
 
+_HEAD_BYTES = max(len(magic) for magic, _ in _MAGIC)
+
+
+@runtime_checkable
+class StreamingSink(Protocol):
+    """A sink that also stores a file read chunk by chunk (``Ingest`` is one)."""
+
+    def put_stream(self, handle: BinaryIO) -> tuple[str, int]:
+        """Store the rest of ``handle``; return ``(digest, size)``."""
+        ...
+
+
+def media_type(rel: str, head: bytes) -> str:
+    """The media type of a file from its first bytes (magic numbers), then its name."""
+    media = next((m for magic, m in _MAGIC if head.startswith(magic)), None)
+    return media or mimetypes.guess_type(rel)[0] or "application/octet-stream"
+
+
+def needs_content(media: str) -> bool:
+    """Whether :func:`describe_file` reads a file's whole content for this media type (image
+    size and mode, PDF pages, text length and lines); other files only need their first
+    bytes, so they are streamed."""
+    return media.startswith(("image/", "application/pdf", *_TEXT_TYPES))
+
+
 def describe_file(rel: str, data: bytes) -> dict[str, Any]:
     """Media type and extracted metadata of one file's bytes."""
-    media = next((m for magic, m in _MAGIC if data.startswith(magic)), None)
-    media = media or mimetypes.guess_type(rel)[0] or "application/octet-stream"
+    media = media_type(rel, data[:_HEAD_BYTES])
     row: dict[str, Any] = {"media_type": media}
     if media.startswith("image/"):
         try:
@@ -145,6 +177,7 @@ class FolderSource:
         schema = {name: parse_dtype(dtype) for name, dtype in MANIFEST_SCHEMA.items()}
         rows: list[dict[str, Any]] = []
         size = 0
+        streaming = isinstance(sink, StreamingSink)
         for rel, entry in self._files():
             info = entry.stat()
             if info.st_size > self._max_file_bytes:
@@ -156,13 +189,20 @@ class FolderSource:
             if known is not None:
                 rows.append(known)
             else:
-                data = entry.read_bytes()
-                size += len(data)
                 row = dict.fromkeys(MANIFEST_SCHEMA)
-                row.update(describe_file(rel, data))
-                row.update(
-                    path=rel, size=len(data), digest=sink.put(data), mtime_ns=info.st_mtime_ns
-                )
+                with open(entry, "rb", buffering=0) as handle:
+                    media = media_type(rel, handle.read(_HEAD_BYTES))
+                    handle.seek(0)
+                    if streaming and not needs_content(media):
+                        # read through reused buffers: no copy of the file in memory
+                        digest, length = cast(StreamingSink, sink).put_stream(handle)
+                        row["media_type"] = media
+                    else:
+                        data = handle.read()
+                        row.update(describe_file(rel, data))
+                        digest, length = sink.put(data), len(data)
+                size += length
+                row.update(path=rel, size=length, digest=digest, mtime_ns=info.st_mtime_ns)
                 rows.append(row)
             if len(rows) >= self._batch_files:
                 yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)

@@ -7,14 +7,18 @@ killed leaves them behind, and ``keel gc`` removes the blobs they name that noth
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from queue import Empty, Full, Queue
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from keel.data._model import Part, Reject
 from keel.data._parts import encode_part
+from keel.errors import InvalidInputError
 from keel.store import DatasetRepository
 from keel.types import new_id
 
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
     import polars as pl
 
     from keel.blobs import BlobStore
+    from keel.blobs._storage import HeldWrites
+    from keel.blobs._store import BlobUpload
     from keel.governance import Context
     from keel.store import Database
 
@@ -32,6 +38,38 @@ T = TypeVar("T")
 MAX_REJECTS_KEPT = 100_000
 _FLUSH_BYTES = 32 * 1024 * 1024
 _QUEUED = 2
+#: Chunk buffers shared by a streaming reader and the writer (memory: this many chunks).
+_STREAM_BUFFERS = 32
+#: Streamed bytes per published batch (one journal transaction, one fsync pass).
+_PUBLISH_BYTES = 64 * 1024 * 1024
+
+
+class _Stream:
+    """One file streamed to the writer; the writer opens its upload on the first chunk."""
+
+    __slots__ = ("upload",)
+
+    def __init__(self) -> None:
+        self.upload: BlobUpload | None = None
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A chunk of a streamed file, in a pooled buffer; ``digest`` comes with the final one."""
+
+    stream: _Stream
+    buffer: bytearray
+    size: int
+    final: bool
+    digest: str | None
+
+
+class _Publish:
+    """Tells the writer to journal and publish the streamed blobs written so far."""
+
+
+_PUBLISH = _Publish()
+_Message = list[tuple[str, bytes]] | _Chunk | _Publish | None
 
 
 class Ingest:
@@ -43,6 +81,14 @@ class Ingest:
     batch). Reading and encoding go on meanwhile; at most ``_QUEUED`` batches wait, so memory
     stays bounded. :meth:`flush` waits until everything handed over is stored (and raises
     what the writer raised); :meth:`close` stops the writer without waiting for more work.
+
+    Large files take another road (:meth:`put_stream`): the reader reads them into a pool of
+    ``_STREAM_BUFFERS`` reused chunk buffers and hashes each chunk, and the writer encrypts
+    and writes each chunk as it comes (no copy of the file in memory, both cores busy). Such
+    blobs are written to temporary files first; every ``_PUBLISH_BYTES`` the writer hands
+    them to a publisher thread, which journals their digests (committed) and only then
+    publishes them under their final names, durably (one fsync pass), while the writer goes
+    on with the next ones; so a killed ingest leaves only temporary files or journaled blobs.
     """
 
     def __init__(
@@ -68,9 +114,23 @@ class Ingest:
         self.reused = 0
         # A source may put file bytes from the prefetch thread while parts are added here.
         self._lock = threading.RLock()
-        self._queue: Queue[list[tuple[str, bytes]] | None] = Queue(maxsize=_QUEUED)
+        # unbounded: list batches are bounded by _slots, chunks by the buffer pool
+        self._queue: Queue[_Message] = Queue()
+        self._slots = threading.Semaphore(_QUEUED)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._pool: Queue[bytearray] = Queue()
+        self._pooled = 0
+        self._streamed = 0  # bytes streamed since the last _PUBLISH
+        # writer-thread state of the streamed blobs not yet published
+        self._open_batch: contextlib.AbstractContextManager[HeldWrites] | None = None
+        self._held: HeldWrites | None = None
+        # written batches on their way to the publisher thread (journal, then publish)
+        self._publishing: Queue[tuple[list[str], HeldWrites] | None] = Queue(maxsize=1)
+        self._unpublished: list[str] = []
+        self._seen: set[str] = set()
+        self._out: bytearray | None = None
+        self._current: _Stream | None = None  # the streamed file whose final chunk is due
 
     # --- BlobSink -------------------------------------------------------------------------
 
@@ -83,6 +143,78 @@ class Ingest:
             if self._buffered >= _FLUSH_BYTES:
                 self._submit()
         return digest
+
+    def put_stream(self, handle: BinaryIO | io.RawIOBase) -> tuple[str, int]:
+        """Store the rest of a binary file, read chunk by chunk; return ``(digest, size)``.
+
+        Each chunk is read into a pooled buffer and hashed here, then encrypted and written
+        by the writer thread while the next one is read. Blocks while every buffer is in use.
+        """
+        chunk_size = self._blobs.chunk_size
+        readinto = getattr(handle, "readinto", None)
+        if not callable(readinto):
+            raise InvalidInputError(
+                f"put_stream reads a binary file (with readinto), got {type(handle).__name__}.",
+                field="handle",
+            )
+        hasher = hashlib.sha256()
+        stream = _Stream()
+        size = 0
+        digest: str | None = None
+        self._start_writer()
+        first = self._take_buffer()
+        current: bytearray | None = first
+        following: bytearray | None = None
+        try:
+            filled = _fill(readinto, first)
+            while current is not None:
+                more = 0
+                if filled == chunk_size:  # a full chunk: is there more?
+                    following = self._take_buffer()
+                    more = _fill(readinto, following)
+                    if more == 0:
+                        self._pool.put(following)
+                        following = None
+                with memoryview(current) as view, view[:filled] as piece:
+                    hasher.update(piece)
+                size += filled
+                if following is None:
+                    digest = "sha256:" + hasher.hexdigest()
+                self._send(_Chunk(stream, current, filled, following is None, digest))
+                current, following, filled = following, None, more
+        except BaseException:
+            for unsent in (current, following):  # back to the pool
+                if unsent is not None:
+                    self._pool.put(unsent)
+            raise
+        assert digest is not None
+        with self._lock:
+            self.file_digests.append(digest)
+            self._streamed += size
+            if self._streamed >= _PUBLISH_BYTES:
+                self._streamed = 0
+                self._send(_PUBLISH)
+        return digest, size
+
+    def _take_buffer(self) -> bytearray:
+        try:
+            return self._pool.get_nowait()
+        except Empty:
+            pass
+        with self._lock:
+            if self._pooled < _STREAM_BUFFERS:
+                self._pooled += 1
+                return bytearray(self._blobs.chunk_size)
+        while True:
+            self._raise_failure()
+            try:
+                return self._pool.get(timeout=0.1)
+            except Empty:
+                continue
+
+    def _send(self, message: _Message) -> None:
+        self._raise_failure()
+        self._queue.put(message)
 
     def known(self, path: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
         row = self._known.get(path)
@@ -101,24 +233,143 @@ class Ingest:
             if not self._buffer:
                 return
             batch, self._buffer, self._buffered = self._buffer, [], 0
+            self._start_writer()
+            self._slots.acquire()
+            self._queue.put(batch)
+
+    def _start_writer(self) -> None:
+        with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="keel-ingest-writer", daemon=True
                 )
                 self._thread.start()
-            self._queue.put(batch)
 
     def _run(self) -> None:
+        publisher = threading.Thread(
+            target=self._run_publisher, name="keel-ingest-publisher", daemon=True
+        )
+        publisher.start()
+        failed = False
+        try:
+            while True:
+                message = self._queue.get()
+                try:
+                    if not failed and self._error is not None:  # the publisher failed
+                        failed = True
+                        self._abort_streamed(self._error)
+                    if not failed:  # else drain without writing: the ingest is failing
+                        self._handle(message)
+                except BaseException as exc:  # handed to the producer, which re-raises it
+                    failed = True
+                    self._error = exc
+                    self._abort_streamed(exc)
+                finally:
+                    if isinstance(message, _Chunk):
+                        self._pool.put(message.buffer)
+                    elif isinstance(message, list):
+                        self._slots.release()
+                if message is None:
+                    return
+        finally:
+            self._publishing.put(None)
+            publisher.join()
+
+    def _run_publisher(self) -> None:
+        """Journal, then publish, each batch of streamed blobs while the writer goes on."""
         while True:
-            batch = self._queue.get()
-            if batch is None:
+            item = self._publishing.get()
+            if item is None:
                 return
-            if self._error is not None:
-                continue  # drain without writing: the ingest is failing
+            digests, held = item
+            if self._error is not None:  # the ingest is failing: publish nothing more
+                held.discard()
+                continue
             try:
-                self._store(batch)
+                if digests:
+                    with self._db.write() as session:
+                        DatasetRepository(session, self._ctx.project_id).add_pending(
+                            self.id, sorted(digests)
+                        )
             except BaseException as exc:  # handed to the producer, which re-raises it
+                held.discard()
                 self._error = exc
+                continue
+            try:
+                held.publish()  # fsync, rename, fsync folders
+            except BaseException as exc:
+                self._error = exc
+
+    def _handle(self, message: _Message) -> None:
+        if isinstance(message, list):
+            self._store(message)
+        elif isinstance(message, _Chunk):
+            self._write_chunk(message)
+        else:  # _PUBLISH, or None (the end): publish what was streamed
+            self._publish_streamed()
+
+    def _write_chunk(self, chunk: _Chunk) -> None:
+        """Encrypt and write one chunk of a streamed file (writer thread)."""
+        stream = chunk.stream
+        scope = self._ctx.project_id
+        if self._current is not None and self._current is not stream:
+            self._drop_unfinished()  # its reader failed before the final chunk
+        if stream.upload is None:
+            if chunk.digest is not None and (
+                chunk.digest in self._seen or self._blobs.exists(chunk.digest, scope=scope)
+            ):  # a one-chunk file already stored: nothing to write
+                self.reused += 1
+                return
+            if self._open_batch is None:
+                self._open_batch = self._blobs.held_batch()
+                self._held = self._open_batch.__enter__()
+            # A key per blob: erasure (keel compliance erase) crypto-shreds files one by one.
+            stream.upload = self._blobs.begin(scope=scope, dedicated_key=True)
+            self._current = stream
+        if self._out is None:
+            self._out = bytearray(self._blobs.chunk_size + 16)
+        with memoryview(chunk.buffer) as view, view[: chunk.size] as piece:
+            stream.upload.write(piece, final=chunk.final, out=self._out)
+        if chunk.digest is None:
+            return
+        self._current = None
+        if chunk.digest in self._seen:
+            stream.upload.abort()
+            self.reused += 1
+        elif stream.upload.finish(chunk.digest):
+            self._seen.add(chunk.digest)
+            self._unpublished.append(chunk.digest)
+            self.written += 1
+        else:
+            self.reused += 1
+
+    def _publish_streamed(self) -> None:
+        """Hand the streamed blobs written since the last call to the publisher thread
+        (blocks while it is one batch behind)."""
+        self._drop_unfinished()
+        batch, self._open_batch = self._open_batch, None
+        held, self._held = self._held, None
+        if batch is None or held is None:
+            return
+        digests, self._unpublished = self._unpublished, []
+        batch.__exit__(None, None, None)  # written; not yet durable nor published
+        self._publishing.put((digests, held))
+
+    def _drop_unfinished(self) -> None:
+        stream, self._current = self._current, None
+        if stream is not None and stream.upload is not None:
+            stream.upload.abort()
+
+    def _abort_streamed(self, exc: BaseException) -> None:
+        """Drop the streamed blobs not yet published (their temporary files and keys)."""
+        with contextlib.suppress(BaseException):
+            self._drop_unfinished()
+        batch, self._open_batch = self._open_batch, None
+        self._held = None
+        self._unpublished = []
+        if batch is not None:
+            with contextlib.suppress(BaseException):
+                batch.__exit__(type(exc), exc, exc.__traceback__)
 
     def _store(self, batch: list[tuple[str, bytes]]) -> None:
         """Journal the batch's digests (one transaction), then seal and write the new ones."""
@@ -207,6 +458,19 @@ class Ingest:
             self._buffered += len(data)
         self.flush()
         return part.digest
+
+
+def _fill(readinto: Callable[[bytearray], int | None], buffer: bytearray) -> int:
+    """Read into ``buffer`` until it is full or the file ends; return the bytes read."""
+    filled = 0
+    with memoryview(buffer) as view:
+        while filled < len(buffer):
+            with view[filled:] as rest:
+                got = readinto(rest)  # type: ignore[arg-type]
+            if not got:
+                break
+            filled += got
+    return filled
 
 
 def prefetch(items: Iterator[T], *, depth: int = 1) -> Iterator[T]:
