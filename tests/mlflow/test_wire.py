@@ -186,3 +186,27 @@ def test_the_project_is_the_tokens_own(live: LiveServer) -> None:
         f"{API}/experiments/search", json={}, headers={"x-keel-project": "default"}
     )
     assert _error(crossing)[:2] == (403, "PERMISSION_DENIED")
+
+
+def test_log_batch_reads_nan_literals_and_checks_the_run(http: httpx.Client, run_id: str) -> None:
+    log = f"{API}/runs/log-batch"
+    json_type = {"content-type": "application/json"}
+    literals = (
+        b'{"run_id": "%s", "metrics": [{"key": "lit", "value": NaN, "timestamp": 1, "step": 0},'
+        b' {"key": "lit", "value": -Infinity, "timestamp": 2, "step": 1}]}' % run_id.encode()
+    )
+    assert http.post(log, content=literals, headers=json_type).status_code == 200
+    history = http.get(
+        f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "lit"}
+    ).json()["metrics"]
+    assert [(m["step"], str(m["value"])) for m in history] == [(0, "NaN"), (1, "-Infinity")]
+    one = {"key": "m", "value": 1.0, "timestamp": 1, "step": 0}
+    nowhere = http.post(log, json={"run_id": "0" * 26, "metrics": [one]})
+    assert _error(nowhere)[:2] == (404, "RESOURCE_DOES_NOT_EXIST")
+    exp = http.get(f"{API}/runs/get", params={"run_id": run_id}).json()["run"]["info"]
+    gone = http.post(f"{API}/runs/create", json={"experiment_id": exp["experiment_id"]})
+    gone_id = gone.json()["run"]["info"]["run_id"]
+    assert http.post(f"{API}/runs/delete", json={"run_id": gone_id}).status_code == 200
+    status, code, message = _error(http.post(log, json={"run_id": gone_id, "metrics": [one]}))
+    assert (status, code) == (400, "INVALID_PARAMETER_VALUE")
+    assert "is deleted" in message

@@ -38,3 +38,11 @@ def test_a_large_metric_batch_passes_and_a_deep_one_does_not() -> None:
     body = json.dumps({"metrics": rows}).encode()
     assert scan_json(body, max_depth=3, max_string=1000) is None
     assert "deeper" in str(scan_json(body, max_depth=2, max_string=1000))
+
+
+def test_a_long_string_is_found_among_many_short_ones() -> None:
+    short = json.dumps({"tags": ["x" * 99] * 40}).encode()  # quotes in every 50-byte window
+    assert scan_json(short, max_depth=3, max_string=100) is None
+    long = json.dumps({"tags": ["x" * 99] * 40, "note": "y" * 101}).encode()
+    assert "longer" in str(scan_json(long, max_depth=3, max_string=100))
+    assert "longer" in str(_scan_tokens(long, max_depth=3, max_string=100))

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from keel import clock
@@ -48,6 +49,20 @@ _NOUNS = ("heron", "otter", "falcon", "cedar", "harbor", "comet", "willow", "bea
 def _run_name() -> str:
     pick = int.from_bytes(os.urandom(4), "big")
     return f"{_ADJECTIVES[pick % 9]}-{_NOUNS[(pick // 9) % 9]}-{pick % 1000:03d}"
+
+
+#: A run's lifecycle in the caller's project (a prepared statement: log_batch runs it per call).
+_LIFECYCLE = select(RunRow.lifecycle).where(
+    RunRow.id == bindparam("run_id"), RunRow.project_id == bindparam("project_id")
+)
+
+
+def _deleted(run_id: str) -> ConflictError:
+    return ConflictError(
+        f"Run '{run_id}' is deleted; restore it with `ws.runs.restore('{run_id}')` "
+        "before logging to it.",
+        run_id=run_id,
+    )
 
 
 def _missing(run_id: str) -> NotFoundError:
@@ -219,17 +234,24 @@ class RunService:
         metrics: Sequence[Metric] = (),
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        points: Sequence[tuple[str, Any, Any, Any]] = (),
     ) -> None:
-        """Log metrics, params and tags together: all of them, or (on any error) none."""
-        if len(metrics) > MAX_BATCH:
+        """Log metrics, params and tags together: all of them, or (on any error) none.
+
+        ``points`` are more metrics as ``(key, value, step, timestamp)`` tuples, checked the
+        same way (a ``None`` timestamp is now): the MLflow API's ``log_batch`` passes its
+        1,000 metrics a call so, without building a :class:`Metric` for each.
+        """
+        if metrics:
+            points = [*((m.key, m.value, m.step, m.timestamp) for m in metrics), *points]
+        if len(points) > MAX_BATCH:
             raise InvalidInputError(
-                f"A batch holds at most {MAX_BATCH:,} metrics; got {len(metrics):,}. Split it."
+                f"A batch holds at most {MAX_BATCH:,} metrics; got {len(points):,}. Split it."
             )
         now = clock.now_millis()
-        points: list[tuple[str, float, int, int]] = []
+        checked: list[tuple[str, float, int, int]] = []
         checked_keys: set[str] = set()
-        for metric in metrics:
-            key, value, step, ts = metric.key, metric.value, metric.step, metric.timestamp
+        for key, value, step, ts in points:
             if key not in checked_keys:  # each distinct key is checked once per batch
                 checked_keys.add(check_key(key, what="metric"))
             # Fast path for plain numbers; anything else goes through the full checks.
@@ -241,14 +263,14 @@ class RunService:
                 ts = now
             elif type(ts) is not int or not 0 <= ts < 2**63:
                 ts = check_timestamp(key, ts)
-            points.append((key, value, step, ts))
+            checked.append((key, value, step, ts))
         clean_params = redact_mapping(stringify_params(params or {}))
         clean_tags = self._clean_tags(tags or {})
         with self._gov.write(
             ctx, Permission.RUN_WRITE, "run.log_batch", object_type="run", object_id=run_id
         ) as work:
             repo = RunRepository(work.session, ctx.project_id)
-            self._row(work.session, ctx, run_id)
+            self._check_active(work.session, ctx, run_id)
             if clean_params:
                 self._check_params_unchanged(repo, run_id, clean_params)
                 existing = repo.params([run_id])[run_id]
@@ -257,9 +279,9 @@ class RunService:
                 )
             if clean_tags:
                 repo.set_tags(run_id, clean_tags)
-            repo.insert_metrics(run_id, points)
+            repo.insert_metrics(run_id, checked)
             work.details = {
-                "metrics": len(points),
+                "metrics": len(checked),
                 "params": len(clean_params),
                 "tags": len(clean_tags),
             }
@@ -489,12 +511,21 @@ class RunService:
         if row is None:
             raise _missing(run_id)
         if active and row.lifecycle != "active":
-            raise ConflictError(
-                f"Run '{run_id}' is deleted; restore it with `ws.runs.restore('{run_id}')` "
-                "before logging to it.",
-                run_id=run_id,
-            )
+            raise _deleted(run_id)
         return row
+
+    @staticmethod
+    def _check_active(session: Session, ctx: Context, run_id: str) -> None:
+        """What :meth:`_row` checks, reading the run's lifecycle only (no ORM object)."""
+        lifecycle = (
+            session.connection()
+            .execute(_LIFECYCLE, {"run_id": run_id, "project_id": ctx.project_id})
+            .scalar_one_or_none()
+        )
+        if lifecycle is None:
+            raise _missing(run_id)
+        if lifecycle != "active":
+            raise _deleted(run_id)
 
     def _load(self, session: Session, ctx: Context, row: RunRow) -> Run:
         return self._load_many(session, ctx, [row], with_environment=True)[0]

@@ -386,13 +386,16 @@ def log_batch(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
             f"A batch logging request can contain at most {MAX_ENTRIES} metrics, params and "
             f"tags in total. Got {total}. Please split up the request and try again."
         )
-    metrics = [_metric(m) for m in raw_metrics]
-    s.runs.log_batch(ctx, _run_id(a), metrics=metrics, params=params, tags=tags)
+    points = [_metric(m) for m in raw_metrics]
+    s.runs.log_batch(ctx, _run_id(a), points=points, params=params, tags=tags)
     return {}
 
 
-def _metric(m: dict[str, Any]) -> Metric:
-    """One metric of a batch; steps and timestamps come as numbers or numeric strings."""
+def _metric(m: dict[str, Any]) -> tuple[str, float, int, int | None]:
+    """One metric of a batch as ``(key, value, step, timestamp)``.
+
+    Steps and timestamps come as numbers or numeric strings.
+    """
     key, value = m.get("key"), m.get("value")
     step, stamp = m.get("step", 0), m.get("timestamp")
     if type(key) is not str or not key:
@@ -405,7 +408,7 @@ def _metric(m: dict[str, Any]) -> Metric:
         step = to_int("metrics.step", step, 0)
     if stamp is not None and type(stamp) is not int:
         stamp = to_int("metrics.timestamp", stamp, 0)
-    return Metric(key, value, step, stamp or None)
+    return (key, value, step, stamp or None)
 
 
 def log_inputs(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
