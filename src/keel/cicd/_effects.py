@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from keel.cicd._plan import Change
 from keel.errors import NotFoundError
-from keel.pipelines import Pipelines
+
+if TYPE_CHECKING:
+    from keel.pipelines import Pipelines
 
 __all__ = [
     "Deferred",

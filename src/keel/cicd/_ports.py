@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from keel.data import Datasets
-from keel.governance import Context
-from keel.pipelines import Pipelines
-from keel.serving import Deployments
+if TYPE_CHECKING:
+    from keel.data import Datasets
+    from keel.governance import Context
+    from keel.pipelines import Pipelines
+    from keel.serving import Deployments
 
 __all__ = ["CiWorkspace"]
 

@@ -1,10 +1,9 @@
 """The metadata schema: typed SQLAlchemy 2.0 models, one section per aggregate.
 
-Alembic migrations in ``keel/store/migrations`` create exactly these tables; a test compares
-the migrated database with this metadata so the two never drift apart.
+Alembic migrations in ``keel/store/migrations`` create exactly these tables and those of the
+``TABLE_MODULES``; a test compares the migrated database with the whole metadata
+(``load_all_tables``) so the two never drift apart.
 """
-
-from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
@@ -321,3 +320,28 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+#: The modules that declare the other aggregates' tables. Each repository imports its own, so a
+#: command maps only the tables it uses; migrations load them all (``load_all_tables``).
+TABLE_MODULES = (
+    "keel.store._schema_cicd",
+    "keel.store._schema_compliance",
+    "keel.store._schema_data",
+    "keel.store._schema_identity",
+    "keel.store._schema_lineage",
+    "keel.store._schema_mlflow",
+    "keel.store._schema_monitoring",
+    "keel.store._schema_pipelines",
+    "keel.store._schema_policy",
+    "keel.store._schema_serving",
+)
+
+
+def load_all_tables() -> MetaData:
+    """Import every table module and return ``Base.metadata``, then the whole schema."""
+    import importlib
+
+    for name in TABLE_MODULES:
+        importlib.import_module(name)
+    return Base.metadata

@@ -1,7 +1,5 @@
 """Tables of the declarative project file: what ``keel apply`` last applied, and its lock."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

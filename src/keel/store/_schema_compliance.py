@@ -4,8 +4,6 @@ No table holds a raw data-subject id: subjects are HMAC-SHA256 values under a pe
 secret kept in the encrypted blob store (see ``keel.compliance``).
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

@@ -1,7 +1,5 @@
 """Dataset tables: datasets, immutable versions, their blobs, tags, reports and stream offsets."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

@@ -1,7 +1,5 @@
 """Identity tables: principals (users and service accounts) and hashed API tokens."""
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text

@@ -1,7 +1,5 @@
 """Lineage tables: one edge per "this object was made from that one" fact."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

@@ -5,8 +5,6 @@ registered models, versions, aliases); these hold the rest: MLflow 3 logged mode
 files, run inputs and outputs, and the MLflow view of a model version (source, stage).
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

@@ -1,7 +1,5 @@
 """Monitoring tables: monitors, reports, late ground truth, alert rules, alerts, deliveries."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

@@ -1,7 +1,5 @@
 """Pipeline tables: runs and their steps, the step cache, triggers and their firings."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

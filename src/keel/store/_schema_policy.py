@@ -1,7 +1,5 @@
 """Governance tables: policies, decisions, approvals, signatures, quarantine, compliance."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

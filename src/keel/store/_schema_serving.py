@@ -1,7 +1,5 @@
 """Serving tables: deployments, their revisions (every state change), prediction log batches."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +16,17 @@ __all__ = ["connect", "local_principal", "open_components"]
 
 def local_principal() -> str:
     """The principal of local mode: the operating-system user."""
+    import getpass
+
     try:
         return f"user:{getpass.getuser()}"
     except (KeyError, OSError):
         return "user:unknown"
+
+
+def is_remote_url(target: object) -> bool:
+    """Whether ``connect``'s first argument names a server rather than a local folder."""
+    return isinstance(target, str) and target.startswith(("http://", "https://"))
 
 
 def _master_key(settings: Settings, *, create: bool) -> Any:
@@ -118,9 +124,9 @@ def connect(
         token: with a server URL as ``home`` (``https://host``), the API token to send
             (default ``$KEEL_TOKEN``); the workspace then calls the server's REST API.
     """
-    from keel.workspace._remote import RemoteWorkspace, is_remote_url, token_from_env
-
     if is_remote_url(home):
+        from keel.workspace._remote import RemoteWorkspace, token_from_env
+
         credential = token or token_from_env()
         if credential is None:
             raise ConfigurationError(

@@ -19,6 +19,7 @@ from keel import errors
 from keel.errors import ConfigurationError, KeelError, MissingDependencyError, StorageError
 from keel.governance import Context
 from keel.workspace._codec import from_jsonable, to_jsonable
+from keel.workspace._connect import is_remote_url
 
 if TYPE_CHECKING:
     import httpx
@@ -52,11 +53,6 @@ def _error_classes() -> dict[str, type[KeelError]]:
             }
         )
     return _CODES
-
-
-def is_remote_url(target: object) -> bool:
-    """Whether ``connect``'s first argument names a server rather than a local folder."""
-    return isinstance(target, str) and target.startswith(("http://", "https://"))
 
 
 def _check_url(url: str) -> str:

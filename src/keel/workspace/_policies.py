@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import builtins
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keel.errors import IntegrityError
-from keel.governance import (
-    ApprovalRequest,
-    ApprovalService,
-    Context,
-    EnvironmentAudit,
-    PolicyDecision,
-    PolicyService,
-    PolicyVersion,
-    QuarantinedFile,
-    SignatureInfo,
-    SupplyChainService,
-    version_payload,
-)
-from keel.tracking import ModelRegistry
+
+if TYPE_CHECKING:
+    from keel.governance import (
+        ApprovalRequest,
+        ApprovalService,
+        Context,
+        EnvironmentAudit,
+        PolicyDecision,
+        PolicyService,
+        PolicyVersion,
+        QuarantinedFile,
+        SignatureInfo,
+        SupplyChainService,
+    )
+    from keel.tracking import ModelRegistry
 
 __all__ = ["Approvals", "Policies", "SupplyChain"]
 
@@ -105,6 +106,8 @@ class SupplyChain:
 
     def sign(self, ref: str, version: int | str | None = None) -> SignatureInfo:
         """Sign a version registered before signing existed, then verify it."""
+        from keel.governance import version_payload
+
         found = self._registry.version(self._ctx, ref, version)
         payload = version_payload(
             project_id=self._ctx.project_id,

@@ -174,9 +174,11 @@ class RemoteRunService(RunService):
         metrics: Sequence[Metric] = (),
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        points: Sequence[tuple[str, Any, Any, Any]] = (),
     ) -> None:
+        every = [*metrics, *(Metric(k, v, s, t) for k, v, s, t in points)]
         body = {
-            "metrics": [_metric(m) for m in metrics],
+            "metrics": [_metric(m) for m in every],
             "params": None if params is None else {k: _param(v) for k, v in params.items()},
             "tags": None if tags is None else {k: str(v) for k, v in tags.items()},
         }

@@ -4,61 +4,51 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
-from keel.cicd import ProjectFiles, ProjectStateService
-from keel.compliance import Compliance, ErasureService
-from keel.data import Datasets
-from keel.governance import (
-    ApprovalService,
-    AuditEvent,
-    AuditLog,
-    ChainReport,
-    ComplianceService,
-    Context,
-    Governor,
-    ModelSigner,
-    PolicyService,
-    Project,
-    ProjectService,
-    SupplyChainService,
-)
-from keel.lineage import (
-    LineageGraph,
-    LineageService,
-    Node,
-    NodeDescription,
-    export_openlineage,
-    parse_node,
-)
-from keel.monitoring import ClosedLoop, Loop, Monitors, MonitorService
-from keel.pipelines import Pipelines, PipelineService
-from keel.serving import Deployments, DeploymentService
-from keel.settings import Settings
-from keel.store import AuditQuery
-from keel.tracking import (
-    ActiveRun,
-    AliasMove,
-    Artifact,
-    Experiment,
-    ExperimentService,
-    LoadedModel,
-    Metric,
-    MetricCurves,
-    ModelRegistry,
-    ModelVersion,
-    RegisteredModel,
-    Run,
-    RunPage,
-    RunService,
-)
 from keel.types import RunStatus
-from keel.workspace._policies import Approvals, Policies, SupplyChain
 
 if TYPE_CHECKING:
     from keel.blobs import BlobStore
+    from keel.cicd import ProjectFiles
+    from keel.compliance import Compliance
+    from keel.data import Datasets, DatasetService
+    from keel.governance import (
+        AuditEvent,
+        AuditLog,
+        ChainReport,
+        Context,
+        Governor,
+        ModelSigner,
+        PolicyService,
+        Project,
+        ProjectService,
+    )
+    from keel.lineage import LineageGraph, LineageService, Node, NodeDescription
+    from keel.monitoring import Loop, Monitors
+    from keel.pipelines import Pipelines
+    from keel.serving import Deployments
+    from keel.settings import Settings
+    from keel.tracking import (
+        ActiveRun,
+        AliasMove,
+        Artifact,
+        Experiment,
+        ExperimentService,
+        LoadedModel,
+        Metric,
+        MetricCurves,
+        ModelRegistry,
+        ModelVersion,
+        RegisteredModel,
+        Run,
+        RunPage,
+        RunService,
+    )
+    from keel.workspace._policies import Approvals, Policies, SupplyChain
 
 __all__ = ["Audit", "Experiments", "Lineage", "Models", "Projects", "Runs", "Workspace"]
 
@@ -377,6 +367,7 @@ class Audit:
         """This project's events, oldest first (filters: principal, action, object_id, since,
         until, limit, outcome)."""
         from keel.governance import Permission
+        from keel.store import AuditQuery
 
         self._gov.check(self._ctx, Permission.AUDIT_READ, action="audit.read", object_type="audit")
         return self._log.events(AuditQuery(**{**filters, "project_id": self._ctx.project_id}))
@@ -392,6 +383,7 @@ class Audit:
 
     def export(self, out: IO[str]) -> int:
         from keel.governance import Permission
+        from keel.store import AuditQuery
 
         self._gov.check(
             self._ctx, Permission.AUDIT_READ, action="audit.export", object_type="audit"
@@ -407,6 +399,8 @@ class Lineage:
 
     def graph(self, node: Node | str, *, depth: int = 10, direction: str = "both") -> LineageGraph:
         """Everything upstream and downstream of ``node`` (``Node`` or ``"TYPE:ID"``)."""
+        from keel.lineage import parse_node
+
         target = parse_node(node) if isinstance(node, str) else node
         return self._s.graph(self._ctx, target, depth=depth, direction=direction)
 
@@ -414,6 +408,8 @@ class Lineage:
         self, *, describe: Callable[[Node], NodeDescription | None] | None = None
     ) -> builtins.list[dict[str, Any]]:
         """The project's whole graph as OpenLineage 2-0-2 RunEvents (see export_openlineage)."""
+        from keel.lineage import export_openlineage
+
         return export_openlineage(self._s, self._ctx, describe=describe)
 
 
@@ -433,65 +429,195 @@ class Projects:
         return self._s.list(self._ctx)
 
 
+class _DatasetServiceOnFirstUse:
+    """Stands in for ``ws.datasets.service`` where a service only sometimes reads datasets
+    (monitors read reference versions when they run, not when they are listed), so listing
+    monitors does not import the datasets area."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._workspace = workspace
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._workspace.datasets.service, name)
+
+
 class Workspace:
     """One caller's view of Keel: its project, and the services bound to its Context.
 
     Created by :func:`keel.connect`. Close it (or use it as a context manager) to release the
-    database connections.
+    database connections. Each area's service is built (and its modules imported) on the
+    first access of its attribute, so a command pays only for the areas it uses.
     """
 
     def __init__(
         self, *, settings: Settings, governor: Governor, blobs: BlobStore, ctx: Context
     ) -> None:
+        from keel.governance import ModelSigner
+
         self.settings = settings
         self.ctx = ctx
         self.blobs = blobs
         self._governor = governor
-        experiments = ExperimentService(governor)
-        self.experiments = Experiments(experiments, ctx)
-        self.runs = Runs(RunService(governor, experiments, blobs), ctx)
-        policies = PolicyService(governor)
-        self.signer = ModelSigner.from_settings(settings)
-        self.policies = Policies(policies, ctx)
-        self.approvals = Approvals(ApprovalService(governor), ctx)
-        registry = ModelRegistry(
-            governor, blobs, policies=policies, signer=self.signer, region=settings.region
+        # Eager: a bad signing-key setting fails at connect, and a new store gets its key file.
+        self.signer: ModelSigner = ModelSigner.from_settings(settings)
+
+    # --- services shared by several areas -------------------------------------------------
+
+    @cached_property
+    def _experiment_service(self) -> ExperimentService:
+        from keel.tracking import ExperimentService
+
+        return ExperimentService(self._governor)
+
+    @cached_property
+    def _policy_service(self) -> PolicyService:
+        from keel.governance import PolicyService
+
+        return PolicyService(self._governor)
+
+    @cached_property
+    def _registry(self) -> ModelRegistry:
+        from keel.tracking import ModelRegistry
+
+        return ModelRegistry(
+            self._governor,
+            self.blobs,
+            policies=self._policy_service,
+            signer=self.signer,
+            region=self.settings.region,
         )
-        self.models = Models(registry, ctx)
-        self.supplychain = SupplyChain(
-            SupplyChainService(governor, blobs, policies, self.signer), registry, self.runs, ctx
+
+    def _dataset_service(self) -> DatasetService:
+        """The datasets service, or a stand-in that builds it when a caller first uses it."""
+        if "datasets" in self.__dict__:
+            return self.datasets.service
+        return cast("DatasetService", _DatasetServiceOnFirstUse(self))
+
+    # --- the areas ------------------------------------------------------------------------
+
+    @cached_property
+    def experiments(self) -> Experiments:
+        return Experiments(self._experiment_service, self.ctx)
+
+    @cached_property
+    def runs(self) -> Runs:
+        from keel.tracking import RunService
+
+        return Runs(RunService(self._governor, self._experiment_service, self.blobs), self.ctx)
+
+    @cached_property
+    def policies(self) -> Policies:
+        from keel.workspace._policies import Policies
+
+        return Policies(self._policy_service, self.ctx)
+
+    @cached_property
+    def approvals(self) -> Approvals:
+        from keel.governance import ApprovalService
+        from keel.workspace._policies import Approvals
+
+        return Approvals(ApprovalService(self._governor), self.ctx)
+
+    @cached_property
+    def models(self) -> Models:
+        return Models(self._registry, self.ctx)
+
+    @cached_property
+    def supplychain(self) -> SupplyChain:
+        from keel.governance import SupplyChainService
+        from keel.workspace._policies import SupplyChain
+
+        return SupplyChain(
+            SupplyChainService(self._governor, self.blobs, self._policy_service, self.signer),
+            self._registry,
+            self.runs,
+            self.ctx,
         )
-        self.audit = Audit(governor, ctx)
-        self.lineage = Lineage(LineageService(governor), ctx)
-        self.pipelines = Pipelines(PipelineService(governor, blobs), ctx)
-        self.datasets = Datasets(governor, blobs, ctx, region=settings.region)
-        self.compliance = Compliance(
-            ComplianceService(governor), ErasureService(governor, blobs, self.datasets.service), ctx
+
+    @cached_property
+    def audit(self) -> Audit:
+        return Audit(self._governor, self.ctx)
+
+    @cached_property
+    def lineage(self) -> Lineage:
+        from keel.lineage import LineageService
+
+        return Lineage(LineageService(self._governor), self.ctx)
+
+    @cached_property
+    def pipelines(self) -> Pipelines:
+        from keel.pipelines import Pipelines, PipelineService
+
+        return Pipelines(PipelineService(self._governor, self.blobs), self.ctx)
+
+    @cached_property
+    def datasets(self) -> Datasets:
+        from keel.data import Datasets
+
+        return Datasets(self._governor, self.blobs, self.ctx, region=self.settings.region)
+
+    @cached_property
+    def compliance(self) -> Compliance:
+        from keel.compliance import Compliance, ErasureService
+        from keel.governance import ComplianceService
+
+        return Compliance(
+            ComplianceService(self._governor),
+            ErasureService(self._governor, self.blobs, self.datasets.service),
+            self.ctx,
         )
-        self.projects = Projects(ProjectService(governor), ctx)
-        self.deployments = Deployments(
-            DeploymentService(governor, registry, blobs, datasets=self.datasets.service), ctx
-        )
-        self.monitors = Monitors(
-            MonitorService(
-                governor,
-                blobs,
-                self.datasets.service,
-                triggers=self.pipelines.service.triggers,
-                settings=settings,
+
+    @cached_property
+    def projects(self) -> Projects:
+        from keel.governance import ProjectService
+
+        return Projects(ProjectService(self._governor), self.ctx)
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        from keel.serving import Deployments, DeploymentService
+
+        return Deployments(
+            DeploymentService(
+                self._governor, self._registry, self.blobs, datasets=self.datasets.service
             ),
-            ctx,
+            self.ctx,
         )
-        self.loop = Loop(
+
+    @cached_property
+    def monitors(self) -> Monitors:
+        from keel.monitoring import Monitors, MonitorService
+
+        return Monitors(
+            MonitorService(
+                self._governor,
+                self.blobs,
+                self._dataset_service(),
+                triggers=self.pipelines.service.triggers,
+                settings=self.settings,
+            ),
+            self.ctx,
+        )
+
+    @cached_property
+    def loop(self) -> Loop:
+        from keel.monitoring import ClosedLoop, Loop
+
+        return Loop(
             ClosedLoop(
-                governor,
+                self._governor,
                 pipelines=self.pipelines.service,
-                registry=registry,
+                registry=self._registry,
                 deployments=self.deployments.service,
             ),
-            ctx,
+            self.ctx,
         )
-        self.project_file = ProjectFiles(ProjectStateService(governor), ctx, self)
+
+    @cached_property
+    def project_file(self) -> ProjectFiles:
+        from keel.cicd import ProjectFiles, ProjectStateService
+
+        return ProjectFiles(ProjectStateService(self._governor), self.ctx, self)
 
     @property
     def project(self) -> str:
@@ -500,7 +626,8 @@ class Workspace:
 
     def close(self) -> None:
         """Finish sending alert notifications, then release the database connections."""
-        self.monitors.service.alerts.close()
+        if "monitors" in self.__dict__:  # built on first use: nothing to finish otherwise
+            self.monitors.service.alerts.close()
         self._governor.db.dispose()
 
     def __enter__(self) -> Workspace:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-import keel.store  # noqa: F401  (imports every table module onto Base.metadata)
-from keel.store._schema import Base
+from keel.store._schema import load_all_tables
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reachable through the alembic CLI
@@ -13,7 +12,7 @@ if connection is None:  # pragma: no cover - only reachable through the alembic 
 
 context.configure(
     connection=connection,
-    target_metadata=Base.metadata,
+    target_metadata=load_all_tables(),  # every table module, not only those imported so far
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
 )
