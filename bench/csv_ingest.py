@@ -2,23 +2,26 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/csv_ingest.py [--rows 10000000] [--keep DIR]
+    .venv/bin/python bench/csv_ingest.py [--rows 10000000] [--keep DIR] [--repeats N]
 
 A CSV of ``--rows`` rows (10M rows is about 1 GB: ids, amounts, rates, dates, categories and
 short text) is generated locally into a temporary folder. Then, each in a fresh subprocess so
-that the peak resident memory (``ru_maxrss``) belongs to that work alone:
+that the peak resident memory belongs to that work alone:
 
 - **floor**: ``polars.read_csv(path)`` — the whole file parsed into one frame, nothing stored.
 - **keel**: ``ws.datasets.ingest(name, path)`` into a fresh local store — encoding, delimiter
   and header detection, the file read in 16 MiB chunks (parsed on a reader thread, gathered
-  into ~64 MiB batches), each batch encoded into a zstd Parquet part with its statistics and
-  hashed once (caller's thread), then journaled, encrypted (AES-256-GCM, one pass, no second
-  hash) and written with one fsync pass per batch (writer thread), then the version committed
-  with its statistics, lineage and audit event.
+  into ~64 MiB batches), each batch encoded into a zstd Parquet part (pyarrow, encodings chosen
+  per column type) while its statistics are computed on a second thread, and hashed once
+  (caller's thread), then journaled, encrypted (AES-256-GCM, one pass, no second hash) and
+  written with one fsync pass per batch (writer thread), then the version committed with its
+  statistics, lineage and audit event.
 
 It prints MB/s (10^6 bytes per second of CSV), the CPU seconds (user + system, all threads:
-steadier than the wall time on a shared machine) and the peak RSS of each. The target is at
-least 150 MB/s for keel with bounded memory (bench/RESULTS.md).
+steadier than the wall time on a shared machine) and the peak RSS of each. With
+``--repeats N`` the floor and keel run alternately N times each, and the median and best of
+each are printed with the load average before every run (the machine is shared). The target
+is at least 150 MB/s for keel with bounded memory (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -101,11 +104,22 @@ def run(phase: str, path: Path, home: Path) -> dict[str, float]:
     return result
 
 
+def _line(size: int, result: dict[str, float]) -> str:
+    return (
+        f"{size / 1e6 / result['seconds']:8.1f} MB/s  {result['seconds']:6.2f} s  "
+        f"cpu {result['cpu']:5.1f} s  peak RSS {result['peak_rss'] / 2**20:7.0f} MiB  "
+        f"rows {int(result['rows']):,}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--keep", type=Path, default=None, help="Reuse/keep the CSV here.")
+    parser.add_argument("--repeats", type=int, default=1, help="Runs of each (median, best).")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     folder = args.keep or Path(tempfile.mkdtemp(prefix="keel-bench-csv-"))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"loans_{args.rows}.csv"
@@ -118,17 +132,25 @@ def main() -> None:
                 f"{time.perf_counter() - started:.1f} s"
             )
         size = path.stat().st_size
-        floor = run("floor", path, folder / "unused")
         home = folder / "home"
-        shutil.rmtree(home, ignore_errors=True)
-        keel = run("keel", path, home)
-        for name, result in (("floor polars.read_csv", floor), ("keel datasets.ingest", keel)):
-            print(
-                f"{name:24s} {size / 1e6 / result['seconds']:8.1f} MB/s  "
-                f"{result['seconds']:6.2f} s  cpu {result['cpu']:5.1f} s  "
-                f"peak RSS {result['peak_rss'] / 2**20:7.0f} MiB  "
-                f"rows {int(result['rows']):,}"
-            )
+        results: dict[str, list[dict[str, float]]] = {"floor": [], "keel": []}
+        for attempt in range(args.repeats):
+            for phase in ("floor", "keel"):
+                load = os.getloadavg()[0]
+                shutil.rmtree(home, ignore_errors=True)
+                result = run(phase, path, folder / "unused" if phase == "floor" else home)
+                result["load"] = load
+                results[phase].append(result)
+                if args.repeats > 1:
+                    print(f"  run {attempt + 1} {phase:5s} load {load:4.1f}  {_line(size, result)}")
+        for phase, name in (("floor", "floor polars.read_csv"), ("keel", "keel datasets.ingest")):
+            ordered = sorted(results[phase], key=lambda r: r["seconds"])
+            median, best = ordered[len(ordered) // 2], ordered[0]
+            print(f"{name:24s} {_line(size, median)}")
+            if args.repeats > 1:
+                print(f"{'  best':24s} {_line(size, best)}")
+        keel = sorted(results["keel"], key=lambda r: r["seconds"])[args.repeats // 2]
+        floor = sorted(results["floor"], key=lambda r: r["seconds"])[args.repeats // 2]
         print(f"keel / floor time: {keel['seconds'] / floor['seconds']:.2f}x (target >= 150 MB/s)")
     finally:
         if args.keep is None:

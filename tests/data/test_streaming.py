@@ -230,6 +230,7 @@ CHILD = textwrap.dedent(
     home, action = sys.argv[1], sys.argv[2]
     with connect(settings=Settings(home=home), principal="user:tester") as ws:
         ws.datasets.version("big")
+        import pyarrow.parquet  # the part encoder's library (~80 MB of code), not data held
         base = peak()
         if action == "transform":
             ws.datasets.transform("big", [

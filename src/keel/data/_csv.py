@@ -188,10 +188,17 @@ class CsvSource:
         size = 0
         for piece in _drain([first], chunks):
             if not piece or piece.isspace():  # (no copy, unlike strip)
-                line += piece.count(b"\n")
+                line += _newlines(piece)
                 continue
-            frame, bad = self._parse(piece, schema, delimiter, line)
-            line += piece.count(b"\n") + (0 if piece.endswith(b"\n") else 1)
+            frame, bad, one_row_a_line = self._parse(piece, schema, delimiter, line)
+            # The line after this piece. Counting newlines costs a pass over the bytes; a
+            # piece Polars read whole with no quote in it (no field spans lines) has exactly
+            # one row per line: an empty line is a row of nulls there, and a CR alone does
+            # not end a line (it stays in the value).
+            if one_row_a_line:
+                line += frame.height
+            else:
+                line += _newlines(piece) + (0 if piece.endswith(b"\n") else 1)
             frames.append(frame)
             rejects.extend(bad)
             size += len(piece)
@@ -240,7 +247,8 @@ class CsvSource:
 
     def _parse(
         self, data: bytes, schema: dict[str, pl.DataType], delimiter: str, first_line: int
-    ) -> tuple[pl.DataFrame, list[Reject]]:
+    ) -> tuple[pl.DataFrame, list[Reject], bool]:
+        """The rows of ``data``, its rejects, and whether each of its lines is one row."""
         import polars as pl
 
         try:  # the lazy reader parses about 1.5x faster than read_csv on the same bytes
@@ -248,13 +256,13 @@ class CsvSource:
                 data, has_header=False, schema=schema, separator=delimiter, quote_char='"'
             ).collect()
         except pl.exceptions.PolarsError:
-            return _parse_slowly(data, schema, delimiter, first_line)
+            return (*_parse_slowly(data, schema, delimiter, first_line), False)
         if frame.height and schema:
             last = next(reversed(schema))
             short = frame.get_column(last).is_null()
             if short.any() and not _short_rows_are_fine(data, short, delimiter, len(schema)):
-                return _parse_slowly(data, schema, delimiter, first_line)
-        return frame, []
+                return (*_parse_slowly(data, schema, delimiter, first_line), False)
+        return frame, [], b'"' not in data  # (memchr-fast)
 
 
 def _temporal(column: pl.Series) -> pl.Series:
@@ -274,6 +282,15 @@ def _temporal(column: pl.Series) -> pl.Series:
         return column.str.to_datetime(time_unit="us", strict=True)
     except pl.exceptions.PolarsError:
         return column
+
+
+def _newlines(data: bytes) -> int:
+    """How many newline bytes ``data`` holds (NumPy: about 3x faster than ``bytes.count``)."""
+    try:
+        import numpy as np
+    except ImportError:  # Polars does not need NumPy
+        return data.count(b"\n")
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")))
 
 
 def _drain(first: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -1,0 +1,178 @@
+"""The fast paths of CSV ingest: line numbers counted from rows, and the Parquet part encoder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+from typing import Any
+
+import pandas as pd  # type: ignore[import-untyped]
+import polars as pl
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+import pytest
+
+from keel.data import CsvSource
+from keel.data._parts import _ROW_GROUP_ROWS, encode_part
+
+
+class NoBlobs:
+    def put(self, data: bytes) -> str:
+        raise AssertionError("a CSV source stores no file bytes")
+
+    def known(self, path: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
+        return None
+
+
+def read(source: CsvSource) -> tuple[pl.DataFrame, list[Any]]:
+    frames: list[pl.DataFrame] = []
+    rejects: list[Any] = []
+    for batch in source.batches(NoBlobs()):
+        frames.append(batch.frame)
+        rejects.extend(batch.rejects)
+    return pl.concat(frames), rejects
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_rejects_after_clean_chunks_have_their_file_line_numbers(
+    tmp_path: Path, newline: str
+) -> None:
+    # Many clean chunks (their lines are counted from their rows, not scanned), a CR inside a
+    # value (not a line end for Polars), then malformed rows near the end of the file.
+    rows = [f"{i},name {i}" for i in range(2000)]
+    rows[10] = "10,carriage\rreturn"
+    rows[1500] = "1500,x,extra"
+    rows[1990] = "not a number,y"
+    path = tmp_path / "a.csv"
+    path.write_bytes(("id,name" + newline + newline.join(rows) + newline).encode())
+    frame, rejects = read(CsvSource(str(path), chunk_bytes=1024, batch_bytes=4096))
+    assert frame.height == 1998
+    assert frame.filter(pl.col("id") == 10)["name"].to_list() == ["carriage\rreturn"]
+    assert [r.line for r in rejects] == [1502, 1992]  # header is line 1, row i is line i + 2
+
+
+def test_line_numbers_after_a_blank_line_and_a_quoted_newline(tmp_path: Path) -> None:
+    rows = [f"{i},v{i}" for i in range(400)]
+    rows[50] = ""  # a blank line: skipped, but still a line of the file
+    rows[100] = '100,"two\nlines"'  # the record spans lines 102 and 103
+    rows[390] = "390"
+    path = tmp_path / "b.csv"
+    path.write_text("id,v\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    frame, rejects = read(CsvSource(str(path), chunk_bytes=1024))
+    assert frame.height == 398
+    assert "two\nlines" in frame["v"].to_list()
+    assert [r.line for r in rejects] == [393]
+
+
+def _frame() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "id": [1, None, 3],
+            "small": pl.Series([1, 2, 3], dtype=pl.UInt8),
+            "amount": [1.5, None, float("nan")],
+            "ratio": pl.Series([0.5, 1.0, None], dtype=pl.Float32),
+            "name": ["a", None, "c"],
+            "flag": [True, False, None],
+            "day": [dt.date(2020, 1, 1), None, dt.date(2021, 5, 6)],
+            "at": [dt.datetime(2020, 1, 1, 12), None, dt.datetime(2021, 1, 1)],
+            "wait": [dt.timedelta(seconds=5), None, dt.timedelta(days=1)],
+            "tags": [["x"], ["y", "z"], None],
+            "point": [{"x": 1.0, "label": "p"}, None, {"x": 2.5, "label": None}],
+            "kind": pl.Series(["u", "v", "u"], dtype=pl.Categorical),
+            "blob": [b"x", None, b"\x00\x01"],
+            "a.b": [1, 2, 3],  # a dotted name: pyarrow addresses columns by dotted path
+            "a": [{"b": "text"}, {"b": None}, None],
+            "wide": pl.Series([1, 2, 3], dtype=pl.Int128),
+        }
+    )
+
+
+def test_parts_read_back_identically_and_are_deterministic() -> None:
+    frame = _frame()
+    data, part = encode_part(frame)
+    again, same = encode_part(frame.clone())
+    assert data == again and part.digest == same.digest  # parts are content-addressed
+    assert part.rows == 3 and part.size == len(data)
+    back = pl.read_parquet(io.BytesIO(data))
+    assert back.schema == frame.schema
+    assert back.equals(frame)
+    assert part.stats["amount"]["nulls"] == 1 and part.stats["name"]["max"] == "c"
+
+
+def test_parts_are_zstd_parquet_with_cheap_encodings_readable_by_arrow_and_pandas() -> None:
+    frame = _frame().drop("wide")  # Int128 has no Arrow type (written by Polars instead)
+    data, _ = encode_part(frame)
+    metadata = pq.read_metadata(io.BytesIO(data))
+    chunks = {
+        metadata.row_group(0).column(i).path_in_schema: metadata.row_group(0).column(i)
+        for i in range(metadata.num_columns)
+    }
+    assert {c.compression for c in chunks.values()} == {"ZSTD"}
+    assert "DELTA_BINARY_PACKED" in chunks["id"].encodings
+    assert "DELTA_BINARY_PACKED" in chunks["day"].encodings
+    assert "BYTE_STREAM_SPLIT" in chunks["amount"].encodings
+    assert "RLE_DICTIONARY" in chunks["name"].encodings
+    table = pq.read_table(io.BytesIO(data))
+    assert table.column("name").to_pylist() == ["a", None, "c"]
+    assert table.column("a.b").to_pylist() == [1, 2, 3]
+    assert table.column("a").to_pylist() == [{"b": "text"}, {"b": None}, None]
+    pandas = pd.read_parquet(io.BytesIO(data))
+    assert pandas["day"].tolist()[2] == dt.date(2021, 5, 6)
+    assert pandas["tags"].tolist()[1].tolist() == ["y", "z"]
+
+
+def test_large_and_empty_parts() -> None:
+    rows = _ROW_GROUP_ROWS + 100_000  # two row groups
+    big = pl.DataFrame({"i": range(rows), "s": [f"v{i % 1000}" for i in range(rows)]})
+    for frame in (big, big.slice(12_345, _ROW_GROUP_ROWS), big.head(0), pl.DataFrame()):
+        data, part = encode_part(frame)
+        assert part.rows == frame.height
+        assert pl.read_parquet(io.BytesIO(data)).equals(frame)
+    assert pq.read_metadata(io.BytesIO(encode_part(big)[0])).num_row_groups == 2
+
+
+def _reference(frame: pl.DataFrame) -> bytes:
+    """The part as pyarrow writes Polars' default (copying) export, recording its schema."""
+    import pyarrow as pa
+
+    from keel.data import _parts
+
+    table = frame.to_arrow()
+    encodings, dictionary = _parts._encodings(table.schema)
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(
+        sink,
+        table.schema,
+        compression="zstd",
+        compression_level=_parts._ZSTD_LEVEL,
+        use_dictionary=dictionary,
+        column_encoding=encodings or None,
+        dictionary_pagesize_limit=_parts._DICTIONARY_PAGE_BYTES,
+        write_statistics=False,
+    ) as writer:
+        writer.write_table(table, row_group_size=_parts._ROW_GROUP_ROWS)
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
+
+
+def test_text_shared_as_views_gives_the_bytes_of_the_copying_export() -> None:
+    rows = 1_100_000
+    big = pl.DataFrame(
+        {
+            "i": range(rows),
+            "text": [f"value number {i}" for i in range(rows)],
+            "kind": [f"k{i % 7}" for i in range(rows)],
+        }
+    )
+    frame = _frame().drop("wide")
+    for case in (
+        frame,
+        frame.slice(1, 2),
+        frame.slice(2, 1),
+        frame.head(0),
+        big,
+        big.slice(12_345, 900_000),
+        pl.concat([big.slice(0, 1000), big.slice(5000, 300_000)]),
+    ):
+        data, _ = encode_part(case)
+        assert data == _reference(case)
