@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from keel.blobs import BlobStore
+from keel.blobs._storage import StorageRoot
 from keel.errors import IntegrityError, InvalidInputError
 
 from .conftest import StoreFactory
@@ -197,3 +199,109 @@ def test_a_held_batch_is_published_by_another_thread_or_discarded(
     assert len(own_keys(root)) == 1
     with pytest.raises(RuntimeError, match="cannot be nested"), store.batch():
         store.held_batch().__enter__()
+
+
+# --- review of the streamed writes (9a00196) -----------------------------------------------
+
+
+def blob_files(root: Path, scope: str = "p1") -> list[Path]:
+    folder = root / scope
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+
+
+def test_a_copy_of_a_stored_blob_in_a_held_batch_does_not_fail_the_batch(
+    make_store: StoreFactory, local_url: str, root: Path
+) -> None:
+    store = make_store(local_url, chunk_size=CHUNK)
+    old, new = os.urandom(3 * CHUNK), os.urandom(2 * CHUNK)
+    assert upload(store, old, dedicated=True) is True
+    with store.held_batch() as held:
+        assert upload(store, new, dedicated=True) is True
+        assert upload(store, old, dedicated=True) is False  # stored: dropped, key and all
+    held.publish()  # the dropped copy's temporary file is not flushed
+    assert store.get_bytes(digest_of(new), scope="p1") == new
+    assert len(own_keys(root)) == 2
+    assert temporaries(root) == []
+
+
+def test_the_same_bytes_streamed_and_put_in_one_batch_leave_one_blob_and_one_key(
+    make_store: StoreFactory, local_url: str, root: Path
+) -> None:
+    store = make_store(local_url, chunk_size=CHUNK)
+    data = os.urandom(2 * CHUNK + 3)
+    with store.held_batch() as held:
+        assert upload(store, data, dedicated=True) is True  # held, not visible yet
+        store.put_many([(digest_of(data), data)], scope="p1", dedicated_key=True)
+    held.publish()
+    assert store.get_bytes(digest_of(data), scope="p1") == data
+    assert len(blob_files(root)) == 1
+    assert len(own_keys(root)) == 1  # the copy not published took its key with it
+    assert temporaries(root) == []
+
+
+def test_a_blob_stored_meanwhile_by_another_writer_drops_this_ones_key(
+    make_store: StoreFactory, local_url: str, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = make_store(local_url, chunk_size=CHUNK)
+    other = make_store(local_url, chunk_size=CHUNK)
+    data = os.urandom(CHUNK + 1)
+    original = StorageRoot.commit
+    raced: list[str] = []
+
+    def racing(self: StorageRoot, temp: str, final: str, **kwargs: object) -> bool:
+        if "/_keys/" not in final and not raced:  # another process stores the bytes first
+            raced.append(final)
+            other.put_bytes(data, scope="p1", dedicated_key=True)
+        return original(self, temp, final, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StorageRoot, "commit", racing)
+    assert upload(store, data, dedicated=True) is False
+    monkeypatch.undo()
+    assert store.get_bytes(digest_of(data), scope="p1") == data
+    assert len(own_keys(root)) == 1  # the other writer's
+    assert temporaries(root) == []
+
+
+def test_gc_removes_old_dedicated_keys_whose_blob_was_never_published(
+    make_store: StoreFactory, local_url: str, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = make_store(local_url, chunk_size=CHUNK)
+    kept, lost = os.urandom(2 * CHUNK), os.urandom(CHUNK + 5)
+    assert upload(store, kept, dedicated=True)
+    with store.held_batch() as held:
+        assert upload(store, lost, dedicated=True)
+    real_replace = os.replace
+
+    def killed_at_the_blob(source: str, target: str) -> None:
+        if "/_keys/" not in target:
+            raise SystemExit("killed between the key and the blob renames (test)")
+        real_replace(source, target)
+
+    monkeypatch.setattr("keel.blobs._storage.os.replace", killed_at_the_blob)
+    with pytest.raises(SystemExit):
+        held.publish()
+    monkeypatch.undo()
+    assert not store.exists(digest_of(lost), scope="p1")
+    assert len(own_keys(root)) == 2  # the lost blob's key was published
+    assert store.gc_orphan_keys(scope="p1", older_than_seconds=3600) == 0  # too recent
+    hour_ago = time.time() - 7200
+    for key in own_keys(root):
+        os.utime(key, (hour_ago, hour_ago))
+    assert store.gc_orphan_keys(scope="p1", older_than_seconds=3600) == 1
+    assert len(own_keys(root)) == 1
+    assert store.get_bytes(digest_of(kept), scope="p1") == kept  # its key stayed
+    assert store.gc_orphan_keys(scope="p1", older_than_seconds=0) == 0
+    with pytest.raises(InvalidInputError):
+        store.gc_orphan_keys(scope="p1", older_than_seconds=-1)
+
+
+def test_gc_of_orphan_keys_on_any_filesystem(any_url: str, make_store: StoreFactory) -> None:
+    store = make_store(any_url, chunk_size=CHUNK)
+    data = os.urandom(CHUNK * 2)
+    assert upload(store, data, dedicated=True)
+    store.put_bytes(os.urandom(10), scope="p1")  # under the shared key: never swept
+    store._keyring.create_key("p1")  # a key whose blob never came
+    time.sleep(0.01)
+    assert store.gc_orphan_keys(scope="p1", older_than_seconds=0) == 1
+    assert store.gc_orphan_keys(scope="p1", older_than_seconds=0) == 0
+    assert store.get_bytes(digest_of(data), scope="p1") == data

@@ -265,6 +265,16 @@ class Keyring:
                 self._root.remove(path)
             self._own.pop((scope, key_id), None)
 
+    def own_key_path(self, scope: str, key_id: str) -> str:
+        """The storage path of the dedicated key ``key_id`` of ``scope`` (names validated)."""
+        return self._root.path(KEYS_DIR, validate_scope(scope), OWN_DIR, key_id)
+
+    def stale_own_keys(self, scope: str, older_than_seconds: float) -> list[str]:
+        """The ids of the dedicated keys of ``scope`` written more than ``older_than_seconds``
+        ago (for a sweep of keys whose blob was never published)."""
+        folder = self._root.path(KEYS_DIR, validate_scope(scope), OWN_DIR)
+        return [k for k in self._root.stale_names(folder, older_than_seconds) if is_key_id(k)]
+
     def is_key_destroyed(self, scope: str, key_id: str) -> bool:
         """Whether the dedicated key ``key_id`` of ``scope`` was destroyed (its tombstone)."""
         scope = validate_scope(scope)

@@ -53,6 +53,9 @@ class _Batch:
     temps: list[str] = field(default_factory=list)
     pending: set[str] = field(default_factory=set)
     renames: list[tuple[StorageRoot, str, str]] = field(default_factory=list)
+    #: a blob's temporary file -> the final name of the dedicated key it is sealed under
+    #: (a blob that is not published, its final name being taken, takes its key with it)
+    companions: dict[str, str] = field(default_factory=dict)
 
 
 _BATCH: ContextVar[_Batch | None] = ContextVar("keel_blob_batch", default=None)
@@ -153,16 +156,33 @@ def _fsync_path(path: str) -> None:
 def _publish(batch: _Batch) -> None:
     if not batch.renames:
         return
-    try:
-        _run_all(_fsync_path, batch.temps)
-    except OSError as exc:
-        for root, temp, _ in batch.renames:
-            root.discard(temp)
-        raise batch.renames[0][0]._failed("flush", batch.temps[0], exc) from exc
     # data keys first, made durable, then the blobs they encrypt: a crash must never leave
     # a published blob whose key did not reach the disk
     keys = [r for r in batch.renames if "/_keys/" in r[2]]
-    ordered = keys + [r for r in batch.renames if "/_keys/" not in r[2]]
+    blobs: list[tuple[StorageRoot, str, str]] = []
+    taken: set[str] = set()
+    unwanted: set[str] = set()  # dedicated keys of blobs that are not published
+    for root, temp, final in batch.renames:
+        if "/_keys/" in final:
+            continue
+        if final in taken or os.path.exists(final):  # stored already: this copy is dropped
+            root.discard(temp)
+            if temp in batch.companions:
+                unwanted.add(batch.companions[temp])
+            continue
+        taken.add(final)
+        blobs.append((root, temp, final))
+    for root, temp, final in keys:
+        if final in unwanted:
+            root.discard(temp)
+    keys = [r for r in keys if r[2] not in unwanted]
+    ordered = keys + blobs
+    try:  # only the files still to be renamed: the others may be gone already
+        _run_all(_fsync_path, [temp for _, temp, _ in ordered])
+    except OSError as exc:
+        for root, temp, _ in ordered:
+            root.discard(temp)
+        raise batch.renames[0][0]._failed("flush", ordered[0][1], exc) from exc
     folders: set[str] = set()
     for index, (root, temp, final) in enumerate(ordered):
         if index == len(keys) and folders:
@@ -170,8 +190,11 @@ def _publish(batch: _Batch) -> None:
             folders = set()
         parent = final.rsplit("/", 1)[0]
         try:
-            if os.path.exists(final):
+            if os.path.exists(final):  # written meanwhile by another process
                 root.discard(temp)
+                if index >= len(keys) and temp in batch.companions:
+                    with contextlib.suppress(OSError):  # its key, published: not needed
+                        os.remove(batch.companions[temp])
                 continue
             if not os.path.isdir(parent):  # new folders: their own entries must be durable too
                 folders.update(root._ancestors(parent))
@@ -239,6 +262,11 @@ class StorageRoot:
                 ) from exc
             self._resolved = (fs, str(path).rstrip("/"), isinstance(fs, LocalFileSystem))
         return self._resolved
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the root is a local folder (resolves the URL)."""
+        return self._fs()[2]
 
     def path(self, *parts: str) -> str:
         """Return the filesystem path of ``parts`` (already validated names) under the root."""
@@ -349,22 +377,30 @@ class StorageRoot:
                 del batch.renames[index]
                 batch.pending.discard(temp)
                 batch.temps.remove(temp)
+                batch.companions.pop(temp, None)
                 self.discard(temp)
                 return True
         return False
 
-    def commit(self, temp: str, final: str) -> bool:
+    def commit(self, temp: str, final: str, *, key: str | None = None) -> bool:
         """Move a temporary file to its final name, unless that name already exists.
 
+        ``key`` is the final name of the dedicated data key the file is sealed under, when
+        that key is written in the same batch: if the file is not published (its final name
+        exists by then), neither is its key.
+
         Returns:
-            True if ``final`` was created, False if it existed (the temporary is dropped).
-            Inside a :func:`durable_batch` the move waits for the end of the batch, and the
-            answer is True unless ``final`` exists already.
+            True if ``final`` was created, False if it existed (the temporary is dropped; the
+            caller drops the dedicated key it made for it). Inside a :func:`durable_batch`
+            the move waits for the end of the batch, and the answer is True: at the end an
+            existing final name is kept, and this file and its ``key`` are dropped.
         """
         fs, _, is_local = self._fs()
         batch = _BATCH.get() if is_local else None
         if batch is not None and temp in batch.pending:
-            batch.renames.append((self, temp, final))  # (an existing final name is kept then)
+            batch.renames.append((self, temp, final))
+            if key is not None:
+                batch.companions[temp] = key
             return True
         parent = final.rsplit("/", 1)[0]
         try:
@@ -463,6 +499,22 @@ class StorageRoot:
                 raise self._failed("remove", temp, exc) from exc
             removed += 1
         return removed
+
+    def stale_names(self, folder: str, older_than_seconds: float) -> list[str]:
+        """The names of the entries of ``folder`` not modified for ``older_than_seconds``."""
+        fs = self._fs()[0]
+        cutoff = time.time() - older_than_seconds
+        stale: list[str] = []
+        for name in self.list_names(folder):
+            path = f"{folder}/{name}"
+            try:
+                if fs.modified(path).timestamp() < cutoff:
+                    stale.append(name)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise self._failed("check", path, exc) from exc
+        return stale
 
 
 class TempWriter:

@@ -157,8 +157,10 @@ class BlobStore:
         if dedicated_key:
             key = self._keyring.create_key(scope)
         if trusted:
-            return self._write(scope, key, [data], expected=None, known=digest)
-        return self._write(scope, key, [data], expected=digest)
+            return self._write(
+                scope, key, [data], expected=None, known=digest, own_key=dedicated_key
+            )
+        return self._write(scope, key, [data], expected=digest, own_key=dedicated_key)
 
     def put_many(
         self,
@@ -196,7 +198,7 @@ class BlobStore:
                     continue
                 seen.add(digest)
                 key = self._keyring.create_key(scope) if dedicated_key else shared
-                self._write(scope, key, [data], expected=None, known=digest)
+                self._write(scope, key, [data], expected=None, known=digest, own_key=dedicated_key)
                 written += 1
         return written
 
@@ -211,6 +213,12 @@ class BlobStore:
         thread, while this one writes the next batch — or ``discard()``. On a local disk
         nothing of the block is visible under a final name before ``publish()`` returns."""
         return held_batch()
+
+    @property
+    def defers_publication(self) -> bool:
+        """Whether the blobs of a :meth:`held_batch` stay unpublished until its ``publish()``
+        (a local disk); elsewhere (S3, GCS, memory) a blob is published once written."""
+        return self._root.is_local
 
     def begin(self, *, scope: str, dedicated_key: bool = False) -> BlobUpload:
         """Start a blob written chunk by chunk by a caller that hashes the plaintext itself.
@@ -294,6 +302,7 @@ class BlobStore:
         *,
         expected: str | None,
         known: str | None = None,
+        own_key: bool = False,
     ) -> BlobInfo:
         sealer = BlobSealer(
             key.material,
@@ -311,7 +320,10 @@ class BlobStore:
                 "no longer being modified.",
                 scope=scope,
             )
-        self._root.commit(temp, self._blob_path(scope, sealer.digest))
+        companion = self._keyring.own_key_path(scope, key.key_id) if own_key else None
+        created = self._root.commit(temp, self._blob_path(scope, sealer.digest), key=companion)
+        if own_key and not created:  # stored meanwhile by another writer: key not needed
+            self._keyring.forget_key(scope, key.key_id)
         return BlobInfo(sealer.digest, sealer.size)
 
     # -- reads ------------------------------------------------------------------------------
@@ -452,6 +464,40 @@ class BlobStore:
             )
         return self._root.remove_stale_temporaries(older_than_seconds)
 
+    def gc_orphan_keys(self, *, scope: str, older_than_seconds: float = _DEFAULT_TEMP_AGE) -> int:
+        """Remove the dedicated data keys of ``scope`` that no stored blob names; return how
+        many were removed.
+
+        Such a key is left when a write was killed after the key was published and before its
+        blob was. Only keys older than ``older_than_seconds`` are candidates (a write in
+        progress publishes its key first; default one day). Finding them reads the header of
+        every blob of the scope; if one cannot be read, nothing is removed.
+        """
+        scope = validate_scope(scope)
+        if older_than_seconds < 0:
+            raise InvalidInputError(
+                f"older_than_seconds is {older_than_seconds}; use 0 or more.",
+                field="older_than_seconds",
+            )
+        candidates = self._keyring.stale_own_keys(scope, older_than_seconds)
+        if not candidates:
+            return 0
+        used: set[str] = set()
+        for digest in self.iter_digests(scope=scope):
+            try:
+                with self._root.open_read(self._blob_path(scope, digest)) as handle:
+                    used.add(Header.read_from(handle.read, digest=digest, scope=scope).key_id)
+            except FileNotFoundError:  # deleted meanwhile, with its key
+                continue
+            except IntegrityError:  # its key cannot be told: keep every key
+                return 0
+        removed = 0
+        for key_id in candidates:
+            if key_id not in used:
+                self._keyring.forget_key(scope, key_id)
+                removed += 1
+        return removed
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _blob_path(self, scope: str, digest: str) -> str:
@@ -542,25 +588,34 @@ class BlobUpload:
         Raises:
             InvalidInputError: If ``digest`` is malformed or the final chunk was not written.
         """
+        root = self._store._root
         try:
             digest = validate_digest(digest)
-            self._temp.write(self._sealer.trailer(digest))
+            trailer = self._sealer.trailer(digest)
+            final = self._store._blob_path(self._scope, digest)
+            if root.exists(final):  # checked before close(): a batch never hears of this copy
+                self.abort()
+                return False
+            self._temp.write(trailer)
             temp = self._temp.close()
         except BaseException:
             self.abort()
             raise
         self._done = True
-        final = self._store._blob_path(self._scope, digest)
-        root = self._store._root
+        companion = (
+            self._store._keyring.own_key_path(self._scope, self._key_id)
+            if self._dedicated
+            else None
+        )
         try:
-            if root.exists(final):
-                root.discard(temp)
-                self._drop_key()
-                return False
-            return root.commit(temp, final)
+            created = root.commit(temp, final, key=companion)
         except BaseException:
             root.discard(temp)
+            self._drop_key()
             raise
+        if not created:  # stored meanwhile by another writer
+            self._drop_key()
+        return created
 
     def abort(self) -> None:
         """Drop the partly written blob (and its dedicated key). Idempotent."""

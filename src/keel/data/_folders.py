@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 
 from keel.data._sources import BlobSink, SourceBatch
-from keel.errors import InvalidInputError, NotFoundError
+from keel.errors import ConflictError, InvalidInputError, NotFoundError
 
 __all__ = [
     "MANIFEST_SCHEMA",
@@ -66,9 +66,50 @@ _HEAD_BYTES = max(len(magic) for magic, _ in _MAGIC)
 class StreamingSink(Protocol):
     """A sink that also stores a file read chunk by chunk (``Ingest`` is one)."""
 
-    def put_stream(self, handle: BinaryIO) -> tuple[str, int]:
+    def put_stream(self, handle: BinaryIO | io.RawIOBase) -> tuple[str, int]:
         """Store the rest of ``handle``; return ``(digest, size)``."""
         ...
+
+
+def _changed(rel: str, why: str) -> ConflictError:
+    return ConflictError(
+        f"{rel!r} changed while it was being read ({why}); nothing was ingested. Ingest the "
+        "folder again once the file is no longer being modified.",
+        path=rel,
+    )
+
+
+class _Capped(io.RawIOBase):
+    """A file read through ``readinto`` that refuses to yield more than ``limit`` bytes (a
+    file that grows while it is streamed is not read on without end)."""
+
+    def __init__(self, handle: io.RawIOBase, limit: int, rel: str) -> None:
+        super().__init__()
+        self._handle = handle
+        self._left = limit
+        self._rel = rel
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        got = self._handle.readinto(buffer) or 0
+        self._left -= got
+        if self._left < 0:
+            raise _changed(self._rel, "it grew over the size limit")
+        return got
+
+
+def _read_at_most(handle: io.RawIOBase, size: int, limit: int, rel: str) -> bytes:
+    """The rest of ``handle``, listed as ``size`` bytes (one read when it still is); a file
+    that grew over ``limit`` bytes meanwhile is refused."""
+    data = handle.read(min(size, limit) + 1) or b""
+    while len(data) <= limit:
+        more = handle.read(min(limit + 1 - len(data), 1 << 24))
+        if not more:
+            return data
+        data += more
+    raise _changed(rel, "it grew over the size limit")
 
 
 def media_type(rel: str, head: bytes) -> str:
@@ -193,12 +234,16 @@ class FolderSource:
                 with open(entry, "rb", buffering=0) as handle:
                     media = media_type(rel, handle.read(_HEAD_BYTES))
                     handle.seek(0)
+                    limit = self._max_file_bytes
                     if streaming and not needs_content(media):
                         # read through reused buffers: no copy of the file in memory
-                        digest, length = cast(StreamingSink, sink).put_stream(handle)
+                        capped = _Capped(handle, limit, rel)
+                        digest, length = cast(StreamingSink, sink).put_stream(capped)
+                        _check_unchanged(rel, info, os.fstat(handle.fileno()), length)
                         row["media_type"] = media
                     else:
-                        data = handle.read()
+                        data = _read_at_most(handle, info.st_size, limit, rel)
+                        _check_unchanged(rel, info, os.fstat(handle.fileno()), len(data))
                         row.update(describe_file(rel, data))
                         digest, length = sink.put(data), len(data)
                 size += length
@@ -208,6 +253,15 @@ class FolderSource:
                 yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)
                 rows, size = [], 0
         yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)
+
+
+def _check_unchanged(rel: str, before: os.stat_result, after: os.stat_result, read: int) -> None:
+    """Refuse a file whose size or modification time moved while it was read (the row would
+    pair the old time with other bytes)."""
+    if read != before.st_size or after.st_size != before.st_size:
+        raise _changed(rel, f"{before.st_size} bytes when listed, {read} read, {after.st_size} now")
+    if after.st_mtime_ns != before.st_mtime_ns:
+        raise _changed(rel, "its modification time moved")
 
 
 class ArchiveSource:

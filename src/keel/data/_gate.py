@@ -413,6 +413,7 @@ class DatasetGate:
             orphans = [d for d in digests if d not in referenced]
             freed = 0
             temporaries = 0
+            keys = 0
             if not dry_run:
                 for digest in orphans:
                     if self._blobs.exists(digest, scope=ctx.project_id):
@@ -420,9 +421,21 @@ class DatasetGate:
                         freed += 1
                 repo.delete_pending([i for ids in stale.values() for i in ids])
                 temporaries = self._blobs.gc_temporaries(older_than_seconds)
-            work.details = {"dry_run": dry_run, "orphans": len(orphans), "temporaries": temporaries}
+                keys = self._blobs.gc_orphan_keys(
+                    scope=ctx.project_id, older_than_seconds=older_than_seconds
+                )
+            work.details = {
+                "dry_run": dry_run,
+                "orphans": len(orphans),
+                "temporaries": temporaries,
+                "orphan_keys": keys,
+            }
             return GcReport(
-                dry_run=dry_run, orphan_blobs=orphans, deleted=freed, temporaries=temporaries
+                dry_run=dry_run,
+                orphan_blobs=orphans,
+                deleted=freed,
+                temporaries=temporaries,
+                orphan_keys=keys,
             )
 
     @staticmethod

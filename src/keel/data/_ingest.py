@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from keel.data._model import Part, Reject
 from keel.data._parts import encode_part
-from keel.errors import InvalidInputError
+from keel.errors import ConflictError, InvalidInputError
 from keel.store import DatasetRepository
 from keel.types import new_id
 
@@ -84,11 +84,16 @@ class Ingest:
 
     Large files take another road (:meth:`put_stream`): the reader reads them into a pool of
     ``_STREAM_BUFFERS`` reused chunk buffers and hashes each chunk, and the writer encrypts
-    and writes each chunk as it comes (no copy of the file in memory, both cores busy). Such
-    blobs are written to temporary files first; every ``_PUBLISH_BYTES`` the writer hands
-    them to a publisher thread, which journals their digests (committed) and only then
-    publishes them under their final names, durably (one fsync pass), while the writer goes
-    on with the next ones; so a killed ingest leaves only temporary files or journaled blobs.
+    and writes each chunk as it comes (no copy of the file in memory, both cores busy). On a
+    local disk such blobs are written to temporary files first; every ``_PUBLISH_BYTES`` the
+    writer hands them to a publisher thread, which journals their digests (committed) and only
+    then publishes them under their final names, durably (one fsync pass), while the writer
+    goes on with the next ones; so a killed ingest leaves only temporary files or journaled
+    blobs (and, killed in the middle of a publish, dedicated key files whose blob was not
+    renamed yet, which ``keel gc`` sweeps). Elsewhere (S3, GCS, memory) a blob is published
+    as soon as it is written, so the reader journals each file's digest (committed) before it
+    sends the final chunk. A blob found stored already is reused only once its digest is
+    journaled by this ingest (a ``keel gc`` running meanwhile then keeps it).
     """
 
     def __init__(
@@ -118,7 +123,12 @@ class Ingest:
         self._queue: Queue[_Message] = Queue()
         self._slots = threading.Semaphore(_QUEUED)
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Lock()  # one _stop at a time: one None, one join
+        # the first failure of the writer or the publisher, until a producer raises it
         self._error: BaseException | None = None
+        self._error_lock = threading.Lock()
+        # sticky: once anything failed, the writer and the publisher write nothing more
+        self._failed = False
         self._pool: Queue[bytearray] = Queue()
         self._pooled = 0
         self._streamed = 0  # bytes streamed since the last _PUBLISH
@@ -128,7 +138,9 @@ class Ingest:
         # written batches on their way to the publisher thread (journal, then publish)
         self._publishing: Queue[tuple[list[str], HeldWrites] | None] = Queue(maxsize=1)
         self._unpublished: list[str] = []
+        self._deferred: bool | None = None  # whether the store holds blobs back until publish
         self._seen: set[str] = set()
+        self._journaled: set[str] = set()  # streamed digests journaled by this ingest
         self._out: bytearray | None = None
         self._current: _Stream | None = None  # the streamed file whose final chunk is due
 
@@ -149,6 +161,8 @@ class Ingest:
 
         Each chunk is read into a pooled buffer and hashed here, then encrypted and written
         by the writer thread while the next one is read. Blocks while every buffer is in use.
+        Where the store publishes a blob as soon as it is written (not a local disk), the
+        digest is journaled (committed) before the final chunk goes to the writer.
         """
         chunk_size = self._blobs.chunk_size
         readinto = getattr(handle, "readinto", None)
@@ -180,6 +194,8 @@ class Ingest:
                 size += filled
                 if following is None:
                     digest = "sha256:" + hasher.hexdigest()
+                    if not self._publication_deferred():
+                        self._journal(digest)
                 self._send(_Chunk(stream, current, filled, following is None, digest))
                 current, following, filled = following, None, more
         except BaseException:
@@ -191,10 +207,42 @@ class Ingest:
         with self._lock:
             self.file_digests.append(digest)
             self._streamed += size
-            if self._streamed >= _PUBLISH_BYTES:
+            publish = self._streamed >= _PUBLISH_BYTES
+            if publish:
                 self._streamed = 0
-                self._send(_PUBLISH)
+        if publish:  # not under the lock: a failure raised here stops the writer first
+            self._send(_PUBLISH)
         return digest, size
+
+    def _publication_deferred(self) -> bool:
+        """Whether streamed blobs wait unpublished for the publisher (a local disk)."""
+        if self._deferred is None:
+            self._deferred = self._blobs.defers_publication
+        return self._deferred
+
+    def _journal(self, digest: str) -> None:
+        """Record a streamed digest for gc (committed) at once, unless this ingest did."""
+        if digest in self._journaled:
+            return
+        with self._db.write() as session:
+            DatasetRepository(session, self._ctx.project_id).add_pending(self.id, [digest])
+        self._journaled.add(digest)
+
+    def _reusable(self, digest: str) -> bool:
+        """Whether a streamed file's blob is stored already and may be reused (writer thread).
+
+        Its digest is journaled first, then the blob checked again: a gc that starts later
+        sees the journal entry and keeps the blob."""
+        if digest in self._seen:  # written or reused by this ingest: journaled already
+            return True
+        scope = self._ctx.project_id
+        if not self._blobs.exists(digest, scope=scope):
+            return False
+        self._journal(digest)
+        if not self._blobs.exists(digest, scope=scope):  # a gc removed it just before
+            return False
+        self._seen.add(digest)
+        return True
 
     def _take_buffer(self) -> bytearray:
         try:
@@ -238,7 +286,7 @@ class Ingest:
             self._queue.put(batch)
 
     def _start_writer(self) -> None:
-        with self._lock:
+        with self._lock, self._stopping:
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="keel-ingest-writer", daemon=True
@@ -250,19 +298,20 @@ class Ingest:
             target=self._run_publisher, name="keel-ingest-publisher", daemon=True
         )
         publisher.start()
-        failed = False
+        aborted = False
         try:
             while True:
                 message = self._queue.get()
                 try:
-                    if not failed and self._error is not None:  # the publisher failed
-                        failed = True
-                        self._abort_streamed(self._error)
-                    if not failed:  # else drain without writing: the ingest is failing
+                    if self._failed:  # drain without writing: the ingest is failing
+                        if not aborted:
+                            aborted = True
+                            self._abort_streamed(RuntimeError("the ingest failed"))
+                    else:
                         self._handle(message)
                 except BaseException as exc:  # handed to the producer, which re-raises it
-                    failed = True
-                    self._error = exc
+                    self._fail(exc)
+                    aborted = True
                     self._abort_streamed(exc)
                 finally:
                     if isinstance(message, _Chunk):
@@ -282,23 +331,31 @@ class Ingest:
             if item is None:
                 return
             digests, held = item
-            if self._error is not None:  # the ingest is failing: publish nothing more
+            if self._failed:  # the ingest is failing: publish nothing more
                 held.discard()
                 continue
             try:
+                digests = sorted({d for d in digests if d not in self._journaled})
                 if digests:
                     with self._db.write() as session:
                         DatasetRepository(session, self._ctx.project_id).add_pending(
-                            self.id, sorted(digests)
+                            self.id, digests
                         )
             except BaseException as exc:  # handed to the producer, which re-raises it
                 held.discard()
-                self._error = exc
+                self._fail(exc)
                 continue
             try:
                 held.publish()  # fsync, rename, fsync folders
             except BaseException as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Record a failure of the writer or the publisher (the first one is raised)."""
+        with self._error_lock:
+            if not self._failed:
                 self._error = exc
+            self._failed = True
 
     def _handle(self, message: _Message) -> None:
         if isinstance(message, list):
@@ -315,10 +372,8 @@ class Ingest:
         if self._current is not None and self._current is not stream:
             self._drop_unfinished()  # its reader failed before the final chunk
         if stream.upload is None:
-            if chunk.digest is not None and (
-                chunk.digest in self._seen or self._blobs.exists(chunk.digest, scope=scope)
-            ):  # a one-chunk file already stored: nothing to write
-                self.reused += 1
+            if chunk.digest is not None and self._reusable(chunk.digest):
+                self.reused += 1  # a one-chunk file already stored: nothing to write
                 return
             if self._open_batch is None:
                 self._open_batch = self._blobs.held_batch()
@@ -333,14 +388,22 @@ class Ingest:
         if chunk.digest is None:
             return
         self._current = None
-        if chunk.digest in self._seen:
+        if self._reusable(chunk.digest):
             stream.upload.abort()
             self.reused += 1
-        elif stream.upload.finish(chunk.digest):
+        elif stream.upload.finish(chunk.digest):  # journaled before published (see above)
             self._seen.add(chunk.digest)
             self._unpublished.append(chunk.digest)
             self.written += 1
-        else:
+        else:  # stored by another writer since _reusable looked: journal, then check
+            self._journal(chunk.digest)
+            if not self._blobs.exists(chunk.digest, scope=scope):
+                raise ConflictError(
+                    f"Blob {chunk.digest} was removed while this ingest reused it (by a "
+                    "concurrent keel gc?); nothing was committed. Ingest again.",
+                    digest=chunk.digest,
+                )
+            self._seen.add(chunk.digest)
             self.reused += 1
 
     def _publish_streamed(self) -> None:
@@ -383,14 +446,16 @@ class Ingest:
         self.reused += len(batch) - written
 
     def _stop(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            thread.join()
+        with self._stopping:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._queue.put(None)
+                thread.join()
 
     def _raise_failure(self) -> None:
-        if self._error is not None:
+        with self._error_lock:
             error, self._error = self._error, None
+        if error is not None:
             self._stop()
             raise error
 

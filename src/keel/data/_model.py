@@ -169,6 +169,7 @@ class GcReport:
     orphan_blobs: list[str]
     deleted: int
     temporaries: int
+    orphan_keys: int = 0  # dedicated key files whose blob was never published
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
