@@ -51,6 +51,50 @@ def test_rejects_after_clean_chunks_have_their_file_line_numbers(
     assert [r.line for r in rejects] == [1502, 1992]  # header is line 1, row i is line i + 2
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_lone_cr_stays_in_its_value_when_the_chunk_is_read_record_by_record(
+    tmp_path: Path, newline: str
+) -> None:
+    # The malformed row sends its chunk to the record-by-record reader: the CR beside it must
+    # neither cut the value nor shift the reported line numbers.
+    rows = [f"{i},name {i}" for i in range(2000)]
+    rows[1500] = "1500,carriage\rreturn"  # line 1502
+    rows[1505] = "notanumber,x"  # line 1507, in the same chunk
+    rows[1990] = "notanumber,y"  # line 1992
+    path = tmp_path / "cr.csv"
+    path.write_bytes(("id,name" + newline + newline.join(rows) + newline).encode())
+    frame, rejects = read(CsvSource(str(path), chunk_bytes=1024))
+    assert frame.height == 1998
+    assert frame.filter(pl.col("id") == 1500)["name"].to_list() == ["carriage\rreturn"]
+    assert [r.line for r in rejects] == [1507, 1992]
+
+
+ENCODE_CHUNKED = """
+import polars as pl
+from keel.data._parts import encode_part
+small = pl.DataFrame({f"c{i}": pl.Series([0, 1, None, 100], dtype=pl.Int64) for i in range(8)})
+data, part = encode_part(pl.concat([small] * 15001))  # 15,001 chunks, schema never read yet
+print(part.rows)
+"""
+
+
+def test_encoding_a_many_chunk_frame_does_not_deadlock_with_its_statistics_thread() -> None:
+    # Two threads on one Polars frame (statistics and the Arrow export) could deadlock on the
+    # frame's lock and the GIL, about one fresh process in three; each try is a new process.
+    import subprocess
+    import sys
+
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-c", ENCODE_CHUNKED],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert out.stdout.strip() == "60004"
+
+
 def test_line_numbers_after_a_blank_line_and_a_quoted_newline(tmp_path: Path) -> None:
     rows = [f"{i},v{i}" for i in range(400)]
     rows[50] = ""  # a blank line: skipped, but still a line of the file

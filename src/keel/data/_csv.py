@@ -372,6 +372,17 @@ def _cast(series: pl.Series, dtype: pl.DataType) -> pl.Series:
     return series.cast(dtype, strict=False)
 
 
+def _hide_lone_cr(text: str) -> tuple[str, str]:
+    """``text`` with each CR not followed by LF replaced by a character the text lacks (the
+    csv module would end a record there), and that character ("" when there was no such CR)."""
+    if "\r" not in text.replace("\r\n", ""):
+        return text, ""
+    import re
+
+    mark = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in text)
+    return re.sub("\r(?!\n)", mark, text), mark
+
+
 def _parse_slowly(
     data: bytes, schema: dict[str, pl.DataType], delimiter: str, first_line: int
 ) -> tuple[pl.DataFrame, list[Reject]]:
@@ -379,8 +390,9 @@ def _parse_slowly(
     import polars as pl
 
     width = len(schema)
-    text = data.decode("utf-8", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    text, lone_cr = _hide_lone_cr(data.decode("utf-8", errors="surrogateescape"))
+    # Records end at LF (or CRLF) only, as in Polars' parse: a CR alone stays in its value.
+    reader = csv.reader(io.StringIO(text, newline="\n"), delimiter=delimiter, strict=True)
     good: list[list[str | None]] = []
     lines: list[int] = []
     raw_text: list[str] = []
@@ -397,6 +409,8 @@ def _parse_slowly(
             continue
         number = first_line + start - 1
         start = reader.line_num + 1
+        if lone_cr:
+            record = [field.replace(lone_cr, "\r") for field in record]
         shown = (
             delimiter.join(record)[:_MAX_TEXT]
             .encode("utf-8", "surrogateescape")

@@ -200,18 +200,23 @@ def _encodings(schema: Any) -> tuple[dict[str, str], list[str]]:
 def encode_part(frame: pl.DataFrame) -> tuple[bytes, Part]:
     """Write ``frame`` as a zstd Parquet part; return its bytes and its manifest entry.
 
-    The same frame always gives the same bytes (parts are content-addressed: an append reuses
-    its parent's parts). Encodings are chosen per column from its type (see ``_encodings``).
-    The statistics of a large frame are computed on a second thread while it is encoded (both
-    release the GIL).
+    The same frame, in the same chunk layout, always gives the same bytes (parts are
+    content-addressed: an append reuses its parent's parts); the same rows chunked otherwise
+    may be paged differently. Encodings are chosen per column from its type (see
+    ``_encodings``). The statistics of a large frame are computed on a second thread while it
+    is encoded (both release the GIL).
     """
     if frame.height < _PARALLEL_ROWS:
         return _part(_encode(frame), frame_stats(frame), frame.height)
     outcome: dict[str, Any] = {}
+    # The thread gets a frame object of its own (sharing the buffers): two threads on one
+    # Polars frame can deadlock, one holding the frame's lock and waiting for the GIL while
+    # the other holds the GIL and waits for the lock in `to_arrow`.
+    own = frame.clone()
 
     def compute() -> None:
         try:
-            outcome["stats"] = frame_stats(frame)
+            outcome["stats"] = frame_stats(own)
         except BaseException as exc:  # raised again in the caller's thread below
             outcome["error"] = exc
 
