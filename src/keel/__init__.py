@@ -11,7 +11,9 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from keel._lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from keel.types import RunStatus
     from keel.workspace import Workspace, connect
 
-_LAZY = {
+_LAZY: dict[str, str] = {
     "connect": "keel.workspace",
     "Workspace": "keel.workspace",
     "Metric": "keel.tracking",
@@ -33,16 +35,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'keel' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, __all__, _LAZY)

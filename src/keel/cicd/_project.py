@@ -59,12 +59,50 @@ def project_schema() -> dict[str, Any]:
     return schema
 
 
+#: Keywords that only annotate: beside a ``$ref`` they validate nothing.
+_ANNOTATIONS = frozenset({"$comment", "default", "deprecated", "description", "examples", "title"})
+
+
+@functools.cache
+def _resolved_schema() -> dict[str, Any]:
+    """The project schema with each ``#/$defs/NAME`` reference replaced by what it names.
+
+    Validation gives the same errors (same instance paths, validators and sub-schemas), but
+    jsonschema no longer resolves ~1,000 references per file through its registry: about half
+    of the validation time. A reference of another form, or one inside its own definition,
+    is left for jsonschema to resolve.
+    """
+    schema = project_schema()
+    defs: dict[str, Any] = schema.get("$defs", {})
+    resolving: list[str] = []
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        name = ref[len("#/$defs/") :] if isinstance(ref, str) and ref.startswith("#/$defs/") else ""
+        if name in defs and name not in resolving:
+            resolving.append(name)
+            target = resolve(defs[name])
+            resolving.pop()
+            siblings = {k: resolve(v) for k, v in node.items() if k not in _ANNOTATIONS}
+            del siblings["$ref"]
+            # a sibling that validates still applies, as beside a reference (2020-12)
+            return {"allOf": [target], **siblings} if siblings else target
+        return {k: v if k == "$defs" else resolve(v) for k, v in node.items()}
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 def _schema_issues(doc: LocatedDocument) -> list[Issue]:
     import importlib
 
     # Imported by name: jsonschema ships no type hints (types-jsonschema is not a dependency).
     jsonschema: Any = importlib.import_module("jsonschema")
-    validator = jsonschema.Draft202012Validator(project_schema())
+    validator = jsonschema.Draft202012Validator(_resolved_schema())
     issues: list[Issue] = []
     for error in sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.path))):
         issues.extend(explain(doc, error))

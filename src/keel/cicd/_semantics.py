@@ -183,7 +183,7 @@ _PRINCIPAL_FIX = (
 
 def _principal_problem(principal: object) -> str | None:
     from keel.errors import InvalidInputError
-    from keel.governance._identity import check_principal_name
+    from keel.governance._principals import check_principal_name
 
     try:
         check_principal_name(principal)

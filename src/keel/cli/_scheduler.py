@@ -64,6 +64,9 @@ def scheduler(
             ws.project,
             len(synced),
         )
+        from keel.cli._collector import steady_state
+
+        steady_state()
         try:
             daemon.serve()
         except KeyboardInterrupt:

@@ -16,6 +16,7 @@ def server(
     port: Annotated[int | None, typer.Option("--port", min=0, max=65535)] = None,
 ) -> None:
     """Serve the REST API (HTTPS when KEEL_TLS_CERT_FILE and KEEL_TLS_KEY_FILE are set)."""
+    from keel.cli._collector import steady_state
     from keel.errors import ConfigurationError
     from keel.server import build_services, create_app
     from keel.server._serve import listen, uvicorn_server
@@ -37,6 +38,7 @@ def server(
     typer.echo(
         f"Keel API on {scheme}://{bind_host}:{sock.getsockname()[1]} (OpenAPI at /openapi.json)"
     )
+    steady_state()
     try:
         runner.run(sockets=[sock])
     finally:

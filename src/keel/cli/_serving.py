@@ -37,6 +37,7 @@ def serve(
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions.")] = False,
 ) -> None:
     """Serve models over the Open Inference Protocol V2 (REST) and /predict."""
+    from keel.cli._collector import steady_state
     from keel.errors import InvalidInputError
     from keel.serving import AnalysisConfig, ServeOptions, run_server
 
@@ -56,6 +57,7 @@ def serve(
     ws = open_workspace()
     app = ws.deployments.server(options)
     typer.echo(f"Serving {', '.join(sorted(app.host.endpoints))} on http://{host}:{port}")
+    steady_state()
     try:
         run_server(app, host=host, port=port)
     finally:

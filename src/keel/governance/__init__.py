@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from keel._lazy import lazy_names
 
 if TYPE_CHECKING:
     from keel.governance._approvals import ApprovalRequest, ApprovalService
@@ -42,13 +44,14 @@ if TYPE_CHECKING:
     from keel.governance._mlbom import EnvironmentAudit, audit_packages, build_ml_bom, validate_bom
     from keel.governance._oidc import OidcVerifier
     from keel.governance._permissions import Permission, Role, allows
-    from keel.governance._policy import PolicyService, PolicyVersion, load_policy_file
+    from keel.governance._policy import PolicyService, PolicyVersion
     from keel.governance._policy_fixtures import FixtureResult, load_fixtures, run_fixtures
     from keel.governance._policy_rules import (
         GATES,
         Evaluation,
         PolicyDocument,
         evaluate,
+        load_policy_file,
         parse_policy,
     )
     from keel.governance._projects import SYSTEM_PRINCIPAL, Project, ProjectService
@@ -201,7 +204,7 @@ _LAZY: dict[str, str] = {
     "evaluate": "keel.governance._policy_rules",
     "is_secret_ref": "keel.governance._secrets",
     "load_fixtures": "keel.governance._policy_fixtures",
-    "load_policy_file": "keel.governance._policy",
+    "load_policy_file": "keel.governance._policy_rules",
     "manifest_path": "keel.governance._export",
     "model_context": "keel.governance._gates",
     "model_subject": "keel.governance._gates",
@@ -221,16 +224,4 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, __all__, _LAZY)

@@ -8,7 +8,6 @@ the local operator (the CLI, which already holds the store's files).
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from keel.errors import (
 from keel.governance._context import Context
 from keel.governance._governor import Governor
 from keel.governance._permissions import Permission, Role
+from keel.governance._principals import check_principal_name
 from keel.governance._projects import ProjectService
 from keel.governance._tokens import (
     TOKEN_PREFIX,
@@ -57,7 +57,6 @@ __all__ = [
 
 #: The marker role of the local operator (the CLI); no stored binding can hold it.
 OPERATOR_ROLE = "keel:operator"
-_PRINCIPAL = re.compile(r"^(user|service):[A-Za-z0-9][A-Za-z0-9_.@+\-]{0,199}$")
 _ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -161,18 +160,6 @@ def _to_token(row: ApiTokenRow, principal: str, project: str) -> ApiToken:
         row.id, principal, project, row.role, row.description, row.created_by, row.created_at,
         row.expires_at, row.revoked_at, row.last_used_at,
     )  # fmt: skip
-
-
-def check_principal_name(name: object) -> str:
-    """``user:<name>`` or ``service:<name>`` with a plain name (letters, digits, ``_.@+-``)."""
-    if not isinstance(name, str) or not _PRINCIPAL.match(name):
-        shown = str(name)[:60]
-        raise InvalidInputError(
-            f"Invalid principal {shown!r}: write user:NAME or service:NAME, NAME being 1-200 "
-            "letters, digits, '_', '.', '@', '+' or '-'.",
-            principal=shown,
-        )
-    return name
 
 
 def _check_role(role: str) -> str:

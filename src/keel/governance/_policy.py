@@ -32,6 +32,7 @@ from keel.governance._policy_rules import (
     Evaluation,
     PolicyDocument,
     evaluate,
+    load_policy_file,
     parse_policy,
     policy_digest,
 )
@@ -85,18 +86,6 @@ def _version(row: PolicyRow) -> PolicyVersion:
         created_at=row.created_at,
         source=row.source,
     )
-
-
-def load_policy_file(path: Path) -> tuple[str, PolicyDocument]:
-    """Read and parse one policy file; returns (exact text, document)."""
-    try:
-        source = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInputError(
-            f"Cannot read the policy file {path}: {exc.strerror}. Check the path.",
-            path=str(path),
-        ) from exc
-    return source, parse_policy(source, origin=str(path))
 
 
 class PolicyService:

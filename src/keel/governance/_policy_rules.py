@@ -27,6 +27,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from keel.errors import InvalidInputError, MissingDependencyError
@@ -39,6 +40,7 @@ __all__ = [
     "PolicyDocument",
     "Rule",
     "evaluate",
+    "load_policy_file",
     "parse_policy",
     "policy_digest",
 ]
@@ -109,6 +111,18 @@ def policy_digest(source: str) -> str:
 
 def _bad(where: str, problem: str, fix: str) -> InvalidInputError:
     return InvalidInputError(f"Policy {where}: {problem}. {fix}", where=where)
+
+
+def load_policy_file(path: Path) -> tuple[str, PolicyDocument]:
+    """Read and parse one policy file; returns (exact text, document)."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(
+            f"Cannot read the policy file {path}: {exc.strerror}. Check the path.",
+            path=str(path),
+        ) from exc
+    return source, parse_policy(source, origin=str(path))
 
 
 def parse_policy(source: str, *, origin: str = "<policy>") -> PolicyDocument:
