@@ -113,11 +113,12 @@ class AuditLog:
     ) -> None:
         """Append one event inside the caller's transaction (commits or rolls back with it)."""
         repo = AuditRepository(session)
-        head = repo.lock_head()
-        row = AuditEventRow(
-            seq=head.seq + 1,
+        head_seq, head_hash = repo.lock_head()
+        occurred_at = clock.now()
+        link = ChainLink(
+            seq=head_seq + 1,
             id=new_id(),
-            occurred_at=clock.now(),
+            occurred_at=occurred_at.strftime(_TIME_FORMAT),
             principal=ctx.principal,
             project_id=ctx.project_id,
             action=action,
@@ -126,11 +127,14 @@ class AuditLog:
             outcome=outcome,
             request_id=ctx.request_id,
             details=canonical_json(redact_mapping({**(details or {}), **_source(ctx)})),
-            prev_hash=head.hash,
+            prev_hash=head_hash,
             hash="",
         )
-        row.hash = link_hash(row.prev_hash, _to_link(row).payload())
-        repo.append(row, head)
+        event = link.payload()
+        event["occurred_at"] = occurred_at  # stored as a timestamp, hashed as formatted text
+        event["prev_hash"] = head_hash
+        event["hash"] = link_hash(head_hash, link.payload())
+        repo.append(event)
 
     def record(
         self,

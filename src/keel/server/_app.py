@@ -173,9 +173,14 @@ def create_app(
         _supplychain_routes.router,
     ):
         app.include_router(router)
-    from keel.server.mlflow import ArtifactMediaShim, build_router, is_artifact_upload
+    from keel.server.mlflow import ArtifactMediaShim, build_routes, is_artifact_upload
 
-    app.include_router(build_router())  # the MLflow-compatible API (docs/mlflow.md)
+    # The MLflow-compatible API (docs/mlflow.md): one group matched by its path prefixes,
+    # first, so an MLflow call does not try Keel's ~170 routes before its own; Keel's routes
+    # pay one prefix test for it.
+    mlflow_routes, mlflow_health = build_routes()
+    app.router.routes.insert(0, mlflow_routes)
+    app.router.routes.append(mlflow_health)
     from keel.ui import is_page, mount_ui
 
     mount_ui(app, wired)  # the web UI under /ui, over the same services

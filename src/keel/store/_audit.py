@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from keel.store._schema import AuditEventRow, AuditHeadRow
@@ -13,6 +14,17 @@ from keel.store._schema import AuditEventRow, AuditHeadRow
 __all__ = ["AuditQuery", "AuditRepository"]
 
 _HEAD_ID = 1
+
+# The append path as three prebuilt Core statements (no ORM unit of work per event).
+_LOCK_HEAD = (
+    select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.id == _HEAD_ID).with_for_update()
+)
+_INSERT_EVENT = insert(AuditEventRow)
+_MOVE_HEAD = (
+    update(AuditHeadRow)
+    .where(AuditHeadRow.id == _HEAD_ID)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 
 class AuditQuery:
@@ -46,11 +58,11 @@ class AuditRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def lock_head(self) -> AuditHeadRow:
-        """The chain head, locked until the transaction ends (SELECT … FOR UPDATE)."""
-        return self._session.execute(
-            select(AuditHeadRow).where(AuditHeadRow.id == _HEAD_ID).with_for_update()
-        ).scalar_one()
+    def lock_head(self) -> tuple[int, str]:
+        """The chain head's ``(seq, hash)``, locked until the transaction ends (SELECT … FOR
+        UPDATE on PostgreSQL; SQLite's write transaction already holds the database)."""
+        seq, head_hash = self._session.connection().execute(_LOCK_HEAD).one()
+        return int(seq), str(head_hash)
 
     def head(self) -> AuditHeadRow:
         """The chain head without locking it."""
@@ -58,12 +70,11 @@ class AuditRepository:
             select(AuditHeadRow).where(AuditHeadRow.id == _HEAD_ID)
         ).scalar_one()
 
-    def append(self, event: AuditEventRow, head: AuditHeadRow) -> None:
-        """Add ``event`` and move the locked ``head`` to it."""
-        self._session.add(event)
-        head.seq = event.seq
-        head.hash = event.hash
-        self._session.flush()
+    def append(self, event: Mapping[str, Any]) -> None:
+        """Insert ``event`` (column name → value) and move the locked head to it."""
+        connection = self._session.connection()
+        connection.execute(_INSERT_EVENT, dict(event))
+        connection.execute(_MOVE_HEAD, {"new_seq": event["seq"], "new_hash": event["hash"]})
 
     def iter_chain(self, *, batch: int = 5000) -> Iterator[AuditEventRow]:
         """Every event in ``seq`` order, read in batches (bounded memory)."""

@@ -5,7 +5,8 @@ from keel.server.mlflow._routes import (
     ENDPOINTS,
     MLFLOW_PREFIXES,
     ArtifactMediaShim,
-    build_router,
+    MlflowRoutes,
+    build_routes,
     is_artifact_upload,
 )
 
@@ -15,7 +16,8 @@ __all__ = [
     "ArtifactMediaShim",
     "ImportReport",
     "MlflowImporter",
+    "MlflowRoutes",
     "MlflowSource",
-    "build_router",
+    "build_routes",
     "is_artifact_upload",
 ]

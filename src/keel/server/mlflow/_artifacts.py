@@ -8,6 +8,7 @@ the bytes go to the project's encrypted, content-addressed blob store.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -21,21 +22,23 @@ from keel.server.mlflow._wire import Args
 from keel.tracking._validate import check_artifact_path
 
 if TYPE_CHECKING:
-    from fastapi import APIRouter
-
     from keel.governance import Context
     from keel.server._deps import Services
 
 __all__ = [
     "ARTIFACTS_PREFIX",
+    "Endpoint",
     "Owner",
+    "artifact_endpoints",
     "children",
-    "install_artifacts",
     "list_run_artifacts",
     "parse_uri_path",
 ]
 
 ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts"
+
+#: An endpoint of the proxy: request in, response out.
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 #: (kind, experiment id, run or model id, path inside its artifacts)
 Owner = tuple[str, str, str, str]
@@ -131,8 +134,9 @@ def list_run_artifacts(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
     }
 
 
-def install_artifacts(router: APIRouter) -> None:
-    """Upload (PUT), download (GET) and list (GET with ``path``) under the proxy prefix."""
+def artifact_endpoints() -> list[tuple[str, str, Endpoint]]:
+    """``(method, path, endpoint)`` of upload (PUT), download (GET) and list (GET with
+    ``path``) under the proxy prefix."""
 
     def services(request: Request) -> Services:
         found: Services = request.app.state.services
@@ -182,8 +186,8 @@ def install_artifacts(router: APIRouter) -> None:
         return json_response({"files": files})
 
     where = f"{ARTIFACTS_PREFIX}/artifacts"
-    router.add_api_route(where, listing, methods=["GET"], include_in_schema=False)
-    router.add_api_route(f"{where}/{{path:path}}", upload, methods=["PUT"], include_in_schema=False)
-    router.add_api_route(
-        f"{where}/{{path:path}}", download, methods=["GET"], include_in_schema=False
-    )
+    return [
+        ("GET", where, listing),
+        ("PUT", f"{where}/{{path:path}}", upload),
+        ("GET", f"{where}/{{path:path}}", download),
+    ]

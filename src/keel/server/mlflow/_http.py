@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -23,12 +23,10 @@ from keel import errors
 from keel.server.mlflow._wire import Args, error_payload, status_and_code
 
 if TYPE_CHECKING:
-    from fastapi import APIRouter
-
     from keel.governance import Context
     from keel.server._deps import Services
 
-__all__ = ["Call", "add", "credential_of", "error_response", "json_response"]
+__all__ = ["Call", "credential_of", "endpoint_of", "error_response", "json_response"]
 
 _log = logging.getLogger("keel.server.mlflow")
 
@@ -103,8 +101,8 @@ def _serve(request: Request, call: Call, args: Args) -> Any:
     return call(services, ctx, args)
 
 
-def add(router: APIRouter, method: str, path: str, call: Call) -> None:
-    """Serve ``call`` at ``method path`` of ``router`` (kept out of the OpenAPI document)."""
+def endpoint_of(method: str, path: str, call: Call) -> Callable[[Request], Awaitable[Response]]:
+    """The ASGI endpoint that serves ``call`` at ``method path``."""
 
     async def endpoint(request: Request) -> Response:
         try:
@@ -122,4 +120,4 @@ def add(router: APIRouter, method: str, path: str, call: Call) -> None:
         return json_response(result)
 
     endpoint.__name__ = f"mlflow_{method.lower()}_{path.strip('/').replace('/', '_')}"
-    router.add_api_route(path, endpoint, methods=[method], include_in_schema=False)
+    return endpoint

@@ -5,22 +5,32 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import APIRouter
+from starlette.datastructures import URLPath
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 
 from keel.server.mlflow import _logged, _registry, _search, _tracking, _versions
-from keel.server.mlflow._artifacts import ARTIFACTS_PREFIX, install_artifacts, list_run_artifacts
-from keel.server.mlflow._http import Call, add
+from keel.server.mlflow._artifacts import (
+    ARTIFACTS_PREFIX,
+    Endpoint,
+    artifact_endpoints,
+    list_run_artifacts,
+)
+from keel.server.mlflow._http import Call, endpoint_of
 from keel.server.mlflow._wire import error_payload
 
 __all__ = [
     "ENDPOINTS",
     "MLFLOW_PREFIXES",
     "ArtifactMediaShim",
-    "build_router",
+    "MlflowRoutes",
+    "build_routes",
     "is_artifact_upload",
 ]
+
+Scope = MutableMapping[str, Any]
+App = Callable[[Scope, Any, Any], Awaitable[None]]
 
 MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/api/3.0/mlflow")
 
@@ -85,8 +95,6 @@ ENDPOINTS: tuple[tuple[str, str, Call], ...] = (
     ("POST", "/model-versions/transition-stage", _versions.transition_stage),
 )
 
-_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-
 
 async def _not_found(request: Request) -> Response:
     message = f"No API endpoint {request.method} {request.url.path[:200]} in this MLflow API."
@@ -99,23 +107,87 @@ async def _health(request: Request) -> Response:
     return PlainTextResponse("OK")
 
 
-def build_router() -> APIRouter:
-    """Every MLflow route, the artifact proxy, ``/health``, and ENDPOINT_NOT_FOUND for the rest."""
-    router = APIRouter()
-    for prefix in MLFLOW_PREFIXES:
-        for method, path, call in ENDPOINTS:
-            add(router, method, prefix + path, call)
-    install_artifacts(router)
-    router.add_api_route("/health", _health, methods=["GET"], include_in_schema=False)
-    for prefix in (*MLFLOW_PREFIXES, ARTIFACTS_PREFIX):
-        router.add_api_route(
-            prefix + "/{rest:path}", _not_found, methods=_ALL_METHODS, include_in_schema=False
-        )
-    return router
+class MlflowRoutes(BaseRoute):
+    """Every MLflow path, matched as one group: a prefix test, then a table lookup.
+
+    Placed first among the app's routes, it costs Keel's own routes one ``startswith`` test,
+    and an MLflow call is found by its exact path (a dict lookup) instead of by trying every
+    route before it; the few paths with parameters are tried in turn after that. Any other
+    path or method under an MLflow prefix answers ``ENDPOINT_NOT_FOUND`` in MLflow's
+    envelope. The request passes through the app's middleware (host and body guard, request
+    audit, CORS) like every other request: this only replaces the route search.
+    """
+
+    def __init__(
+        self,
+        endpoints: list[tuple[str, str, Endpoint]],
+        prefixes: tuple[str, ...],
+    ) -> None:
+        self._prefixes = tuple(prefix + "/" for prefix in prefixes)
+        self._exact: dict[str, dict[str, Route]] = {}
+        self._patterned: list[tuple[str, Route]] = []
+        for method, path, endpoint in endpoints:
+            route = Route(path, endpoint, methods=[method], include_in_schema=False)
+            if "{" in path:
+                self._patterned.append((method, route))
+            else:
+                self._exact.setdefault(path, {})[method] = route
+        # What the request audit names as the route of an unknown path: its prefix's catch-all.
+        self._fallbacks = [
+            (prefix, Route(prefix + "{rest:path}", _not_found, include_in_schema=False))
+            for prefix in self._prefixes
+        ]
+
+    @property
+    def paths(self) -> list[tuple[str, str]]:
+        """``(method, path)`` of every endpoint served (for tests and docs)."""
+        exact = [(m, p) for p, by in self._exact.items() for m in by]
+        return exact + [(m, r.path) for m, r in self._patterned]
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):  # as Starlette's routes see it
+            path = path[len(root) :]
+        if not path.startswith(self._prefixes):
+            return Match.NONE, {}
+        method = scope["method"]
+        by_method = self._exact.get(path)
+        if by_method is not None:
+            route = by_method.get(method)
+            if route is not None:
+                return Match.FULL, {"endpoint": route.endpoint, "path_params": {}, "route": route}
+        for declared, route in self._patterned:
+            if declared == method:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    return Match.FULL, {**child, "route": route}
+        for prefix, fallback in self._fallbacks:
+            if path.startswith(prefix):
+                rest = {"rest": path[len(prefix) :]}
+                return Match.FULL, {"endpoint": _not_found, "path_params": rest, "route": fallback}
+        return Match.NONE, {}  # pragma: no cover - every prefix has its fallback
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
+        route: Route = scope["route"]  # the one ``matches`` chose, method included
+        await route.app(scope, receive, send)
 
 
-Scope = MutableMapping[str, Any]
-App = Callable[[Scope, Any, Any], Awaitable[None]]
+def build_routes() -> tuple[MlflowRoutes, Route]:
+    """Every MLflow route and the artifact proxy as one group, and MLflow's ``/health``."""
+    endpoints = [
+        (method, prefix + path, endpoint_of(method, prefix + path, call))
+        for prefix in MLFLOW_PREFIXES
+        for method, path, call in ENDPOINTS
+    ]
+    endpoints += artifact_endpoints()
+    group = MlflowRoutes(endpoints, (*MLFLOW_PREFIXES, ARTIFACTS_PREFIX))
+    return group, Route("/health", _health, methods=["GET"], include_in_schema=False)
 
 
 class ArtifactMediaShim:
