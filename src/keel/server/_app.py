@@ -131,7 +131,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from keel.store import WalCheckpointer
+
+        # SQLite's checkpoints on a thread of their own, not inside a request's commit
+        checkpointer = WalCheckpointer(wired.governor.db.engine).start()
         yield
+        checkpointer.stop()
         if wired.auditor is not None:
             wired.auditor.close()
         wired.identity.flush_last_use()

@@ -8,6 +8,7 @@ from keel._lazy import lazy_names
 
 if TYPE_CHECKING:
     from keel.store._audit import AuditQuery, AuditRepository
+    from keel.store._checkpoint import WalCheckpointer
     from keel.store._cicd import ProjectStateRepository
     from keel.store._database import Database, make_engine
     from keel.store._datasets import DatasetRepository
@@ -77,6 +78,7 @@ __all__ = [
     "RunRepository",
     "SupplyChainRepository",
     "TriggerRepository",
+    "WalCheckpointer",
     "current_revisions",
     "ensure_schema",
     "make_engine",
@@ -88,6 +90,7 @@ __all__ = [
 
 # The names load on first use (PEP 562), so a command imports only the modules it calls.
 _LAZY: dict[str, str] = {
+    "WalCheckpointer": "keel.store._checkpoint",
     "ATTRIBUTES": "keel.store._filter",
     "AlertRepository": "keel.store._monitoring_alerts",
     "And": "keel.store._filter",
