@@ -109,6 +109,7 @@ EXPORTS = {
         "PolicyRepository",
         "SupplyChainRepository",
         "TriggerRepository",
+        "WalCheckpointer",
         "ProjectStateRepository",
         "MlflowRepository",
         "ErasureRepository",
