@@ -298,20 +298,9 @@ class BlobSealer:
                 f"{size} bytes needs {size + TAG_SIZE}.",
                 field="out",
             )
-        index = self._next
-        if index >= _MAX_CHUNKS:
-            raise InvalidInputError(
-                f"A blob may hold at most {_MAX_CHUNKS} chunks of {self._chunk_size} bytes; "
-                "use a larger chunk size.",
-                field="chunks",
-            )
-        if self._hasher is not None:
-            self._hasher.update(plain)
-        self._size += size
+        nonce, aad = self._next_chunk(self._next, plain, size, final=final)
         self._next += 1
         self._closed = final
-        nonce = _chunk_nonce(self._prefix, index)
-        aad = _chunk_aad(self._context, index, final=final)
         with memoryview(out) as view, view[: size + TAG_SIZE] as target:
             return int(self._cipher.encrypt_into(nonce, plain, aad, target))
 
@@ -348,6 +337,14 @@ class BlobSealer:
         return tag
 
     def _seal_chunk(self, index: int, plain: BytesLike, *, final: bool) -> bytes:
+        nonce, aad = self._next_chunk(index, plain, len(plain), final=final)
+        return self._cipher.encrypt(nonce, plain, aad)
+
+    def _next_chunk(
+        self, index: int, plain: BytesLike, size: int, *, final: bool
+    ) -> tuple[bytes, bytes]:
+        """Check the chunk limit, hash and count ``plain``; return chunk ``index``'s nonce
+        and associated data (the one path of :meth:`seal` and :meth:`seal_into`)."""
         if index >= _MAX_CHUNKS:
             raise InvalidInputError(
                 f"A blob may hold at most {_MAX_CHUNKS} chunks of {self._chunk_size} bytes; "
@@ -356,9 +353,8 @@ class BlobSealer:
             )
         if self._hasher is not None:
             self._hasher.update(plain)
-        self._size += len(plain)
-        nonce = _chunk_nonce(self._prefix, index)
-        return self._cipher.encrypt(nonce, plain, _chunk_aad(self._context, index, final=final))
+        self._size += size
+        return _chunk_nonce(self._prefix, index), _chunk_aad(self._context, index, final=final)
 
 
 def open_blob(
