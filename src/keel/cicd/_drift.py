@@ -9,20 +9,30 @@ object to keel.yaml) or as a create when the object is gone, and apply repairs i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from keel.cicd._effects import trigger_spec
 from keel.cicd._export import make_trigger_entry, trigger_entry
 from keel.errors import KeelError, NotFoundError
-from keel.governance import Context, Governor, IdentityService
 
-__all__ = ["RoleBindings", "observe"]
+if TYPE_CHECKING:
+    from keel.governance import Context, Governor
+
+__all__ = ["BindingsView", "RoleBindings", "observe"]
+
+
+class BindingsView(Protocol):
+    """Who holds which role in the project now."""
+
+    def all(self) -> dict[str, str]: ...
 
 
 class RoleBindings:
     """The role bindings of one project, read and revoked through the identity service."""
 
     def __init__(self, governor: Governor, ctx: Context) -> None:
+        from keel.governance import IdentityService  # (the store: not for the read-only plan)
+
         self._identity = IdentityService(governor)
         self._ctx = ctx
 
@@ -53,7 +63,7 @@ def _normal_trigger(entry: Mapping[str, Any]) -> dict[str, Any]:
 def observe(
     recorded: Mapping[tuple[str, str], Mapping[str, Any]],
     live: Any,
-    bindings: RoleBindings | None,
+    bindings: BindingsView | None,
     *,
     desired: Mapping[tuple[str, str], Any],
 ) -> dict[tuple[str, str], dict[str, Any]]:

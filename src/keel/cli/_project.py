@@ -62,11 +62,15 @@ def plan(
 ) -> None:
     """Show what apply would create, update or delete, with a diff against the current state."""
     from keel.cicd import load_project
+    from keel.workspace._read_only_plan import read_only_plan
 
     project = load_project(file)
     _use_file_project(project.data)
-    with open_workspace() as ws:
-        result = ws.project_file.plan(project)
+    # A plan only reads: in plain SQL when it may (a CI job's fresh process starts ~2x faster).
+    result = read_only_plan(state.settings(), project)
+    if result is None:
+        with open_workspace() as ws:
+            result = ws.project_file.plan(project)
     if as_json:
         echo_json(result.to_dict())
     else:

@@ -1,43 +1,18 @@
 """Schema migrations (Alembic) and the start-up check that refuses an outdated store.
 
-Each capability adds its tables in a migration of its own under ``migrations/versions``. Several
-may branch from the same parent (they are independent), so the store is current when it holds
-every *head* revision. The heads are read from the migration files themselves (a cheap scan, no
-Alembic import at start-up); a test checks the scan against Alembic's own view.
+Each capability adds its tables in a migration of its own under ``migrations/versions``; the
+store is current when it holds every head revision (``keel.store._heads``).
 """
 
 from __future__ import annotations
 
-import functools
-import re
-from pathlib import Path
-
 from sqlalchemy import Engine, inspect, text
 
 from keel.errors import SchemaOutdatedError
+from keel.store._heads import MIGRATIONS as _MIGRATIONS
+from keel.store._heads import required_heads
 
 __all__ = ["current_revisions", "ensure_schema", "required_heads", "upgrade"]
-
-_MIGRATIONS = Path(__file__).with_name("migrations")
-_REVISION = re.compile(r"^revision\s*(?::\s*str\s*)?=\s*['\"](\w+)['\"]", re.MULTILINE)
-_DOWN = re.compile(r"^down_revision\s*(?::[^=]+)?=\s*(.+)$", re.MULTILINE)
-
-
-@functools.lru_cache(maxsize=1)
-def required_heads() -> frozenset[str]:
-    """The head revisions of the migration scripts shipped with this Keel."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for script in (_MIGRATIONS / "versions").glob("*.py"):
-        source = script.read_text(encoding="utf-8")
-        found = _REVISION.search(source)
-        if found is None:
-            continue
-        revisions.add(found.group(1))
-        down = _DOWN.search(source)
-        if down is not None:
-            parents.update(re.findall(r"['\"](\w+)['\"]", down.group(1)))
-    return frozenset(revisions - parents)
 
 
 def current_revisions(engine: Engine) -> frozenset[str]:

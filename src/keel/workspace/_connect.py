@@ -11,7 +11,7 @@ from keel.settings import Settings, load_settings
 if TYPE_CHECKING:
     from keel.workspace._workspace import Workspace
 
-__all__ = ["connect", "local_principal", "open_components"]
+__all__ = ["connect", "local_principal", "master_key_present", "open_components"]
 
 
 def local_principal() -> str:
@@ -27,6 +27,13 @@ def local_principal() -> str:
 def is_remote_url(target: object) -> bool:
     """Whether ``connect``'s first argument names a server rather than a local folder."""
     return isinstance(target, str) and target.startswith(("http://", "https://"))
+
+
+def master_key_present(settings: Settings) -> bool:
+    """Whether the master key ``connect`` would load is there (it raises when it is not)."""
+    if settings.key_provider == "env":
+        return settings.master_key is not None
+    return settings.resolved_master_key_file.exists()
 
 
 def _master_key(settings: Settings, *, create: bool) -> Any:
