@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 from keel.settings import Settings
@@ -25,6 +26,11 @@ PG_ADMIN_URL = os.environ.get(
     "KEEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 SKIP_PG = os.environ.get("KEEL_TEST_SKIP_POSTGRES") == "1"
+
+# Property tests check outcomes, not speed: on a loaded 2-core CI machine one example can take
+# longer than Hypothesis's default 200 ms deadline, which would fail a correct test.
+hypothesis_settings.register_profile("keel", deadline=None)
+hypothesis_settings.load_profile("keel")
 
 
 def _admin_engine() -> object:

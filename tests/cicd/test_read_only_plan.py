@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from keel.cicd import Plan, load_project
 from keel.governance import IdentityService
@@ -84,3 +85,36 @@ def test_a_store_it_cannot_read_so_gets_the_full_path(
     assert read_only_plan(keyless, project, principal="user:tester") is None
     foreign = ws.settings.model_copy(update={"db_url": "mysql+pymysql://root@127.0.0.1/test"})
     assert read_only_plan(foreign, project, principal="user:tester") is None
+
+
+def test_settings_connect_would_refuse_get_the_full_path(ws: Workspace, path: Path) -> None:
+    project = load_project(path)
+    assert read_only_plan(ws.settings, project, principal="user:tester") is not None
+    signing = ws.settings.home / "signing.key"
+    signing.chmod(0o644)  # readable by others: connect refuses it
+    try:
+        assert read_only_plan(ws.settings, project, principal="user:tester") is None
+    finally:
+        signing.chmod(0o600)
+    for update in (
+        {"key_provider": "env", "master_key": SecretStr("not-base64-of-32-bytes")},
+        {"signing_key": "not-a-secret-reference"},
+        {"signing_key_file": ws.settings.home / "not-yet.key"},  # connect would create it
+    ):
+        changed = ws.settings.model_copy(update=update)
+        assert read_only_plan(changed, project, principal="user:tester") is None, update
+    assert not (ws.settings.home / "not-yet.key").exists()
+
+
+def test_a_url_sqlalchemy_might_read_otherwise_gets_the_full_path(
+    ws: Workspace, path: Path
+) -> None:
+    project = load_project(path)
+    url = ws.settings.resolved_db_url
+    if url.startswith("sqlite"):
+        odd = [url.replace("/keel.db", "/%6Beel.db"), url + "?timeout=5"]
+    else:
+        odd = [url + "?host=10.255.255.1&host=127.0.0.1", url + "?application_name=a+b"]
+    for spelling in odd:
+        changed = ws.settings.model_copy(update={"db_url": spelling})
+        assert read_only_plan(changed, project, principal="user:tester") is None, spelling

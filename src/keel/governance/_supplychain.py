@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from keel import clock
 from keel.errors import ConfigurationError, IntegrityError
 from keel.governance._chain import canonical_json
+from keel.governance._signing_key import read_signing_key_file, signing_key_path
 from keel.store import SupplyChainRepository
 from keel.store._schema_policy import ModelSignatureRow
 
@@ -115,25 +116,9 @@ class ModelSigner:
     @classmethod
     def from_file(cls, path: Path, *, create: bool = False) -> ModelSigner:
         """The key in ``path`` (PEM, PKCS#8); with ``create``, a new one written mode 0600."""
-        if not path.exists():
-            if not create:
-                raise ConfigurationError(
-                    f"The signing key {path} does not exist. Create it with `keel init`, or "
-                    "set KEEL_SIGNING_KEY_FILE / KEEL_SIGNING_KEY.",
-                    path=str(path),
-                )
+        if create and not path.exists():
             return cls._create(path)
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise ConfigurationError(
-                f"The signing key {path} can be read by others (mode {oct(mode)}). Restrict it "
-                f"with `chmod 600 {path}`.",
-                path=str(path),
-            )
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ConfigurationError(f"The signing key {path} is not an Ed25519 key.")
-        return cls(key)
+        return cls(read_signing_key_file(path))
 
     @classmethod
     def _create(cls, path: Path) -> ModelSigner:
@@ -177,8 +162,7 @@ class ModelSigner:
 
             value = SecretResolver.from_settings(settings).maybe_resolve(settings.signing_key)
             return cls.from_base64(value or "")
-        path = settings.signing_key_file or Path(settings.home) / "signing.key"
-        return cls.from_file(Path(path), create=create)
+        return cls.from_file(signing_key_path(settings), create=create)
 
     # --- signing and verifying ----------------------------------------------------------
 

@@ -33,5 +33,3 @@ def required_heads() -> frozenset[str]:
         if down is not None:
             parents.update(re.findall(r"['\"](\w+)['\"]", down.group(1)))
     return frozenset(revisions - parents)
-
-

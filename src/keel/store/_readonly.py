@@ -4,6 +4,8 @@ A short-lived command that only reads (``keel plan`` in a CI job) pays more for 
 SQLAlchemy and the table declarations than for its work: about 0.3-0.5 s of a 1 s start on a
 2-core machine. ``ReadOnlyStore`` opens the same database with ``sqlite3`` or ``psycopg`` and
 answers the few queries such a command needs in plain SQL, all in one read-only transaction.
+It changes no data; like any SQLite reader, opening a WAL-mode store may create its ``-wal``
+and ``-shm`` files, and the last connection to close checkpoints a WAL a crashed writer left.
 
 It opens only a store whose schema holds every head revision, so that its SQL matches the
 tables. For anything else (another backend, a missing or outdated store, a driver error)
@@ -47,12 +49,28 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
+def _sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL, or None when SQLAlchemy might read the URL otherwise."""
+    path = url.split(":///", 1)[1]
+    if not path or path == ":memory:" or "%" in path or "?" in path:
+        return None  # percent-escapes and query options: SQLAlchemy's parsing, not ours
+    return path
+
+
 def _postgres_conninfo(url: str) -> str | None:
-    """A libpq URI for a SQLAlchemy PostgreSQL URL, or None for another backend."""
+    """A libpq URI meaning what SQLAlchemy makes of ``url``, or None when it might not."""
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return None
+            rest = url[len(prefix) :]
+            break
+    else:
+        return None
+    query = rest.partition("?")[2]
+    if query:
+        keys = [item.partition("=")[0] for item in query.split("&")]
+        if "+" in query or len(keys) != len(set(keys)):
+            return None  # SQLAlchemy decodes '+' and joins repeated hosts; libpq does neither
+    return "postgresql://" + rest
 
 
 class ReadOnlyStore:
@@ -82,8 +100,8 @@ class ReadOnlyStore:
     @classmethod
     def _connect(cls, url: str, busy_timeout: float) -> ReadOnlyStore | None:
         if url.startswith("sqlite:///"):
-            path = url.split(":///", 1)[1]
-            if not path or path == ":memory:" or not Path(path).is_file():
+            path = _sqlite_path(url)
+            if path is None or not Path(path).is_file():
                 return None
             try:
                 # mode=rw never creates the file; BEGIN holds one snapshot for every query.
@@ -94,9 +112,13 @@ class ReadOnlyStore:
                     isolation_level=None,
                     check_same_thread=False,
                 )
+            except sqlite3.Error:
+                return None
+            try:
                 conn.execute("PRAGMA query_only=ON")
                 conn.execute("BEGIN")
             except sqlite3.Error:
+                conn.close()
                 return None
             return cls(conn, paramstyle="qmark", errors=(sqlite3.Error,))
         conninfo = _postgres_conninfo(url)
@@ -106,11 +128,19 @@ class ReadOnlyStore:
             import psycopg
         except ImportError:
             return None
+        # Without a connect_timeout of its own, an unreachable server is given up on after
+        # 10 s (the full path then tries, and reports it).
+        if "connect_timeout=" not in conninfo:
+            conninfo += ("&" if "?" in conninfo else "?") + "connect_timeout=10"
         try:
-            server = psycopg.connect(conninfo, connect_timeout=max(1, int(busy_timeout)))
+            server = psycopg.connect(conninfo)
+        except (psycopg.Error, ValueError):
+            return None
+        try:
             server.read_only = True
             server.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # one snapshot
-        except (psycopg.Error, ValueError):
+        except psycopg.Error:
+            server.close()
             return None
         return cls(server, paramstyle="format", errors=(psycopg.Error,))
 

@@ -11,7 +11,7 @@ from keel.settings import Settings, load_settings
 if TYPE_CHECKING:
     from keel.workspace._workspace import Workspace
 
-__all__ = ["connect", "local_principal", "master_key_present", "open_components"]
+__all__ = ["connect", "load_master_key", "local_principal", "open_components"]
 
 
 def local_principal() -> str:
@@ -29,14 +29,8 @@ def is_remote_url(target: object) -> bool:
     return isinstance(target, str) and target.startswith(("http://", "https://"))
 
 
-def master_key_present(settings: Settings) -> bool:
-    """Whether the master key ``connect`` would load is there (it raises when it is not)."""
-    if settings.key_provider == "env":
-        return settings.master_key is not None
-    return settings.resolved_master_key_file.exists()
-
-
-def _master_key(settings: Settings, *, create: bool) -> Any:
+def load_master_key(settings: Settings, *, create: bool) -> Any:
+    """The master key provider the settings name; with ``create``, a new key file if missing."""
     from keel.blobs import EnvMasterKey, LocalKeyFile
 
     if settings.key_provider == "env":
@@ -98,7 +92,7 @@ def open_components(settings: Settings, *, create: bool = True) -> dict[str, Any
     had_schema = bool(current_revisions(engine))
     ensure_schema(engine, create_if_empty=fresh_local)
     is_new = not had_schema or _is_empty(engine)
-    master = _master_key(settings, create=create and is_new)
+    master = load_master_key(settings, create=create and is_new)
     blob_url = settings.resolved_blob_url
     keyring = Keyring(master, url=blob_url)
     return {

@@ -6,8 +6,10 @@ the ORM, the table declarations and the services costs several times that work, 
 first tries this path: the same reads in plain SQL (``keel.store._readonly``), the same
 ``observe`` and ``make_plan``. It answers only when the local principal may read everything
 the plan reads; otherwise, and whenever the store cannot be read this way (another backend, a
-missing or outdated store or master key), it returns None and the caller runs the full path,
-which reports errors and audits denials. tests/cicd/test_read_only_plan.py checks that both
+missing or outdated store), and whenever ``connect`` would refuse the settings or write
+something first (a bad or missing master key, a signing key others can read or that does not
+exist yet, a signing key from a secret provider), it returns None and the caller runs the full
+path, which reports errors and audits denials. tests/cicd/test_read_only_plan.py checks that both
 paths give the same plan.
 """
 
@@ -17,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from keel.cicd._drift import observe
 from keel.cicd._plan import Plan, make_plan
-from keel.errors import NotFoundError
+from keel.errors import KeelError, NotFoundError
 from keel.governance._permissions import Permission, allows
+from keel.governance._signing_key import read_signing_key_file, signing_key_path
 from keel.store._readonly import ReadOnlyStore, ReadOnlyStoreError, TriggerRecord
-from keel.workspace._connect import local_principal, master_key_present
+from keel.workspace._connect import load_master_key, local_principal
 
 if TYPE_CHECKING:
     from keel.cicd._project import ProjectFile
@@ -94,7 +97,7 @@ def read_only_plan(
 ) -> Plan | None:
     """The plan of ``project`` for ``principal`` (default: the OS user, as ``connect``), or
     None: then take the full path."""
-    if not master_key_present(settings):
+    if not _keys_accepted(settings):
         return None
     store = ReadOnlyStore.open(settings.resolved_db_url, busy_timeout=settings.busy_timeout)
     if store is None:
@@ -104,6 +107,18 @@ def read_only_plan(
             return _plan(store, settings.project, project, principal or local_principal())
         except ReadOnlyStoreError:
             return None
+
+
+def _keys_accepted(settings: Settings) -> bool:
+    """Whether ``connect`` would load the master and signing keys as they are, writing nothing."""
+    if settings.signing_key:  # a secret:// reference: resolved (and checked) by the full path
+        return False
+    try:
+        load_master_key(settings, create=False)  # connect's own check (env: decoded here)
+        read_signing_key_file(signing_key_path(settings))  # missing: connect would create it
+    except KeelError:
+        return False
+    return True
 
 
 def _plan(
