@@ -251,18 +251,27 @@ class CsvSource:
         """The rows of ``data``, its rejects, and whether each of its lines is one row."""
         import polars as pl
 
+        # Without a quote in the piece (memchr-fast), Polars splits fields without tracking
+        # quotes (about 4% less CPU); the rows are the same.
+        quoted = b'"' in data
         try:  # the lazy reader parses about 1.5x faster than read_csv on the same bytes
             frame = pl.scan_csv(
-                data, has_header=False, schema=schema, separator=delimiter, quote_char='"'
+                data,
+                has_header=False,
+                schema=schema,
+                separator=delimiter,
+                quote_char='"' if quoted else None,
             ).collect()
         except pl.exceptions.PolarsError:
             return (*_parse_slowly(data, schema, delimiter, first_line), False)
         if frame.height and schema:
             last = next(reversed(schema))
             short = frame.get_column(last).is_null()
-            if short.any() and not _short_rows_are_fine(data, short, delimiter, len(schema)):
+            if short.any() and (
+                quoted or not _short_rows_are_fine(data, short, delimiter, len(schema))
+            ):
                 return (*_parse_slowly(data, schema, delimiter, first_line), False)
-        return frame, [], b'"' not in data  # (memchr-fast)
+        return frame, [], not quoted
 
 
 def _temporal(column: pl.Series) -> pl.Series:

@@ -11,7 +11,9 @@ import contextlib
 import hashlib
 import io
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from queue import Empty, Full, Queue
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -42,6 +44,12 @@ _QUEUED = 2
 _STREAM_BUFFERS = 32
 #: Streamed bytes per published batch (one journal transaction, one fsync pass).
 _PUBLISH_BYTES = 64 * 1024 * 1024
+#: Parts encoded at once, each on a thread of its own (pyarrow, Polars and hashlib release
+#: the GIL): while one part is encoded the caller goes on to read the next batch, and when
+#: the reading is over (the end of an ingest) the last two parts use both cores. Parts of
+#: fewer rows are encoded by the caller, as they come (a thread would not pay for itself).
+_ENCODING = 2
+_CONCURRENT_ROWS = 50_000
 
 
 class _Stream:
@@ -69,7 +77,7 @@ class _Publish:
 
 
 _PUBLISH = _Publish()
-_Message = list[tuple[str, bytes]] | _Chunk | _Publish | None
+_Message = list[tuple[str, bytes | memoryview]] | _Chunk | _Publish | None
 
 
 class Ingest:
@@ -109,9 +117,12 @@ class Ingest:
         self._blobs = blobs
         self._ctx = ctx
         self._known = known or {}
-        self._buffer: list[tuple[str, bytes]] = []
+        self._buffer: list[tuple[str, bytes | memoryview]] = []
         self._buffered = 0
-        self.parts: list[Part] = []
+        self._parts: list[Part] = []
+        # parts being encoded, in order; only the caller's thread touches these two
+        self._encoding: deque[Future[tuple[bytes | memoryview, Part]]] = deque()
+        self._encoder: ThreadPoolExecutor | None = None
         self.file_digests: list[str] = []
         self.rejects: list[Reject] = []
         self.rejected = 0
@@ -434,7 +445,7 @@ class Ingest:
             with contextlib.suppress(BaseException):
                 batch.__exit__(type(exc), exc, exc.__traceback__)
 
-    def _store(self, batch: list[tuple[str, bytes]]) -> None:
+    def _store(self, batch: list[tuple[str, bytes | memoryview]]) -> None:
         """Journal the batch's digests (one transaction), then seal and write the new ones."""
         with self._db.write() as session:
             DatasetRepository(session, self._ctx.project_id).add_pending(
@@ -460,7 +471,13 @@ class Ingest:
             raise error
 
     def flush(self) -> None:
-        """Store everything handed over so far; raise what the writer raised, if anything."""
+        """Store everything handed over so far; raise what the writer (or an encoding) raised."""
+        try:
+            self._collect(wait=True)
+        except BaseException:
+            self._stop_encoding()
+            raise
+        self._stop_encoding()
         with self._lock:
             self._submit()
             self._stop()
@@ -468,34 +485,77 @@ class Ingest:
 
     def close(self) -> None:
         """Stop the writer (after what it holds); a failed ingest calls this and moves on."""
+        self._stop_encoding()
         with self._lock:
             self._buffer, self._buffered = [], 0
             self._stop()
             self._error = None
 
+    @property
+    def parts(self) -> list[Part]:
+        """The parts so far, in order (waits for those being encoded)."""
+        self._collect(wait=True)
+        return self._parts
+
     def add_frame(self, frame: pl.DataFrame, *, part_rows: int) -> None:
-        """Encode ``frame`` into parts of at most ``part_rows`` rows and store them."""
+        """Encode ``frame`` into parts of at most ``part_rows`` rows and store them.
+
+        Parts of ``_CONCURRENT_ROWS`` rows or more are encoded on threads, up to
+        ``_ENCODING`` at once, and this returns while the last of them may still be being
+        encoded: :attr:`parts` and :meth:`flush` wait for them, and an encoding error is
+        raised by a later call.
+        """
         if frame.height == 0:
             if not self.parts and frame.width:
                 self.add_empty(frame)
             return
         for offset in range(0, frame.height, part_rows):
-            data, part = encode_part(frame.slice(offset, part_rows))
-            with self._lock:
-                self._buffer.append((part.digest, data))
-                self._buffered += len(data)
-                self.parts.append(part)
-                if self._buffered >= _FLUSH_BYTES:
-                    self._submit()
+            # The slice is a frame object of the encoder's own: the caller never touches it
+            # again (two threads on one Polars frame can deadlock, see ``encode_part``).
+            piece = frame.slice(offset, part_rows)
+            if piece.height < _CONCURRENT_ROWS:
+                self._collect(wait=True)
+                self._add(*encode_part(piece))
+                continue
+            while len(self._encoding) >= _ENCODING:
+                self._collect(wait=True, one=True)
+            if self._encoder is None:
+                self._encoder = ThreadPoolExecutor(
+                    _ENCODING, thread_name_prefix="keel-part-encoder"
+                )
+            self._encoding.append(self._encoder.submit(encode_part, piece))
+            self._collect(wait=False)
         self._submit()  # a batch's parts go to the writer now, while the next is read
 
-    def add_empty(self, frame: pl.DataFrame) -> None:
-        """Store a zero-row part, so a version of no rows still knows its column types."""
-        data, part = encode_part(frame)
+    def _collect(self, *, wait: bool, one: bool = False) -> None:
+        """Hand the encoded parts to the writer, in order: the finished ones at the front (or
+        all of them, or the first one, waiting as needed). Raises what an encoding raised."""
+        while self._encoding and (wait or self._encoding[0].done()):
+            self._add(*self._encoding.popleft().result())
+            if one:
+                return
+
+    def _add(self, data: bytes | memoryview, part: Part) -> None:
         with self._lock:
             self._buffer.append((part.digest, data))
             self._buffered += len(data)
-            self.parts.append(part)
+            self._parts.append(part)
+            if self._buffered >= _FLUSH_BYTES:
+                self._submit()
+
+    def _stop_encoding(self) -> None:
+        """Wait for the parts being encoded (dropping them and their errors), end the pool."""
+        pending, self._encoding = self._encoding, deque()
+        for future in pending:
+            future.cancel()
+        encoder, self._encoder = self._encoder, None
+        if encoder is not None:
+            encoder.shutdown(wait=True, cancel_futures=True)
+
+    def add_empty(self, frame: pl.DataFrame) -> None:
+        """Store a zero-row part, so a version of no rows still knows its column types."""
+        self._collect(wait=True)
+        self._add(*encode_part(frame))
 
     def add_rejects(self, rejects: tuple[Reject, ...]) -> None:
         self.rejected += len(rejects)
@@ -565,6 +625,7 @@ def prefetch(items: Iterator[T], *, depth: int = 1) -> Iterator[T]:
 
     thread = threading.Thread(target=produce, name="keel-ingest-reader", daemon=True)
     thread.start()
+    _import_encoder()  # meanwhile: the consumer's first part would wait for it
     try:
         while True:
             kind, value = queue.get()
@@ -580,6 +641,12 @@ def prefetch(items: Iterator[T], *, depth: int = 1) -> Iterator[T]:
                 queue.get_nowait()
             except Empty:
                 thread.join(0.05)
+
+
+def _import_encoder() -> None:
+    """Import pyarrow's Parquet writer (about 0.1 s), which encoding a part needs."""
+    with contextlib.suppress(ImportError):
+        import pyarrow.parquet  # type: ignore[import-untyped]  # noqa: F401
 
 
 def progress_callback(report: Callable[[int], None] | None) -> Callable[[int], None]:

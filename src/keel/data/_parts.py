@@ -102,11 +102,14 @@ def frame_stats(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
     exprs: list[pl.Expr] = []
     numeric: list[str] = []
     ordered: list[str] = []
+    casts: list[pl.Expr] = []
     for name, dtype in frame.schema.items():
         exprs.append(pl.col(name).null_count().alias(f"{name}\x00nulls"))
         if dtype.is_numeric() and dtype != pl.Boolean:
             numeric.append(name)
-            column = pl.col(name).cast(pl.Float64)
+            # cast once (up front), not once for the sum and twice for the squares
+            casts.append(pl.col(name).cast(pl.Float64).alias(f"{name}\x00float"))
+            column = pl.col(f"{name}\x00float")
             exprs += [
                 column.sum().alias(f"{name}\x00sum"),
                 (column * column).sum().alias(f"{name}\x00sumsq"),
@@ -117,7 +120,8 @@ def frame_stats(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
                 pl.col(name).min().alias(f"{name}\x00min"),
                 pl.col(name).max().alias(f"{name}\x00max"),
             ]
-    row = frame.select(exprs).row(0, named=True)
+    source = frame.hstack(frame.select(casts)) if casts else frame
+    row = source.select(exprs).row(0, named=True)
     stats: dict[str, dict[str, Any]] = {}
     for name in frame.columns:
         entry: dict[str, Any] = {"count": frame.height, "nulls": int(row[f"{name}\x00nulls"])}
@@ -197,8 +201,9 @@ def _encodings(schema: Any) -> tuple[dict[str, str], list[str]]:
     return encodings, dictionary
 
 
-def encode_part(frame: pl.DataFrame) -> tuple[bytes, Part]:
-    """Write ``frame`` as a zstd Parquet part; return its bytes and its manifest entry.
+def encode_part(frame: pl.DataFrame) -> tuple[bytes | memoryview, Part]:
+    """Write ``frame`` as a zstd Parquet part; return its bytes (a read-only view of the
+    buffer they were written into, not copied) and its manifest entry.
 
     The same frame, in the same chunk layout, always gives the same bytes (parts are
     content-addressed: an append reuses its parent's parts); the same rows chunked otherwise
@@ -231,7 +236,7 @@ def encode_part(frame: pl.DataFrame) -> tuple[bytes, Part]:
     return _part(data, outcome["stats"], frame.height)
 
 
-def _encode(frame: pl.DataFrame) -> bytes:
+def _encode(frame: pl.DataFrame) -> bytes | memoryview:
     import pyarrow as pa
 
     try:
@@ -274,15 +279,66 @@ def _shared(frame: pl.DataFrame, recorded: Any) -> Any:
     return table
 
 
-def _write(table: Any, recorded: Any) -> bytes:
+def _write(table: Any, recorded: Any) -> bytes | memoryview:
     """Parquet bytes of ``table``, recording ``recorded`` as the Arrow schema readers restore
     (what pyarrow records itself, so a table of views and one of copies give the same bytes).
+
+    The bytes of a large table are written into one buffer sized from the table (no copy as
+    it grows, none into a Python ``bytes``) and returned as a view of it; a small table, one
+    whose encoded size cannot be bounded from its buffers (dictionaries, nested types), or
+    one that overflows the bound, is written to a growing buffer (small parts encoded on
+    several threads would each hold a mostly unused bound).
     """
     import pyarrow as pa
+
+    capacity = _capacity(table) if table.num_rows >= _PARALLEL_ROWS else None
+    if capacity is not None:
+        buffer = pa.allocate_buffer(capacity)
+        sink = pa.FixedSizeBufferWriter(buffer)
+        try:
+            _write_to(sink, table, recorded)
+        except OSError:  # "Write out of bounds": the bound was too small after all
+            pass
+        else:
+            return memoryview(buffer.slice(0, sink.tell())).cast("B")
+    growing = pa.BufferOutputStream()
+    _write_to(growing, table, recorded)
+    return memoryview(growing.getvalue()).cast("B")
+
+
+def _capacity(table: Any) -> int | None:
+    """An upper bound of the Parquet size of ``table`` (flat columns), or None.
+
+    Plain values take no more room than in memory (a string's 4-byte length against its
+    offset or 16-byte view), deltas at most 8 bytes a value plus block headers, definition
+    levels at most a bit a value; a quarter more, and 1 MiB for pages, footer and metadata.
+    """
+    import pyarrow as pa
+
+    for field in table.schema:
+        kind = field.type
+        if not (
+            pa.types.is_integer(kind)
+            or pa.types.is_floating(kind)
+            or pa.types.is_boolean(kind)
+            or pa.types.is_temporal(kind)
+            or pa.types.is_string(kind)
+            or pa.types.is_large_string(kind)
+            or pa.types.is_string_view(kind)
+            or pa.types.is_binary(kind)
+            or pa.types.is_large_binary(kind)
+            or pa.types.is_binary_view(kind)
+        ):
+            return None
+    size = int(table.nbytes)
+    levels = int(table.num_rows) * int(table.num_columns) // 4
+    return size + size // 4 + levels + (1 << 20)
+
+
+def _write_to(sink: Any, table: Any, recorded: Any) -> None:
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     encodings, dictionary = _encodings(recorded)
-    sink = pa.BufferOutputStream()
     with pq.ParquetWriter(
         sink,
         table.schema,
@@ -297,11 +353,11 @@ def _write(table: Any, recorded: Any) -> bytes:
         writer.write_table(table, row_group_size=_ROW_GROUP_ROWS)
         schema = base64.b64encode(recorded.serialize().to_pybytes())
         writer.add_key_value_metadata({b"ARROW:schema": schema})
-    data: bytes = sink.getvalue().to_pybytes()
-    return data
 
 
-def _part(data: bytes, stats: dict[str, dict[str, Any]], rows: int) -> tuple[bytes, Part]:
+def _part(
+    data: bytes | memoryview, stats: dict[str, dict[str, Any]], rows: int
+) -> tuple[bytes | memoryview, Part]:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     return data, Part(digest=digest, rows=rows, size=len(data), stats=stats)
 
