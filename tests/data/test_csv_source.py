@@ -79,6 +79,20 @@ def test_malformed_rows_become_rejects_with_line_numbers_and_reasons(tmp_path: P
     assert rejects[2].reason == "4 fields where the header has 3"
 
 
+def test_a_piece_whose_every_row_is_rejected_gives_rejects_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("a,b,c\n1,2\n", encoding="utf-8")  # the only row is short
+    frame, rejects = read(CsvSource(str(path)))
+    assert frame.height == 0 and frame.columns == ["a", "b", "c"]
+    assert [(r.line, r.reason) for r in rejects] == [(2, "2 fields where the header has 3")]
+    # a truncated last line that forms a chunk of its own
+    rows = "".join(f"{i},{i * 2},x{i}\n" for i in range(200))
+    path.write_text("a,b,c\n" + rows + "200,400", encoding="utf-8")
+    frame, rejects = read(CsvSource(str(path), chunk_bytes=256))
+    assert frame["a"].to_list() == list(range(200))
+    assert [r.line for r in rejects] == [202]
+
+
 def test_small_chunks_keep_quoted_newlines_and_line_numbers(tmp_path: Path) -> None:
     rows = [f'{i},"text {i}\nsecond line"' for i in range(300)] + ["300,x,extra"]
     path = tmp_path / "a.csv"

@@ -441,7 +441,7 @@ def _parse_slowly(
     names = list(schema)
     strings = pl.DataFrame(good, schema=dict.fromkeys(names, pl.String), orient="row")
     columns: dict[str, pl.Series] = {}
-    bad = pl.Series([False] * strings.height)
+    bad = pl.Series([False] * strings.height, dtype=pl.Boolean)  # typed when empty
     reasons: list[str | None] = [None] * strings.height
     for name, dtype in schema.items():
         original = strings.get_column(name)

@@ -602,8 +602,10 @@ def prefetch(items: Iterator[T], *, depth: int = 1) -> Iterator[T]:
     """Produce ``items`` in a background thread, ``depth`` ahead of the consumer.
 
     Parsing the next batch (Polars, no GIL) overlaps encoding, hashing, encrypting and writing
-    the current one. Memory stays bounded by ``depth + 2`` batches; an error in the producer is
-    raised in the consumer; closing the consumer stops the producer.
+    the current one. Memory stays bounded by ``depth + 3`` batches (``depth`` queued, one being
+    parsed, one being consumed, and the one whose last parts are still being encoded, see
+    ``Ingest.add_frame``); an error in the producer is raised in the consumer; closing the
+    consumer stops the producer.
     """
     queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
     stop = threading.Event()
@@ -625,8 +627,8 @@ def prefetch(items: Iterator[T], *, depth: int = 1) -> Iterator[T]:
 
     thread = threading.Thread(target=produce, name="keel-ingest-reader", daemon=True)
     thread.start()
-    _import_encoder()  # meanwhile: the consumer's first part would wait for it
     try:
+        _import_encoder()  # meanwhile: the consumer's first part would wait for it
         while True:
             kind, value = queue.get()
             if kind == "end":

@@ -283,56 +283,14 @@ def _write(table: Any, recorded: Any) -> bytes | memoryview:
     """Parquet bytes of ``table``, recording ``recorded`` as the Arrow schema readers restore
     (what pyarrow records itself, so a table of views and one of copies give the same bytes).
 
-    The bytes of a large table are written into one buffer sized from the table (no copy as
-    it grows, none into a Python ``bytes``) and returned as a view of it; a small table, one
-    whose encoded size cannot be bounded from its buffers (dictionaries, nested types), or
-    one that overflows the bound, is written to a growing buffer (small parts encoded on
-    several threads would each hold a mostly unused bound).
+    The bytes are handed on as a read-only view of pyarrow's buffer (no copy into a Python
+    ``bytes``); the view keeps the buffer alive until the part is written.
     """
     import pyarrow as pa
 
-    capacity = _capacity(table) if table.num_rows >= _PARALLEL_ROWS else None
-    if capacity is not None:
-        buffer = pa.allocate_buffer(capacity)
-        sink = pa.FixedSizeBufferWriter(buffer)
-        try:
-            _write_to(sink, table, recorded)
-        except OSError:  # "Write out of bounds": the bound was too small after all
-            pass
-        else:
-            return memoryview(buffer.slice(0, sink.tell())).cast("B")
-    growing = pa.BufferOutputStream()
-    _write_to(growing, table, recorded)
-    return memoryview(growing.getvalue()).cast("B")
-
-
-def _capacity(table: Any) -> int | None:
-    """An upper bound of the Parquet size of ``table`` (flat columns), or None.
-
-    Plain values take no more room than in memory (a string's 4-byte length against its
-    offset or 16-byte view), deltas at most 8 bytes a value plus block headers, definition
-    levels at most a bit a value; a quarter more, and 1 MiB for pages, footer and metadata.
-    """
-    import pyarrow as pa
-
-    for field in table.schema:
-        kind = field.type
-        if not (
-            pa.types.is_integer(kind)
-            or pa.types.is_floating(kind)
-            or pa.types.is_boolean(kind)
-            or pa.types.is_temporal(kind)
-            or pa.types.is_string(kind)
-            or pa.types.is_large_string(kind)
-            or pa.types.is_string_view(kind)
-            or pa.types.is_binary(kind)
-            or pa.types.is_large_binary(kind)
-            or pa.types.is_binary_view(kind)
-        ):
-            return None
-    size = int(table.nbytes)
-    levels = int(table.num_rows) * int(table.num_columns) // 4
-    return size + size // 4 + levels + (1 << 20)
+    sink = pa.BufferOutputStream()
+    _write_to(sink, table, recorded)
+    return memoryview(sink.getvalue()).cast("B")
 
 
 def _write_to(sink: Any, table: Any, recorded: Any) -> None:
