@@ -13,8 +13,9 @@ is generated in a temporary folder, then, after the page cache holds it, each re
   time, then the folder): what writing the same bytes costs on this disk, before hashing and
   encrypting.
 - **first version**: ``ws.datasets.ingest(name, folder)`` into a fresh local store — walk,
-  read, hash, media type and metadata, journal, encrypt (AES-256-GCM) and write every blob, the
-  manifest part, and the version's commit.
+  read and hash (files of up to 4 MiB on two threads at once), media type and metadata,
+  journal, encrypt (AES-256-GCM) and write every blob, the manifest part, and the version's
+  commit.
 - **unchanged re-version**: the same call again; files whose size and modification time match
   the previous manifest are not read, so the result is the same version.
 

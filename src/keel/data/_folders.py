@@ -18,12 +18,18 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast, runtime_checkable
 
 from keel.data._sources import BlobSink, SourceBatch
 from keel.errors import ConflictError, InvalidInputError, NotFoundError
+
+if TYPE_CHECKING:
+    from keel.data._ingest import PreparedStream
 
 __all__ = [
     "MANIFEST_SCHEMA",
@@ -69,6 +75,67 @@ class StreamingSink(Protocol):
     def put_stream(self, handle: BinaryIO | io.RawIOBase) -> tuple[str, int]:
         """Store the rest of ``handle``; return ``(digest, size)``."""
         ...
+
+
+@runtime_checkable
+class ReadAheadSink(StreamingSink, Protocol):
+    """A streaming sink that can also take small files read and hashed ahead, on several
+    threads at once, and stored in order (``Ingest`` is one)."""
+
+    def prepare_stream(self, handle: io.RawIOBase, *, max_chunks: int) -> PreparedStream | None:
+        """Read and hash the rest of ``handle`` if it has at most ``max_chunks`` chunks."""
+        ...
+
+    def send_prepared(self, prepared: PreparedStream) -> tuple[str, int]:
+        """Store a prepared file; return ``(digest, size)``."""
+        ...
+
+    def discard_prepared(self, prepared: PreparedStream) -> None:
+        """Drop a prepared file without storing it."""
+        ...
+
+    @property
+    def chunk_size(self) -> int:
+        """The bytes of one chunk (files of up to a few chunks are read ahead)."""
+        ...
+
+
+#: Lanes reading and hashing files ahead of the consumer (one SHA-256 is sequential: a folder
+#: of many files is hashed on every core this way), the files they may hold read at once, and
+#: the largest file read ahead, in blob chunks (larger ones are streamed in order).
+_LANES = 2
+_AHEAD_FILES = 4
+_AHEAD_CHUNKS = 4
+
+
+@dataclass(slots=True)
+class _ReadAhead:
+    """What a lane made of one file: its row so far, and its prepared bytes (or None: the
+    consumer reads the file itself)."""
+
+    row: dict[str, Any]
+    entry: Path
+    info: os.stat_result
+    prepared: PreparedStream | None
+
+
+@dataclass(slots=True)
+class _InOrder:
+    """A file the consumer reads itself, in its turn (too large to be read ahead)."""
+
+    rel: str
+    entry: Path
+    info: os.stat_result
+
+
+def _discard(sink: ReadAheadSink, waiting: object) -> None:
+    """Give back the buffers of a file read ahead and never stored (after the lanes ended)."""
+    if not isinstance(waiting, Future) or waiting.cancelled() or waiting.exception() is not None:
+        return
+    done = waiting.result()
+    if done.prepared is not None:
+        prepared, done.prepared = done.prepared, None
+        sink.discard_prepared(prepared)
 
 
 def _changed(rel: str, why: str) -> ConflictError:
@@ -218,41 +285,114 @@ class FolderSource:
         schema = {name: parse_dtype(dtype) for name, dtype in MANIFEST_SCHEMA.items()}
         rows: list[dict[str, Any]] = []
         size = 0
-        streaming = isinstance(sink, StreamingSink)
-        for rel, entry in self._files():
-            info = entry.stat()
-            if info.st_size > self._max_file_bytes:
-                raise InvalidInputError(
-                    f"{rel!r} is {info.st_size} bytes, over the limit of {self._max_file_bytes}.",
-                    path=rel,
-                )
-            known = sink.known(rel, info.st_size, info.st_mtime_ns)
-            if known is not None:
-                rows.append(known)
-            else:
-                row = dict.fromkeys(MANIFEST_SCHEMA)
-                with open(entry, "rb", buffering=0) as handle:
-                    media = media_type(rel, handle.read(_HEAD_BYTES))
-                    handle.seek(0)
-                    limit = self._max_file_bytes
-                    if streaming and not needs_content(media):
-                        # read through reused buffers: no copy of the file in memory
-                        capped = _Capped(handle, limit, rel)
-                        digest, length = cast(StreamingSink, sink).put_stream(capped)
-                        _check_unchanged(rel, info, os.fstat(handle.fileno()), length)
-                        row["media_type"] = media
-                    else:
-                        data = _read_at_most(handle, info.st_size, limit, rel)
-                        _check_unchanged(rel, info, os.fstat(handle.fileno()), len(data))
-                        row.update(describe_file(rel, data))
-                        digest, length = sink.put(data), len(data)
-                size += length
-                row.update(path=rel, size=length, digest=digest, mtime_ns=info.st_mtime_ns)
+        # Files wait here in path order: a row (known already), or the file being read ahead.
+        ahead: deque[dict[str, Any] | _InOrder | Future[_ReadAhead]] = deque()
+        lanes = (
+            ThreadPoolExecutor(_LANES, thread_name_prefix="keel-folder-lane")
+            if isinstance(sink, ReadAheadSink)
+            else None
+        )
+        try:
+            for rel, entry in self._files():
+                info = entry.stat()
+                if info.st_size > self._max_file_bytes:
+                    raise InvalidInputError(
+                        f"{rel!r} is {info.st_size} bytes, over the limit of "
+                        f"{self._max_file_bytes}.",
+                        path=rel,
+                    )
+                known = sink.known(rel, info.st_size, info.st_mtime_ns)
+                if known is not None:
+                    ahead.append(known)
+                elif lanes is not None and (
+                    info.st_size <= _AHEAD_CHUNKS * cast(ReadAheadSink, sink).chunk_size
+                ):
+                    reader = cast(ReadAheadSink, sink)
+                    ahead.append(lanes.submit(self._read_ahead, reader, rel, entry, info))
+                else:
+                    ahead.append(_InOrder(rel, entry, info))
+                while len(ahead) > _AHEAD_FILES or (ahead and not isinstance(ahead[0], Future)):
+                    row, length = self._finish(sink, ahead.popleft())
+                    rows.append(row)
+                    size += length
+                    if len(rows) >= self._batch_files:
+                        yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)
+                        rows, size = [], 0
+            while ahead:
+                row, length = self._finish(sink, ahead.popleft())
                 rows.append(row)
-            if len(rows) >= self._batch_files:
-                yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)
-                rows, size = [], 0
+                size += length
+                if len(rows) >= self._batch_files:
+                    yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)
+                    rows, size = [], 0
+        finally:
+            if lanes is not None:
+                lanes.shutdown(wait=True, cancel_futures=True)
+                for waiting in ahead:  # a failure or a closed consumer: give buffers back
+                    _discard(cast(ReadAheadSink, sink), waiting)
         yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)
+
+    def _finish(
+        self, sink: BlobSink, waiting: dict[str, Any] | _InOrder | Future[_ReadAhead]
+    ) -> tuple[dict[str, Any], int]:
+        """The manifest row of the next file in path order, and its bytes read."""
+        if isinstance(waiting, Future):
+            done = waiting.result()
+            if done.prepared is not None:
+                prepared, done.prepared = done.prepared, None
+                digest, length = cast(ReadAheadSink, sink).send_prepared(prepared)
+                row = {**done.row, "digest": digest}
+                return row, length
+            return self._read_in_order(sink, done.row["path"], done.entry, done.info)
+        if isinstance(waiting, _InOrder):
+            return self._read_in_order(sink, waiting.rel, waiting.entry, waiting.info)
+        return waiting, 0  # known from the previous version: not read again
+
+    def _read_ahead(
+        self, sink: ReadAheadSink, rel: str, entry: Path, info: os.stat_result
+    ) -> _ReadAhead:
+        """Read and hash a small file on a lane; a file that must be read otherwise (its
+        content described) is left to the consumer, in order."""
+        with open(entry, "rb", buffering=0) as handle:
+            media = media_type(rel, handle.read(_HEAD_BYTES))
+            if needs_content(media):
+                return _ReadAhead({"path": rel}, entry, info, None)
+            handle.seek(0)
+            capped = _Capped(handle, self._max_file_bytes, rel)
+            prepared = sink.prepare_stream(capped, max_chunks=_AHEAD_CHUNKS)
+            if prepared is None:
+                raise _changed(rel, "it grew while it was read")
+            try:
+                _check_unchanged(rel, info, os.fstat(handle.fileno()), prepared.size)
+            except BaseException:
+                sink.discard_prepared(prepared)
+                raise
+        row = dict.fromkeys(MANIFEST_SCHEMA)
+        row.update(path=rel, size=prepared.size, media_type=media, mtime_ns=info.st_mtime_ns)
+        return _ReadAhead(row, entry, info, prepared)
+
+    def _read_in_order(
+        self, sink: BlobSink, rel: str, entry: Path, info: os.stat_result
+    ) -> tuple[dict[str, Any], int]:
+        """Read and store one file on the consumer's thread (streamed, or whole to describe)."""
+        row = dict.fromkeys(MANIFEST_SCHEMA)
+        with open(entry, "rb", buffering=0) as handle:
+            media = media_type(rel, handle.read(_HEAD_BYTES))
+            handle.seek(0)
+            limit = self._max_file_bytes
+            if isinstance(sink, StreamingSink) and not needs_content(media):
+                # read through reused buffers: no copy of the file in memory
+                capped = _Capped(handle, limit, rel)
+                digest, length = sink.put_stream(capped)
+                _check_unchanged(rel, info, os.fstat(handle.fileno()), length)
+                row["media_type"] = media
+            else:
+                data = _read_at_most(handle, info.st_size, limit, rel)
+                _check_unchanged(rel, info, os.fstat(handle.fileno()), len(data))
+                row.update(describe_file(rel, data))
+                digest, length = sink.put(data), len(data)
+        row.update(path=rel, size=length, digest=digest, mtime_ns=info.st_mtime_ns)
+        return row, length
 
 
 def _check_unchanged(rel: str, before: os.stat_result, after: os.stat_result, read: int) -> None:

@@ -72,6 +72,16 @@ class _Chunk:
     digest: str | None
 
 
+@dataclass(slots=True)
+class PreparedStream:
+    """A small file read and hashed ahead (``Ingest.prepare_stream``), its bytes in pooled
+    buffers, waiting to be handed to the writer in file order (``Ingest.send_prepared``)."""
+
+    chunks: list[tuple[bytearray, int]]
+    digest: str
+    size: int
+
+
 class _Publish:
     """Tells the writer to journal and publish the streamed blobs written so far."""
 
@@ -92,7 +102,9 @@ class Ingest:
 
     Large files take another road (:meth:`put_stream`): the reader reads them into a pool of
     ``_STREAM_BUFFERS`` reused chunk buffers and hashes each chunk, and the writer encrypts
-    and writes each chunk as it comes (no copy of the file in memory, both cores busy). On a
+    and writes each chunk as it comes (no copy of the file in memory, both cores busy). Small
+    files may also be read and hashed ahead on other threads (:meth:`prepare_stream`) and
+    handed over in order (:meth:`send_prepared`). On a
     local disk such blobs are written to temporary files first; every ``_PUBLISH_BYTES`` the
     writer hands them to a publisher thread, which journals their digests (committed) and only
     then publishes them under their final names, durably (one fsync pass), while the writer
@@ -215,6 +227,10 @@ class Ingest:
                     self._pool.put(unsent)
             raise
         assert digest is not None
+        return self._streamed_file(digest, size)
+
+    def _streamed_file(self, digest: str, size: int) -> tuple[str, int]:
+        """Count a file whose last chunk went to the writer; publish every _PUBLISH_BYTES."""
         with self._lock:
             self.file_digests.append(digest)
             self._streamed += size
@@ -224,6 +240,79 @@ class Ingest:
         if publish:  # not under the lock: a failure raised here stops the writer first
             self._send(_PUBLISH)
         return digest, size
+
+    @property
+    def chunk_size(self) -> int:
+        """The plaintext bytes of one blob chunk (one pooled buffer)."""
+        return self._blobs.chunk_size
+
+    def prepare_stream(self, handle: io.RawIOBase, *, max_chunks: int) -> PreparedStream | None:
+        """Read and hash the rest of a small file into pooled buffers (from any thread).
+
+        Hashing is what bounds a folder's ingest on a CPU without SHA instructions, and one
+        file's SHA-256 is sequential: several files prepared at once use every core. The
+        buffers stay out of the pool until :meth:`send_prepared` (in file order) or
+        :meth:`discard_prepared`; a caller must hold at most a few such files at a time (the
+        pool has ``_STREAM_BUFFERS``). Returns None, holding nothing, when the file has more
+        than ``max_chunks`` chunks: then stream it with :meth:`put_stream`.
+        """
+        readinto = handle.readinto
+        chunk_size = self._blobs.chunk_size
+        hasher = hashlib.sha256()
+        chunks: list[tuple[bytearray, int]] = []
+        try:
+            while True:
+                buffer = self._take_buffer()
+                filled = _fill(readinto, buffer)
+                if filled == 0 and chunks:  # the end, found by a read after a full chunk
+                    self._pool.put(buffer)
+                    break
+                chunks.append((buffer, filled))
+                with memoryview(buffer) as view, view[:filled] as piece:
+                    hasher.update(piece)
+                if filled < chunk_size:
+                    break
+                if len(chunks) > max_chunks:
+                    self._release(chunks)
+                    return None
+        except BaseException:
+            self._release(chunks)
+            raise
+        size = sum(filled for _, filled in chunks)
+        return PreparedStream(chunks, "sha256:" + hasher.hexdigest(), size)
+
+    def send_prepared(self, prepared: PreparedStream) -> tuple[str, int]:
+        """Hand a prepared file to the writer (the caller's files in order); ``(digest, size)``.
+
+        As in :meth:`put_stream`, where the store publishes a blob as soon as it is written
+        the digest is journaled (committed) before the final chunk goes to the writer.
+        """
+        self._start_writer()
+        stream = _Stream()
+        chunks, prepared.chunks = prepared.chunks, []
+        last = len(chunks) - 1
+        for index, (buffer, filled) in enumerate(chunks):
+            final = index == last
+            try:
+                if final and not self._publication_deferred():
+                    self._journal(prepared.digest)
+                self._send(
+                    _Chunk(stream, buffer, filled, final, prepared.digest if final else None)
+                )
+            except BaseException:
+                self._release(chunks[index:])
+                raise
+        return self._streamed_file(prepared.digest, prepared.size)
+
+    def discard_prepared(self, prepared: PreparedStream) -> None:
+        """Give a prepared file's buffers back without storing it."""
+        chunks, prepared.chunks = prepared.chunks, []
+        self._release(chunks)
+
+    def _release(self, chunks: list[tuple[bytearray, int]]) -> None:
+        for buffer, _ in chunks:
+            self._pool.put(buffer)
+        chunks.clear()
 
     def _publication_deferred(self) -> bool:
         """Whether streamed blobs wait unpublished for the publisher (a local disk)."""
