@@ -7,6 +7,7 @@ import hashlib
 import os
 import random
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +102,78 @@ def test_a_lane_failure_stores_nothing_and_ends_the_lanes(
     assert local_ws.datasets.gc(older_than_seconds=0).orphan_blobs
     assert local_ws.datasets.gc(dry_run=True, older_than_seconds=0).orphan_blobs == []
     assert set(local_ws.blobs.iter_digests(scope=local_ws.ctx.project_id)) == set()
+
+
+def test_the_lanes_buffer_budget_fits_the_pool() -> None:
+    from keel.data._ingest import _STREAM_BUFFERS
+
+    # files held ahead (one more while the oldest is stored), each up to its chunks and the
+    # probe read for its end, plus the two the consumer's own streaming takes
+    held = (_folders._AHEAD_FILES + 1) * (_folders._AHEAD_CHUNKS + 1) + 2
+    assert held <= _STREAM_BUFFERS
+
+
+def test_a_lane_sees_a_writer_failure_without_taking_it_from_the_ingest(
+    local_ws: Workspace,
+) -> None:
+    ingest = Ingest(local_ws._governor.db, local_ws.blobs, local_ws.ctx)
+    try:
+        ingest._start_writer()
+        for _ in range(32):  # the pool is empty: a helper must wait, or raise on failure
+            ingest._take_buffer()
+        failure = OSError("disk gone")
+        ingest._fail(failure)
+        with pytest.raises(OSError, match="disk gone") as seen:
+            ingest._take_buffer(helper=True)
+        assert seen.value is failure
+        assert ingest._thread is not None  # a helper does not stop the writer
+        with pytest.raises(OSError, match="disk gone"):
+            ingest._send(None)  # the owner takes the error and stops the writer
+        assert ingest._thread is None
+        for again in (ingest._start_writer, ingest._take_buffer, lambda: ingest._send(None)):
+            with pytest.raises(OSError, match="disk gone"):
+                again()  # raised to every later caller: nothing goes on with no writer
+        assert ingest._thread is None
+    finally:
+        ingest.close()
+
+
+def test_a_writer_failure_while_lanes_wait_for_buffers_ends_the_ingest(
+    local_ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "in"
+    root.mkdir()
+    for index in range(8):
+        (root / f"a{index}.bin").write_bytes(os.urandom(4 * MIB))
+    (root / "b_big.bin").write_bytes(os.urandom(40 * MIB))  # streamed in order
+    for index in range(6):
+        (root / f"c{index}.bin").write_bytes(os.urandom(4 * MIB))
+    written: list[int] = []
+    real_write = Ingest._write_chunk
+
+    def slow_then_failing(self: Ingest, chunk: Any) -> None:
+        written.append(1)
+        time.sleep(0.02)  # the lanes fill the pool and wait for buffers
+        if len(written) == 24:
+            raise OSError("disk gone")
+        real_write(self, chunk)
+
+    monkeypatch.setattr(Ingest, "_write_chunk", slow_then_failing)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            local_ws.datasets.ingest("x", root)
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "the ingest hung after its writer failed"
+    assert isinstance(outcome[0], OSError) and "disk gone" in str(outcome[0])
+    with pytest.raises(NotFoundError):
+        local_ws.datasets.get("x")
+    assert not _lanes()

@@ -148,7 +148,8 @@ class Ingest:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Lock()  # one _stop at a time: one None, one join
         # the first failure of the writer or the publisher, until a producer raises it
-        self._error: BaseException | None = None
+        self._error: BaseException | None = None  # taken by the thread that raises it first
+        self._failure: BaseException | None = None  # kept: raised again to any later caller
         self._error_lock = threading.Lock()
         # sticky: once anything failed, the writer and the publisher write nothing more
         self._failed = False
@@ -262,7 +263,7 @@ class Ingest:
         chunks: list[tuple[bytearray, int]] = []
         try:
             while True:
-                buffer = self._take_buffer()
+                buffer = self._take_buffer(helper=True)
                 filled = _fill(readinto, buffer)
                 if filled == 0 and chunks:  # the end, found by a read after a full chunk
                     self._pool.put(buffer)
@@ -344,7 +345,9 @@ class Ingest:
         self._seen.add(digest)
         return True
 
-    def _take_buffer(self) -> bytearray:
+    def _take_buffer(self, *, helper: bool = False) -> bytearray:
+        """A pooled chunk buffer (blocks while all are in use). A ``helper`` thread (a folder
+        lane) raises a failure without stopping the writer: only the ingest's own threads do."""
         try:
             return self._pool.get_nowait()
         except Empty:
@@ -354,7 +357,10 @@ class Ingest:
                 self._pooled += 1
                 return bytearray(self._blobs.chunk_size)
         while True:
-            self._raise_failure()
+            if helper:
+                self._raise_if_failed()
+            else:
+                self._raise_failure()
             try:
                 return self._pool.get(timeout=0.1)
             except Empty:
@@ -386,6 +392,7 @@ class Ingest:
             self._queue.put(batch)
 
     def _start_writer(self) -> None:
+        self._raise_failure()  # a failed ingest never starts a writer again
         with self._lock, self._stopping:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -455,6 +462,7 @@ class Ingest:
         with self._error_lock:
             if not self._failed:
                 self._error = exc
+                self._failure = exc
             self._failed = True
 
     def _handle(self, message: _Message) -> None:
@@ -553,11 +561,25 @@ class Ingest:
                 thread.join()
 
     def _raise_failure(self) -> None:
+        """Once the writer or the publisher failed, raise their error in the calling thread.
+
+        The first caller to see it stops the writer; every later one (another thread of the
+        ingest) raises the same error again rather than go on with a stopped writer.
+        """
+        if not self._failed:
+            return
         with self._error_lock:
             error, self._error = self._error, None
         if error is not None:
             self._stop()
             raise error
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        """Raise the failure, if any, without stopping the writer (for helper threads)."""
+        failure = self._failure
+        if self._failed and failure is not None:
+            raise failure
 
     def flush(self) -> None:
         """Store everything handed over so far; raise what the writer (or an encoding) raised."""
