@@ -10,6 +10,7 @@ private temporary folder whose writes are bounded again as they happen.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import mimetypes
 import os
@@ -19,7 +20,7 @@ import tarfile
 import tempfile
 import zipfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -285,6 +286,17 @@ class FolderSource:
         schema = {name: parse_dtype(dtype) for name, dtype in MANIFEST_SCHEMA.items()}
         rows: list[dict[str, Any]] = []
         size = 0
+        with contextlib.closing(self._stored(sink)) as stored:  # lanes end with the consumer
+            for row, length in stored:
+                rows.append(row)
+                size += length
+                if len(rows) >= self._batch_files:
+                    yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)
+                    rows, size = [], 0
+        yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)
+
+    def _stored(self, sink: BlobSink) -> Generator[tuple[dict[str, Any], int], None, None]:
+        """Each file's manifest row and bytes read, in path order, once it is stored."""
         # Files wait here in path order: a row (known already), or the file being read ahead.
         ahead: deque[dict[str, Any] | _InOrder | Future[_ReadAhead]] = deque()
         lanes = (
@@ -312,25 +324,14 @@ class FolderSource:
                 else:
                     ahead.append(_InOrder(rel, entry, info))
                 while len(ahead) > _AHEAD_FILES or (ahead and not isinstance(ahead[0], Future)):
-                    row, length = self._finish(sink, ahead.popleft())
-                    rows.append(row)
-                    size += length
-                    if len(rows) >= self._batch_files:
-                        yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)
-                        rows, size = [], 0
+                    yield self._finish(sink, ahead.popleft())
             while ahead:
-                row, length = self._finish(sink, ahead.popleft())
-                rows.append(row)
-                size += length
-                if len(rows) >= self._batch_files:
-                    yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)
-                    rows, size = [], 0
+                yield self._finish(sink, ahead.popleft())
         finally:
             if lanes is not None:
                 lanes.shutdown(wait=True, cancel_futures=True)
                 for waiting in ahead:  # a failure or a closed consumer: give buffers back
                     _discard(cast(ReadAheadSink, sink), waiting)
-        yield SourceBatch(pl.DataFrame(rows, schema=schema), bytes_read=size)
 
     def _finish(
         self, sink: BlobSink, waiting: dict[str, Any] | _InOrder | Future[_ReadAhead]
