@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
 
 from keel.data import CsvSource
 from keel.errors import InvalidInputError
-
-
-class NoBlobs:
-    def put(self, data: bytes) -> str:
-        raise AssertionError("a CSV source stores no file bytes")
-
-    def known(self, path: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
-        return None
-
-
-def read(source: CsvSource) -> tuple[pl.DataFrame, list[Any]]:
-    frames, rejects = [], []
-    for batch in source.batches(NoBlobs()):
-        frames.append(batch.frame)
-        rejects.extend(batch.rejects)
-    return pl.concat(frames), rejects
+from tests.data._csv import read
 
 
 def test_detects_semicolons_header_and_types(tmp_path: Path) -> None:

@@ -82,12 +82,14 @@ def test_streamed_files_round_trip_with_one_key_per_blob(
     assert local_ws.datasets.ingest("files", tmp_path / "in").id == version.id
 
 
-def test_a_writer_failure_mid_file_publishes_nothing_unjournaled(
-    local_ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _failing_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, files: int, failing_write: int
+) -> Path:
+    """A folder of ``files`` files of 1 MiB + 7 bytes (two chunks each), published every
+    8 MiB, whose ingest's ``failing_write``-th chunk write fails with a StorageError."""
     folder = tmp_path / "in"
     folder.mkdir()
-    for i in range(40):  # 40 MiB: several publish batches of 8 MiB before the failure
+    for i in range(files):
         (folder / f"f{i:02d}.bin").write_bytes(os.urandom(MIB + 7))
     monkeypatch.setattr("keel.data._ingest._PUBLISH_BYTES", 8 * MIB)
     calls = {"n": 0}
@@ -95,11 +97,19 @@ def test_a_writer_failure_mid_file_publishes_nothing_unjournaled(
 
     def failing(self: BlobUpload, chunk: Any, *, final: bool, out: Any = None) -> None:
         calls["n"] += 1
-        if calls["n"] == 70:  # the first chunk of file 35
+        if calls["n"] == failing_write:
             raise StorageError("disk full (test)")
         original(self, chunk, final=final, out=out)
 
     monkeypatch.setattr(BlobUpload, "write", failing)
+    return folder
+
+
+def test_a_writer_failure_mid_file_publishes_nothing_unjournaled(
+    local_ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 40 MiB: several publish batches of 8 MiB before the failure, at the first chunk of file 35
+    folder = _failing_folder(tmp_path, monkeypatch, files=40, failing_write=70)
     with pytest.raises(StorageError, match="disk full"):
         local_ws.datasets.ingest("files", folder)
     monkeypatch.undo()
@@ -258,21 +268,8 @@ def test_every_streamed_blob_is_journaled_before_its_final_name(
 def test_a_writer_failure_leaves_no_blob_gc_cannot_find(
     any_ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(20):
-        (folder / f"f{i:02d}.bin").write_bytes(os.urandom(MIB + 7))
-    monkeypatch.setattr("keel.data._ingest._PUBLISH_BYTES", 8 * MIB)
-    calls = {"n": 0}
-    original = BlobUpload.write
-
-    def failing(self: BlobUpload, chunk: Any, *, final: bool, out: Any = None) -> None:
-        calls["n"] += 1
-        if calls["n"] == 22:  # the first chunk of file 11: files 9 and 10 wait to be journaled
-            raise StorageError("disk full (test)")
-        original(self, chunk, final=final, out=out)
-
-    monkeypatch.setattr(BlobUpload, "write", failing)
+    # the failure at the first chunk of file 11: files 9 and 10 wait to be journaled
+    folder = _failing_folder(tmp_path, monkeypatch, files=20, failing_write=22)
     with pytest.raises(StorageError, match="disk full"):
         any_ws.datasets.ingest("files", folder)
     monkeypatch.undo()

@@ -14,14 +14,7 @@ import pytest
 from keel.data import CsvSource, FrameSource, _ingest
 from keel.data._parts import encode_part
 from keel.workspace import Workspace
-
-
-class NoBlobs:
-    def put(self, data: bytes) -> str:
-        raise AssertionError("a CSV source stores no file bytes")
-
-    def known(self, path: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
-        return None
+from tests.data._csv import read
 
 
 def _encoders() -> list[threading.Thread]:
@@ -100,11 +93,7 @@ def test_pieces_with_and_without_quotes_parse_alike(tmp_path: Path) -> None:
     rows[2500] = "2500,too,many,fields"
     path = tmp_path / "mixed.csv"
     path.write_bytes(("id,name,double\n" + "\n".join(rows) + "\n").encode())
-    frames, rejects = [], []
-    for batch in CsvSource(str(path), chunk_bytes=2048, batch_bytes=8192).batches(NoBlobs()):
-        frames.append(batch.frame)
-        rejects.extend(batch.rejects)
-    frame = pl.concat(frames)
+    frame, rejects = read(CsvSource(str(path), chunk_bytes=2048, batch_bytes=8192))
     assert frame.height == 2999
     assert frame.filter(pl.col("id") == 1200)["name"].to_list() == ["quoted, with\nnewline"]
     assert frame.filter(pl.col("id") == 2999)["double"].to_list() == [5998]

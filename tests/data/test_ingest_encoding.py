@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 from pathlib import Path
-from typing import Any
 
 import pandas as pd  # type: ignore[import-untyped]
 import polars as pl
@@ -14,23 +13,7 @@ import pytest
 
 from keel.data import CsvSource
 from keel.data._parts import _ROW_GROUP_ROWS, encode_part
-
-
-class NoBlobs:
-    def put(self, data: bytes) -> str:
-        raise AssertionError("a CSV source stores no file bytes")
-
-    def known(self, path: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
-        return None
-
-
-def read(source: CsvSource) -> tuple[pl.DataFrame, list[Any]]:
-    frames: list[pl.DataFrame] = []
-    rejects: list[Any] = []
-    for batch in source.batches(NoBlobs()):
-        frames.append(batch.frame)
-        rejects.extend(batch.rejects)
-    return pl.concat(frames), rejects
+from tests.data._csv import read
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])

@@ -66,12 +66,13 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def open_workspace(*, create: bool = False) -> Workspace:
-    """Connect for a command; an embedded store that does not exist yet is an error."""
+def open_workspace(*, create: bool = False, settings: Settings | None = None) -> Workspace:
+    """Connect for a command (with ``settings`` already loaded, if given); an embedded store
+    that does not exist yet is an error."""
     from keel.errors import ConfigurationError
     from keel.workspace import connect
 
-    settings = state.settings()
+    settings = settings or state.settings()
     if settings.is_embedded and not create:
         db_file = Path(settings.resolved_db_url.split(":///", 1)[1])
         if not db_file.exists():

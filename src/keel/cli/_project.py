@@ -67,9 +67,10 @@ def plan(
     project = load_project(file)
     _use_file_project(project.data)
     # A plan only reads: in plain SQL when it may (a CI job's fresh process starts ~2x faster).
-    result = read_only_plan(state.settings(), project)
+    settings = state.settings()
+    result = read_only_plan(settings, project)
     if result is None:
-        with open_workspace() as ws:
+        with open_workspace(settings=settings) as ws:
             result = ws.project_file.plan(project)
     if as_json:
         echo_json(result.to_dict())
