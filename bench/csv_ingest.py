@@ -11,9 +11,9 @@ that the peak resident memory belongs to that work alone:
 - **floor**: ``polars.read_csv(path)`` — the whole file parsed into one frame, nothing stored.
 - **keel**: ``ws.datasets.ingest(name, path)`` into a fresh local store — encoding, delimiter
   and header detection, the file read in 16 MiB chunks (parsed on a reader thread, gathered
-  into ~64 MiB batches), each batch encoded into a zstd Parquet part (pyarrow, encodings chosen
-  per column type, written into a buffer sized in advance) while its statistics are computed
-  on a second thread, and hashed once; two parts are encoded at a time, each on an encoder
+  into ~32 MiB batches, the first chunk alone), each batch encoded into a zstd Parquet part
+  (pyarrow, encodings chosen per column type, into pyarrow's growing buffer, handed on without
+  a copy) while its statistics are computed on a second thread, and hashed once; two parts are encoded at a time, each on an encoder
   thread; then journaled, encrypted (AES-256-GCM, one pass, no second hash) and written with
   one fsync pass per batch (writer thread), then the version committed with its statistics,
   lineage and audit event.

@@ -13,7 +13,7 @@ import pytest
 
 from keel.data import CsvSource
 from keel.data._parts import _ROW_GROUP_ROWS, encode_part
-from tests.data._csv import read
+from tests.data._csv import NoBlobs, read
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
@@ -203,3 +203,25 @@ def test_text_shared_as_views_gives_the_bytes_of_the_copying_export() -> None:
     ):
         data, _ = encode_part(case)
         assert data == _reference(case)
+
+
+def test_the_first_chunk_is_a_batch_of_its_own_and_the_rest_are_gathered(
+    tmp_path: Path,
+) -> None:
+    # Encoding starts as soon as the first chunk is parsed; later chunks are gathered into
+    # batches of about batch_bytes. The layout depends on the bytes alone (parts are
+    # content-addressed), so the same file gives the same batches every time.
+    path = tmp_path / "b.csv"
+    path.write_bytes(("id,name\n" + "".join(f"{i},n{i:05d}\n" for i in range(3000))).encode())
+    source = CsvSource(str(path), chunk_bytes=1024, batch_bytes=4096)
+
+    def layout() -> list[tuple[int, int]]:
+        return [(b.frame.height, b.bytes_read) for b in source.batches(NoBlobs())]
+
+    batches = layout()
+    first_bytes = batches[0][1]
+    assert 0 < first_bytes <= 1024  # the first chunk alone (its header line is not counted)
+    assert all(size >= 4096 for _, size in batches[1:-1])
+    assert all(size < 4096 + 1024 for _, size in batches[1:])
+    assert sum(rows for rows, _ in batches) == 3000
+    assert layout() == batches

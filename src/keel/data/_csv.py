@@ -1,7 +1,8 @@
 """The CSV source: encoding, delimiter and header detection, and malformed rows as rejects.
 
 The file is read in chunks of about 16 MiB cut at a line end outside quotes, so memory stays
-bounded, and parsed chunks are gathered into batches of about 64 MiB of CSV. Each chunk is
+bounded, and parsed chunks are gathered into batches of about 32 MiB of CSV (the first batch
+is the first chunk alone, so that encoding starts while the rest is parsed). Each chunk is
 parsed by Polars against the schema fixed from the first chunk (with the user's overrides); a
 chunk that does not parse is re-read line by line, and the lines that do not fit (wrong number
 of fields, a value that is not of its column's type, bytes that are not text in the encoding)
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["CsvSource", "detect_encoding"]
 
 CHUNK_BYTES = 16 * 1024 * 1024
-BATCH_BYTES = 64 * 1024 * 1024
+BATCH_BYTES = 32 * 1024 * 1024
 _SAMPLE = 64 * 1024
 _MAX_TEXT = 200
 
@@ -83,7 +84,9 @@ class CsvSource:
             at which the C allocator maps fresh pages for every buffer, which costs more
             system time than the parse saves with larger pieces.
         batch_bytes: parsed pieces are gathered into batches (and so parts) of about this
-            many bytes of CSV.
+            many bytes of CSV; the first piece is a batch of its own. 32 MiB: on two cores
+            smaller batches start encoding sooner and leave less to encode once the whole
+            file is parsed (about 5% faster than 64 MiB); below that, the cost per part grows.
     """
 
     def __init__(
@@ -202,7 +205,7 @@ class CsvSource:
             frames.append(frame)
             rejects.extend(bad)
             size += len(piece)
-            if size >= self._batch_bytes:
+            if size >= self._batch_bytes or not yielded:
                 yielded = True
                 yield SourceBatch(pl.concat(frames, how="vertical"), tuple(rejects), size)
                 frames, rejects, size = [], [], 0
