@@ -13,15 +13,16 @@ that the peak resident memory belongs to that work alone:
   and header detection, the file read in 16 MiB chunks (parsed on a reader thread, gathered
   into ~32 MiB batches, the first chunk alone), each batch encoded into a zstd Parquet part
   (pyarrow, encodings chosen per column type, into pyarrow's growing buffer, handed on without
-  a copy) while its statistics are computed on a second thread, and hashed once; two parts are encoded at a time, each on an encoder
-  thread; then journaled, encrypted (AES-256-GCM, one pass, no second hash) and written with
-  one fsync pass per batch (writer thread), then the version committed with its statistics,
-  lineage and audit event.
+  a copy) while its statistics are computed on a second thread, and hashed once; two parts
+  are encoded at a time, each on an encoder thread; then journaled, encrypted (AES-256-GCM, one
+  pass, no second hash) and written with one fsync pass per batch (writer thread), then the
+  version committed with its statistics, lineage and audit event.
 
 It prints MB/s (10^6 bytes per second of CSV), the CPU seconds (user + system, all threads:
 steadier than the wall time on a shared machine) and the peak RSS of each. With
 ``--repeats N`` the floor and keel run alternately N times each, and the median and best of
-each are printed with the load average before every run (the machine is shared). The target
+each are printed with the load average before every run (the machine is shared); a first line
+describes the machine (``_machine.py``: SHA-256 and fresh-memory probes). The target
 is at least 150 MB/s for keel with bounded memory (bench/RESULTS.md).
 """
 
@@ -36,6 +37,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _machine import describe
 
 CHILD = r"""
 import json, resource, sys, time
@@ -121,6 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    print(describe(), flush=True)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="keel-bench-csv-"))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"loans_{args.rows}.csv"
