@@ -1,9 +1,11 @@
-"""Small files of a folder are read and hashed on two lanes ahead of the consumer, stored in
-path order; larger ones are streamed in their turn; a lane's failure stores nothing."""
+"""Small files of a folder are read, hashed and described on two lanes ahead of the consumer,
+stored in path order; larger ones are streamed (or read whole to be described) in their turn; a
+lane's failure stores nothing."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import random
 import threading
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from keel.data import _folders
 from keel.data._ingest import Ingest, PreparedStream
@@ -26,8 +29,8 @@ def _lanes() -> list[threading.Thread]:
 
 
 def _mixed_folder(root: Path) -> dict[str, bytes]:
-    """Files of every road: read ahead (up to 4 chunks), streamed in order (more), described
-    whole (text), the same bytes twice, and empty."""
+    """Files of every road: read ahead (up to 4 chunks, described or not), streamed in order
+    (more), described whole in order (a large text), the same bytes twice, and empty."""
     chance = random.Random(7)
     files: dict[str, bytes] = {}
     for index in range(36):
@@ -36,6 +39,9 @@ def _mixed_folder(root: Path) -> dict[str, bytes]:
     files["d0/f99.bin"] = files["d1/f01.bin"]
     files["notes/a.txt"] = b"alpha\nbeta\n"
     files["notes/big.txt"] = b"x" * (5 * MIB)  # text over the read-ahead size
+    image = io.BytesIO()
+    Image.new("RGB", (31, 17), (200, 10, 10)).save(image, format="PNG")
+    files["pictures/red.png"] = image.getvalue()
     for rel, data in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
@@ -68,8 +74,15 @@ def test_every_road_gives_each_file_its_own_bytes_in_path_order(
     by_path = {r["path"]: r for r in frame.iter_rows(named=True)}
     assert by_path["notes/big.txt"]["text_lines"] == 1
     assert by_path["notes/a.txt"]["text_lines"] == 2
-    # the lanes took the small binary files, never one over 4 chunks
-    small = [d for r, d in files.items() if r.endswith(".bin") and len(d) <= 4 * MIB]
+    red = by_path["pictures/red.png"]
+    assert (red["media_type"], red["width"], red["height"], red["mode"]) == (
+        "image/png",
+        31,
+        17,
+        "RGB",
+    )
+    # the lanes took every file of up to 4 chunks (described ones too), never a larger one
+    small = [d for d in files.values() if len(d) <= 4 * MIB]
     assert sorted(prepared) == sorted(len(d) for d in small)
     assert not _lanes()
     assert local_ws.datasets.gc(dry_run=True, older_than_seconds=0).orphan_blobs == []

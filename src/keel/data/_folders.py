@@ -83,7 +83,9 @@ class ReadAheadSink(StreamingSink, Protocol):
     """A streaming sink that can also take small files read and hashed ahead, on several
     threads at once, and stored in order (``Ingest`` is one)."""
 
-    def prepare_stream(self, handle: io.RawIOBase, *, max_chunks: int) -> PreparedStream | None:
+    def prepare_stream(
+        self, handle: io.RawIOBase | io.BytesIO, *, max_chunks: int
+    ) -> PreparedStream | None:
         """Read and hash the rest of ``handle`` if it has at most ``max_chunks`` chunks."""
         ...
 
@@ -111,12 +113,10 @@ _AHEAD_CHUNKS = 4
 
 @dataclass(slots=True)
 class _ReadAhead:
-    """What a lane made of one file: its row so far, and its prepared bytes (or None: the
-    consumer reads the file itself)."""
+    """What a lane made of one file: its row but the digest, and its prepared bytes (None
+    once they are stored or given back)."""
 
     row: dict[str, Any]
-    entry: Path
-    info: os.stat_result
     prepared: PreparedStream | None
 
 
@@ -339,12 +339,11 @@ class FolderSource:
         """The manifest row of the next file in path order, and its bytes read."""
         if isinstance(waiting, Future):
             done = waiting.result()
-            if done.prepared is not None:
-                prepared, done.prepared = done.prepared, None
-                digest, length = cast(ReadAheadSink, sink).send_prepared(prepared)
-                row = {**done.row, "digest": digest}
-                return row, length
-            return self._read_in_order(sink, done.row["path"], done.entry, done.info)
+            prepared, done.prepared = done.prepared, None
+            if prepared is None:
+                raise RuntimeError("a file read ahead was stored twice")  # a bug, not input
+            digest, length = cast(ReadAheadSink, sink).send_prepared(prepared)
+            return {**done.row, "digest": digest}, length
         if isinstance(waiting, _InOrder):
             return self._read_in_order(sink, waiting.rel, waiting.entry, waiting.info)
         return waiting, 0  # known from the previous version: not read again
@@ -352,15 +351,21 @@ class FolderSource:
     def _read_ahead(
         self, sink: ReadAheadSink, rel: str, entry: Path, info: os.stat_result
     ) -> _ReadAhead:
-        """Read and hash a small file on a lane; a file that must be read otherwise (its
-        content described) is left to the consumer, in order."""
+        """Read and hash a small file on a lane (and describe it: image size, PDF pages,
+        text length, when its media type says so)."""
+        row = dict.fromkeys(MANIFEST_SCHEMA)
         with open(entry, "rb", buffering=0) as handle:
             media = media_type(rel, handle.read(_HEAD_BYTES))
-            if needs_content(media):
-                return _ReadAhead({"path": rel}, entry, info, None)
             handle.seek(0)
-            capped = _Capped(handle, self._max_file_bytes, rel)
-            prepared = sink.prepare_stream(capped, max_chunks=_AHEAD_CHUNKS)
+            if needs_content(media):
+                data = _read_at_most(handle, info.st_size, self._max_file_bytes, rel)
+                _check_unchanged(rel, info, os.fstat(handle.fileno()), len(data))
+                row.update(describe_file(rel, data))
+                source: io.RawIOBase | io.BytesIO = io.BytesIO(data)  # shares the bytes
+            else:
+                row["media_type"] = media
+                source = _Capped(handle, self._max_file_bytes, rel)
+            prepared = sink.prepare_stream(source, max_chunks=_AHEAD_CHUNKS)
             if prepared is None:
                 raise _changed(rel, "it grew while it was read")
             try:
@@ -368,9 +373,8 @@ class FolderSource:
             except BaseException:
                 sink.discard_prepared(prepared)
                 raise
-        row = dict.fromkeys(MANIFEST_SCHEMA)
-        row.update(path=rel, size=prepared.size, media_type=media, mtime_ns=info.st_mtime_ns)
-        return _ReadAhead(row, entry, info, prepared)
+        row.update(path=rel, size=prepared.size, mtime_ns=info.st_mtime_ns)
+        return _ReadAhead(row, prepared)
 
     def _read_in_order(
         self, sink: BlobSink, rel: str, entry: Path, info: os.stat_result

@@ -247,7 +247,9 @@ class Ingest:
         """The plaintext bytes of one blob chunk (one pooled buffer)."""
         return self._blobs.chunk_size
 
-    def prepare_stream(self, handle: io.RawIOBase, *, max_chunks: int) -> PreparedStream | None:
+    def prepare_stream(
+        self, handle: io.RawIOBase | io.BytesIO, *, max_chunks: int
+    ) -> PreparedStream | None:
         """Read and hash the rest of a small file into pooled buffers (from any thread).
 
         Hashing is what bounds a folder's ingest on a CPU without SHA instructions, and one
