@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from keel import clock
@@ -126,36 +127,45 @@ class DatasetService:
             work.close()
         schema = schema or []
         rejects_digest = work.store_rejects()
-        parts = list(work.parts)
-        parents: list[DatasetVersion] = []
-        if mode == "append" and parent is not None:
-            parts = parent.parts + parts
-            parents = [parent]
         kind = "files" if files else "table"
-        digest = manifest_digest(schema, parts, kind)
-        if (
-            parent is not None
-            and parent.digest == digest
-            and parent.rejected_rows == work.rejected
-            and mode == "new"
-        ):
-            self._finish_unchanged(ctx, work)
-            return parent
-        return self._commit(
-            ctx,
-            name,
-            description=description,
-            kind=kind,
-            schema=schema,
-            parts=parts,
-            source={**source.describe(), "mode": mode},
-            parents=parents,
-            rejected=work.rejected,
-            rejects_digest=rejects_digest,
-            extra_blobs=[(d, "file") for d in work.file_digests],
-            ingest_id=work.id,
-            action="dataset.ingest",
-        )
+        if mode == "new":
+            if (
+                parent is not None
+                and parent.digest == manifest_digest(schema, work.parts, kind)
+                and parent.rejected_rows == work.rejected
+            ):
+                self._finish_unchanged(ctx, work)
+                return parent
+            parent = None  # a new version holds only the source's rows
+        for _ in range(_APPEND_TRIES):
+            try:
+                return self._commit(
+                    ctx,
+                    name,
+                    description=description,
+                    kind=kind,
+                    schema=schema,
+                    parts=(parent.parts if parent else []) + work.parts,
+                    source={**source.describe(), "mode": mode},
+                    parents=[parent] if parent else [],
+                    rejected=work.rejected,
+                    rejects_digest=rejects_digest,
+                    extra_blobs=[(d, "file") for d in work.file_digests],
+                    ingest_id=work.id,
+                    expect_latest=parent.version if parent else None,
+                    action="dataset.ingest",
+                )
+            except _StaleLatestError:
+                # Another writer appended meanwhile: append to the new latest instead (its
+                # parts reused), so neither writer's rows are lost.
+                parent = self._latest_or_none(ctx, name)
+                if parent is None:
+                    raise missing_dataset(name) from None
+                if work.parts and parent.schema != schema:
+                    raise InvalidInputError(
+                        schema_mismatch(name, parent.schema, schema), dataset=name
+                    ) from None
+        raise _kept_changing(name, "an append")
 
     def ingest_stream(
         self,
@@ -173,7 +183,6 @@ class DatasetService:
         Messages are acknowledged only after their version committed, and the commit records
         their ids, so a message delivered twice is stored once.
         """
-        import polars as pl
 
         from keel.data._streams import check_batch
 
@@ -189,36 +198,81 @@ class DatasetService:
             messages = source.fetch(batch_size, timeout)
             if not messages:
                 break
-            fresh = self._unseen(ctx, name, source.stream, messages)
-            if fresh:
-                frame = pl.from_dicts(
-                    [{"_message_id": m.id, **m.fields} for m in fresh], infer_schema_length=None
-                )
-                parent = self._latest_or_none(ctx, name)
-                if parent is not None and schema_of(frame) != parent.schema:
-                    frame = conform(frame, self._polars_schema(ctx, parent), name)
-                work = Ingest(self._gov.db, self._blobs, ctx)
-                try:
-                    work.add_frame(frame, part_rows=BATCH_ROWS)
-                    work.flush()
-                finally:
-                    work.close()
-                made.append(
-                    self._commit(
-                        ctx,
-                        name,
-                        kind="table",
-                        schema=schema_of(frame),
-                        parts=(parent.parts if parent else []) + work.parts,
-                        source={**source.describe(), "mode": "append"},
-                        parents=[parent] if parent else [],
-                        ingest_id=work.id,
-                        stream=(source.stream, [m.id for m in fresh]),
-                        action="dataset.ingest",
-                    )
-                )
+            version = self._append_messages(ctx, name, source, messages)
+            if version is not None:
+                made.append(version)
             source.ack(messages)
         return made
+
+    def _append_messages(
+        self, ctx: Context, name: str, source: StreamSource, messages: Sequence[Message]
+    ) -> DatasetVersion | None:
+        """Append the messages not stored yet as a version (None: every one was stored).
+
+        The version is built on the latest one and committed only if that is still the
+        latest: when another writer (a second consumer of the group) appended meanwhile, it
+        is built again on the new latest, so neither writer's rows are lost (the parts
+        encoded already are reused when the columns and the messages are the same).
+        """
+        batch: _StreamBatch | None = None
+        for _ in range(_APPEND_TRIES):
+            fresh = self._unseen(ctx, name, source.stream, messages)
+            if not fresh:
+                return None
+            parent = self._latest_or_none(ctx, name)
+            ids = [m.id for m in fresh]
+            if batch is None or batch.ids != ids or _columns(batch.parent) != _columns(parent):
+                batch = self._stream_batch(ctx, name, fresh, parent)
+            try:
+                return self._commit(
+                    ctx,
+                    name,
+                    kind="table",
+                    schema=batch.schema,
+                    parts=(parent.parts if parent else []) + batch.work.parts,
+                    source={**source.describe(), "mode": "append"},
+                    parents=[parent] if parent else [],
+                    rejected=batch.work.rejected,
+                    rejects_digest=batch.rejects_digest,
+                    ingest_id=batch.work.id,
+                    stream=(source.stream, ids),
+                    expect_latest=parent.version if parent else 0,
+                    action="dataset.ingest",
+                )
+            except _StaleLatestError:
+                continue
+        raise _kept_changing(
+            name,
+            "a stream batch (its messages were not acknowledged: they "
+            "are delivered again on the next run)",
+        )
+
+    def _stream_batch(
+        self, ctx: Context, name: str, fresh: Sequence[Message], parent: DatasetVersion | None
+    ) -> _StreamBatch:
+        """Encode and store the rows of ``fresh`` (fitted to ``parent``'s columns) and keep the
+        messages that cannot be rows as rejects."""
+        from keel.data._stream_rows import message_rows
+
+        schema = self._polars_schema(ctx, parent) if parent is not None else None
+        frame, rejects = message_rows(fresh, schema)
+        if not frame.width:
+            reasons = "; ".join(r.reason for r in rejects[:3])
+            raise InvalidInputError(
+                f"No message of the first batch for dataset '{name}' can be a row ({reasons}). "
+                "They were not acknowledged: fix the producer, or remove them from the stream.",
+                dataset=name,
+            )
+        work = Ingest(self._gov.db, self._blobs, ctx)
+        try:
+            work.add_rejects(tuple(rejects))
+            if frame.height:
+                work.add_frame(frame, part_rows=BATCH_ROWS)
+            work.flush()
+            digest = work.store_rejects()
+        finally:
+            work.close()
+        return _StreamBatch([m.id for m in fresh], parent, work, schema_of(frame), digest)
 
     def _unseen(
         self, ctx: Context, name: str, stream: str, messages: Sequence[Message]
@@ -266,17 +320,24 @@ class DatasetService:
         transform: dict[str, Any] | None = None,
         classification: dict[str, Any] | None = None,
         stream: tuple[str, Sequence[str]] | None = None,
+        expect_latest: int | None = None,
         action: str,
     ) -> DatasetVersion:
-        """Create the version row, its blob references, ``latest`` and lineage, atomically."""
+        """Create the version row, its blob references, ``latest`` and lineage, atomically.
+
+        With ``expect_latest`` (a version number, 0 for a dataset with none yet), raises
+        ``_StaleLatestError`` and writes nothing if another version was committed meanwhile.
+        """
         with self._gov.write(
             ctx, Permission.DATASET_WRITE, action, object_type="dataset_version"
         ) as work:
             repo = DatasetRepository(work.session, ctx.project_id)
-            dataset = repo.dataset(name, lock=True) or repo.create_dataset(
-                name, description=description
+            dataset = repo.dataset(name, lock=True) or _create(
+                work.session, repo, name, description, expect_latest
             )
             number = repo.latest_number(dataset.id) + 1
+            if expect_latest is not None and number - 1 != expect_latest:
+                raise _StaleLatestError(name)
             if classification is None and parents and parents[0].classification is not None:
                 classification = parents[0].classification
             row = DatasetVersionRow(
@@ -747,3 +808,58 @@ class DatasetService:
             for row in frame.iter_rows(named=True):
                 rows[str(row["path"])] = row
         return rows
+
+
+#: Commits of one stream batch tried while other writers append to the same dataset.
+_APPEND_TRIES = 5
+
+
+class _StaleLatestError(ConflictError):
+    """Another version was committed since the one a new version was built on."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Dataset '{name}' got a new version while this one was built on the previous "
+            "latest; build it again on the new latest.",
+            dataset=name,
+        )
+
+
+@dataclass(slots=True)
+class _StreamBatch:
+    """A stream batch encoded and stored: its message ids, the version it was fitted to, the
+    ingest holding its parts, its schema and its rejects' blob."""
+
+    ids: builtins.list[str]
+    parent: DatasetVersion | None
+    work: Ingest
+    schema: builtins.list[tuple[str, str]]
+    rejects_digest: str | None
+
+
+def _kept_changing(name: str, what: str) -> ConflictError:
+    return ConflictError(
+        f"Dataset '{name}' kept getting new versions from other writers while {what} was "
+        f"committed ({_APPEND_TRIES} tries). Try again when fewer writers append to it.",
+        dataset=name,
+    )
+
+
+def _columns(version: DatasetVersion | None) -> builtins.list[tuple[str, str]] | None:
+    return None if version is None else version.schema
+
+
+def _create(
+    session: Any, repo: DatasetRepository, name: str, description: str, expect: int | None
+) -> Any:
+    """Create dataset ``name``; when the caller expects it to have no version yet, another
+    writer creating it first is a stale latest (built again), not a failure."""
+    if expect is None:
+        return repo.create_dataset(name, description=description)
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with session.begin_nested():
+            return repo.create_dataset(name, description=description)
+    except IntegrityError:
+        raise _StaleLatestError(name) from None

@@ -194,6 +194,7 @@ class JetStreamSource:
         self._loop = asyncio.new_event_loop()
         self._nc: Any = None
         self._sub: Any = None
+        self._created = ""
         self.last_error: Exception | None = None
         try:
             _probe(url)  # fail fast: nats-py would retry a refused connection for seconds
@@ -231,6 +232,11 @@ class JetStreamSource:
         self._sub = await js.pull_subscribe(
             self._subject, durable=self._durable, stream=self._stream, config=config
         )
+        # Sequence numbers start again at 1 in a stream deleted and created again under the
+        # same name: its creation time is part of its identity in the exactly-once ledger,
+        # or its new messages would be dropped as duplicates of the old ones.
+        info = await js.stream_info(self._stream)
+        self._created = str(info.created or "")
 
     async def _on_error(self, error: Exception) -> None:
         """Connection errors surface as StorageError from the call that hit them."""
@@ -238,7 +244,7 @@ class JetStreamSource:
 
     @property
     def stream(self) -> str:
-        return f"nats:{self._stream}"
+        return f"nats:{self._stream}@{self._created}" if self._created else f"nats:{self._stream}"
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "nats-jetstream", "stream": self._stream, "subject": self._subject}
