@@ -123,7 +123,9 @@ def test_parts_read_back_identically_and_are_deterministic() -> None:
     back = pl.read_parquet(io.BytesIO(data))
     assert back.schema == frame.schema
     assert back.equals(frame)
-    assert part.stats["amount"]["nulls"] == 1 and part.stats["name"]["max"] == "c"
+    assert part.stats["amount"]["nulls"] == 1
+    # text columns: the lengths of their values, never the values (they may be personal data)
+    assert "max" not in part.stats["name"] and part.stats["name"]["max_length"] == 1
 
 
 def test_parts_are_zstd_parquet_with_cheap_encodings_readable_by_arrow_and_pandas() -> None:
@@ -225,3 +227,13 @@ def test_the_first_chunk_is_a_batch_of_its_own_and_the_rest_are_gathered(
     assert all(size < 4096 + 1024 for _, size in batches[1:])
     assert sum(rows for rows, _ in batches) == 3000
     assert layout() == batches
+
+
+def test_text_statistics_are_lengths_merged_across_parts_never_values() -> None:
+    from keel.data._parts import frame_stats, merge_stats
+
+    first = frame_stats(pl.DataFrame({"email": ["ab@x.ae", None], "n": [1, 2]}))
+    second = frame_stats(pl.DataFrame({"email": ["fatima.alhashimi@mail.ae", "é@x"]}))
+    merged = merge_stats([first, second])
+    assert merged["email"] == {"count": 4, "nulls": 1, "min_length": 3, "max_length": 24}
+    assert "ab@x.ae" not in repr(merged) and merged["n"]["max"] == 2  # numbers keep min/max

@@ -205,8 +205,8 @@ def show(name: str, version: VersionOption = None, as_json: JsonOption = False) 
                 column,
                 dtype,
                 stats.get("nulls", ""),
-                stats.get("min", ""),
-                stats.get("max", ""),
+                stats.get("min", _length(stats.get("min_length"))),
+                stats.get("max", _length(stats.get("max_length"))),
                 f"{stats['mean']:.4g}" if isinstance(stats.get("mean"), float) else "",
                 label.get("sensitivity", ""),
                 ", ".join(label.get("categories", [])),
@@ -404,3 +404,8 @@ def tag(name: str, tag_name: str, version: int, as_json: JsonOption = False) -> 
         echo_json(got.to_dict())
         return
     typer.echo(f"Tag '{tag_name}' of {name} → v{got.version}.")
+
+
+def _length(value: object) -> str:
+    """A text column's least or greatest value length, shown in the min/max columns."""
+    return "" if value is None else f"{value} chars"

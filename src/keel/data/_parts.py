@@ -94,7 +94,12 @@ def _scalar(value: Any) -> Any:
 
 
 def frame_stats(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
-    """Mergeable statistics per column: count, nulls, min, max, and sum/sum of squares."""
+    """Mergeable statistics per column: count, nulls, min, max, and sum/sum of squares.
+
+    Text columns get the least and greatest length (in characters) of their values, not the
+    values: a version's metadata must not hold personal data (an email column's least value
+    is an email), which erasure could not reach, and a lexical minimum says little anyway.
+    """
     import polars as pl
 
     if frame.width == 0:
@@ -102,6 +107,7 @@ def frame_stats(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
     exprs: list[pl.Expr] = []
     numeric: list[str] = []
     ordered: list[str] = []
+    text: list[str] = []
     casts: list[pl.Expr] = []
     for name, dtype in frame.schema.items():
         exprs.append(pl.col(name).null_count().alias(f"{name}\x00nulls"))
@@ -114,11 +120,18 @@ def frame_stats(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
                 column.sum().alias(f"{name}\x00sum"),
                 (column * column).sum().alias(f"{name}\x00sumsq"),
             ]
-        if dtype.is_numeric() or dtype.is_temporal() or dtype == pl.String:
+        if dtype.is_numeric() or dtype.is_temporal():
             ordered.append(name)
             exprs += [
                 pl.col(name).min().alias(f"{name}\x00min"),
                 pl.col(name).max().alias(f"{name}\x00max"),
+            ]
+        elif dtype == pl.String:
+            text.append(name)
+            length = pl.col(name).str.len_chars()
+            exprs += [
+                length.min().alias(f"{name}\x00min_length"),
+                length.max().alias(f"{name}\x00max_length"),
             ]
     source = frame.hstack(frame.select(casts)) if casts else frame
     row = source.select(exprs).row(0, named=True)
@@ -128,11 +141,18 @@ def frame_stats(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
         if name in ordered:
             entry["min"] = _scalar(row[f"{name}\x00min"])
             entry["max"] = _scalar(row[f"{name}\x00max"])
+        if name in text:
+            entry["min_length"] = _scalar(row[f"{name}\x00min_length"])
+            entry["max_length"] = _scalar(row[f"{name}\x00max_length"])
         if name in numeric:
             entry["sum"] = _scalar(row[f"{name}\x00sum"])
             entry["sumsq"] = _scalar(row[f"{name}\x00sumsq"])
         stats[name] = entry
     return stats
+
+
+#: Statistics merged across parts by taking the least or the greatest.
+_EXTREMES = (("min", min), ("max", max), ("min_length", min), ("max_length", max))
 
 
 def merge_stats(parts: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -143,7 +163,7 @@ def merge_stats(parts: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str, d
             into = merged.setdefault(name, {"count": 0, "nulls": 0})
             into["count"] += int(entry.get("count", 0))
             into["nulls"] += int(entry.get("nulls", 0))
-            for key, pick in (("min", min), ("max", max)):
+            for key, pick in _EXTREMES:
                 if key in entry and entry[key] is not None:
                     old = into.get(key)
                     into[key] = entry[key] if old is None else pick(old, entry[key])

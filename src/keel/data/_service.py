@@ -108,10 +108,14 @@ class DatasetService:
         schema: list[tuple[str, str]] | None = None
         first: Any = None
         expected = parent.schema if mode == "append" and parent is not None else None
+        labelled = expected is not None and parent is not None and parent.classification
+        sample: pl.DataFrame | None = None
         try:
             for batch in prefetch(source.batches(work)):
                 work.add_rejects(batch.rejects)
                 frame = batch.frame
+                if labelled and sample is None:
+                    sample = frame.head(_LABEL_SAMPLE)  # the appended rows are classified
                 if schema is None:
                     schema, first = schema_of(frame), frame.schema
                     if expected is not None and frame.width and schema != expected:
@@ -152,6 +156,7 @@ class DatasetService:
                     rejects_digest=rejects_digest,
                     extra_blobs=[(d, "file") for d in work.file_digests],
                     ingest_id=work.id,
+                    classification=self._appended_labels(parent, sample) if parent else None,
                     expect_latest=parent.version if parent else None,
                     action="dataset.ingest",
                 )
@@ -235,6 +240,7 @@ class DatasetService:
                     rejected=batch.work.rejected,
                     rejects_digest=batch.rejects_digest,
                     ingest_id=batch.work.id,
+                    classification=self._appended_labels(parent, batch.sample) if parent else None,
                     stream=(source.stream, ids),
                     expect_latest=parent.version if parent else 0,
                     action="dataset.ingest",
@@ -272,7 +278,8 @@ class DatasetService:
             digest = work.store_rejects()
         finally:
             work.close()
-        return _StreamBatch([m.id for m in fresh], parent, work, schema_of(frame), digest)
+        sample = frame.head(_LABEL_SAMPLE)
+        return _StreamBatch([m.id for m in fresh], parent, work, schema_of(frame), digest, sample)
 
     def _unseen(
         self, ctx: Context, name: str, stream: str, messages: Sequence[Message]
@@ -749,16 +756,51 @@ class DatasetService:
             removed_columns=removed_columns,
             anonymized_columns=anonymized_columns,
         ).to_dict()
-        # A new column may carry what its inputs held: it inherits the parent's highest level.
+        # A new column may carry what its inputs held: it inherits the parent's highest level
+        # and the personal-data categories of the columns this step removed (a rename, or a
+        # function replacing columns, moves them), else of every column at that level.
         new = [c for c in columns if c not in inherited["columns"]]
         if new:
             level = Sensitivity(parent.classification.get("sensitivity", "internal"))
+            labels = parent.classification.get("columns", {})
+            sources = [c for c in removed_columns if c in labels] or [
+                c for c, label in labels.items() if label.get("sensitivity") == level.value
+            ]
+            categories = tuple(sorted({k for c in sources for k in labels[c]["categories"]}))
             for column in new:
                 inherited["columns"][column] = ColumnClassification(
-                    (), level, 0.0, 0, "derived"
+                    categories, level, 0.0, 0, "derived"
                 ).to_dict()
             inherited = Classification.from_dict(inherited).to_dict()
         return inherited
+
+    def _appended_labels(
+        self, parent: DatasetVersion, sample: pl.DataFrame | None
+    ) -> dict[str, Any] | None:
+        """The labels of a version appending rows to ``parent``: the parent's, raised column by
+        column to what detection finds in a sample of the appended rows (new raw rows in a
+        column the parent had anonymized, or found public, may hold personal data). Audited
+        overrides stay as they are."""
+        if parent.classification is None or sample is None or sample.height == 0:
+            return parent.classification
+        from keel.data._classify import Classification, ColumnClassification, classify_frame
+
+        inherited = Classification.from_dict(parent.classification)
+        columns = dict(inherited.columns)
+        for name, found in classify_frame(sample).columns.items():
+            old = columns.get(name)
+            if name in inherited.overrides or (
+                old is not None
+                and found.sensitivity <= old.sensitivity
+                and set(found.categories) <= set(old.categories)
+            ):
+                continue
+            categories = set(found.categories) | set(old.categories if old else ())
+            level = max(found.sensitivity, old.sensitivity) if old else found.sensitivity
+            columns[name] = ColumnClassification(
+                tuple(sorted(categories)), level, found.confidence, found.samples, found.detector
+            )
+        return Classification(columns, inherited.overrides).to_dict()
 
     def record_use(
         self, ctx: Context, name: str, ref: VersionRef, consumer: Node, *, relation: str = "used_by"
@@ -810,8 +852,10 @@ class DatasetService:
         return rows
 
 
-#: Commits of one stream batch tried while other writers append to the same dataset.
+#: Commits of one append tried while other writers append to the same dataset.
 _APPEND_TRIES = 5
+#: Appended rows classified (from the first batch) when the version appended to is labelled.
+_LABEL_SAMPLE = 10_000
 
 
 class _StaleLatestError(ConflictError):
@@ -828,13 +872,14 @@ class _StaleLatestError(ConflictError):
 @dataclass(slots=True)
 class _StreamBatch:
     """A stream batch encoded and stored: its message ids, the version it was fitted to, the
-    ingest holding its parts, its schema and its rejects' blob."""
+    ingest holding its parts, its schema, its rejects' blob and a sample of its rows."""
 
     ids: builtins.list[str]
     parent: DatasetVersion | None
     work: Ingest
     schema: builtins.list[tuple[str, str]]
     rejects_digest: str | None
+    sample: pl.DataFrame
 
 
 def _kept_changing(name: str, what: str) -> ConflictError:

@@ -63,7 +63,7 @@ def dataset_version(name: Name, version: VersionNo, viewer: ViewerDep) -> Respon
         version=found,
         columns=columns,
         reports=reports,
-        stat_names=("count", "nulls", "min", "max", "mean", "std"),
+        stat_names=("count", "nulls", "min", "max", "min_length", "max_length", "mean", "std"),
     )
 
 
