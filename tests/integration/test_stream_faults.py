@@ -8,6 +8,7 @@ import threading
 import uuid
 from pathlib import Path
 
+import pytest
 import redis
 
 from keel.data import JetStreamSource, RedisStreamSource
@@ -16,10 +17,13 @@ from tests.conftest import make_settings
 from tests.integration.test_sources_streams import NATS, REDIS, _delete_stream, _publish
 
 
-def test_two_consumers_of_one_group_store_every_message_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("exists", [True, False], ids=["dataset-exists", "both-create-it"])
+def test_two_consumers_of_one_group_store_every_message_once(
+    tmp_path: Path, backend: str, exists: bool
+) -> None:
     key = f"keel-test-{uuid.uuid4().hex[:8]}"
     client = redis.Redis.from_url(REDIS)
-    settings = make_settings(tmp_path / "home")
+    settings = make_settings(tmp_path / "home", backend)
     errors: list[BaseException] = []
 
     def consumer(name: str) -> None:
@@ -36,7 +40,10 @@ def test_two_consumers_of_one_group_store_every_message_once(tmp_path: Path) -> 
     try:
         for n in range(600):
             client.xadd(key, {"n": str(n)})
-        consumer("c0")  # the dataset exists before the two race
+        if exists:
+            consumer("c0")  # the dataset exists before the two race
+        else:
+            connect(settings=settings, principal="user:tester").close()  # the project only
         for n in range(600, 1200):
             client.xadd(key, {"n": str(n)})
         threads = [threading.Thread(target=consumer, args=(c,)) for c in ("c1", "c2")]

@@ -340,7 +340,7 @@ class DatasetService:
         ) as work:
             repo = DatasetRepository(work.session, ctx.project_id)
             dataset = repo.dataset(name, lock=True) or _create(
-                work.session, repo, name, description, expect_latest
+                work.session, repo, name, description
             )
             number = repo.latest_number(dataset.id) + 1
             if expect_latest is not None and number - 1 != expect_latest:
@@ -894,17 +894,17 @@ def _columns(version: DatasetVersion | None) -> builtins.list[tuple[str, str]] |
     return None if version is None else version.schema
 
 
-def _create(
-    session: Any, repo: DatasetRepository, name: str, description: str, expect: int | None
-) -> Any:
-    """Create dataset ``name``; when the caller expects it to have no version yet, another
-    writer creating it first is a stale latest (built again), not a failure."""
-    if expect is None:
-        return repo.create_dataset(name, description=description)
+def _create(session: Any, repo: DatasetRepository, name: str, description: str) -> Any:
+    """Create dataset ``name``, or, when another writer created it meanwhile (PostgreSQL waits
+    for that writer, then refuses the same name), take theirs: a version expecting none yet is
+    then stale and built again."""
     from sqlalchemy.exc import IntegrityError
 
     try:
         with session.begin_nested():
             return repo.create_dataset(name, description=description)
     except IntegrityError:
-        raise _StaleLatestError(name) from None
+        theirs = repo.dataset(name, lock=True)
+        if theirs is None:
+            raise
+        return theirs
