@@ -10,24 +10,35 @@ private temporary folder whose writes are bounded again as they happen.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
+import errno
 import io
+import lzma
 import mimetypes
 import os
 import shutil
 import stat
 import tarfile
+import tarfile as _tarfile
 import tempfile
+import time
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, Self, cast, runtime_checkable
 
 from keel.data._sources import BlobSink, SourceBatch
-from keel.errors import ConflictError, InvalidInputError, NotFoundError
+from keel.errors import ConflictError, InvalidInputError, KeelError, NotFoundError, StorageError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from keel.data._ingest import PreparedStream
@@ -224,6 +235,55 @@ def describe_file(rel: str, data: bytes) -> dict[str, Any]:
     return row
 
 
+#: Files that make a folder a Keel home (``KEEL_HOME``, ``./.keel`` by default): the master
+#: key, the model-signing key and the embedded database. A folder holding any of them is never
+#: walked, so a home inside an ingested folder (or archive) cannot leak its keys as blobs.
+_HOME_MARKERS = ("master.key", "signing.key", "keel.db")
+
+
+def _is_keel_home(folder: Path) -> bool:
+    """Whether ``folder`` holds a Keel home's key or database file (a link counts too)."""
+    return any(os.path.lexists(folder / marker) for marker in _HOME_MARKERS)
+
+
+def _inside_keel_home(root: Path, target: Path) -> bool:
+    """Whether ``target`` (resolved, under ``root``) lies in a Keel home below ``root``."""
+    return any(_is_keel_home(folder) for folder in target.parents if folder.is_relative_to(root))
+
+
+def _text_path(root: Path, entry: Path) -> str:
+    """The manifest path of ``entry``: refused when its name is not UTF-8 (the manifest
+    stores text, and a lossy rendering could collide with another file's name)."""
+    rel = entry.relative_to(root).as_posix()
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+        raise InvalidInputError(
+            f"{shown!r} in the folder has a name that is not UTF-8 text; nothing was ingested. "
+            "Rename it to UTF-8 (e.g. `convmv -f latin1 -t utf8 --notest`) and ingest again.",
+            path=shown,
+        ) from None
+    return rel
+
+
+def _open_listed(rel: str, path: Path, info: os.stat_result) -> io.FileIO:
+    """Open the listed file without following a symlink put in its place since it was
+    listed, and refuse one that is no longer the same file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if os.path.islink(path):
+            raise _changed(rel, "it was replaced by a symbolic link") from exc
+        raise
+    handle = open(fd, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+    now = os.fstat(fd)
+    if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino) or not stat.S_ISREG(now.st_mode):
+        handle.close()
+        raise _changed(rel, "it was replaced by another file")
+    return handle
+
+
 class FolderSource:
     """Every regular file under a folder, in path order, as a manifest table.
 
@@ -240,14 +300,28 @@ class FolderSource:
         self._max_file_bytes = max_file_bytes
         self._batch_files = batch_files
         self._label: str | None = None
+        # Reuse the previous version's row of a file of unchanged path, size and time. Off for
+        # unpacked archives: their members often share one normalised time, so a changed member
+        # of the same size would keep its old digest; their bytes were just decompressed anyway,
+        # and identical content still gives an identical manifest (the unchanged version).
+        self._reuse = True
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "folder", "path": self._label or str(self._path)}
 
     def _files(self) -> Iterator[tuple[str, Path]]:
+        """Each regular file's path in the manifest and the path to open (a link's target),
+        in path order; Keel homes (their keys, database and blobs) are never taken."""
         root = self._path.resolve()
         if not root.is_dir():
             raise NotFoundError(f"No folder at {str(self._path)!r}.", path=str(self._path))
+        if _is_keel_home(root):
+            raise InvalidInputError(
+                f"{str(self._path)!r} is a Keel home (it holds {', '.join(_HOME_MARKERS)} or "
+                "some of them): its keys and store are never ingested. Ingest the folder of "
+                "your files instead.",
+                path=str(self._path),
+            )
         for current, dirs, files in os.walk(root, followlinks=False):
             dirs.sort()
             here = Path(current)
@@ -256,24 +330,34 @@ class FolderSource:
                 if entry.is_symlink():
                     self._check_link(root, entry)
                     dirs.remove(name)  # an in-folder link to a folder is walked there anyway
+                elif _is_keel_home(entry):
+                    dirs.remove(name)  # a Keel home (e.g. ./.keel): its keys never leave it
             for name in sorted(files):
                 entry = here / name
+                opened = entry
                 if entry.is_symlink():
-                    target = self._check_link(root, entry)
-                    if not target.is_file():
+                    opened = self._check_link(root, entry)
+                    if not opened.is_file() or _inside_keel_home(root, opened):
                         continue
-                if not entry.is_file():
+                elif not entry.is_file():
                     continue
-                yield entry.relative_to(root).as_posix(), entry
+                yield _text_path(root, entry), opened
 
     @staticmethod
     def _check_link(root: Path, entry: Path) -> Path:
-        target = entry.resolve()
+        rel = _text_path(root, entry)
+        try:
+            target = entry.resolve()
+        except (OSError, RuntimeError) as exc:  # a loop: RuntimeError before Python 3.13
+            raise InvalidInputError(
+                f"{rel!r} in the folder is a symlink that cannot be followed ({exc}); nothing "
+                "was ingested. Remove the link or point it at a file in the folder.",
+                path=str(entry),
+            ) from exc
         if not target.is_relative_to(root):
             raise InvalidInputError(
-                f"{entry.relative_to(root).as_posix()!r} in the folder is a symlink to "
-                f"{str(target)!r}, outside the folder; nothing was ingested. Copy the file "
-                "into the folder or remove the link.",
+                f"{rel!r} in the folder is a symlink to {str(target)!r}, outside the folder; "
+                "nothing was ingested. Copy the file into the folder or remove the link.",
                 path=str(entry),
             )
         return target
@@ -306,14 +390,16 @@ class FolderSource:
         )
         try:
             for rel, entry in self._files():
-                info = entry.stat()
+                info = os.lstat(entry)
+                if not stat.S_ISREG(info.st_mode):
+                    raise _changed(rel, "it is no longer a regular file")
                 if info.st_size > self._max_file_bytes:
                     raise InvalidInputError(
                         f"{rel!r} is {info.st_size} bytes, over the limit of "
                         f"{self._max_file_bytes}.",
                         path=rel,
                     )
-                known = sink.known(rel, info.st_size, info.st_mtime_ns)
+                known = sink.known(rel, info.st_size, info.st_mtime_ns) if self._reuse else None
                 if known is not None:
                     ahead.append(known)
                 elif lanes is not None and (
@@ -354,7 +440,7 @@ class FolderSource:
         """Read and hash a small file on a lane (and describe it: image size, PDF pages,
         text length, when its media type says so)."""
         row = dict.fromkeys(MANIFEST_SCHEMA)
-        with open(entry, "rb", buffering=0) as handle:
+        with _open_listed(rel, entry, info) as handle:
             media = media_type(rel, handle.read(_HEAD_BYTES))
             handle.seek(0)
             if needs_content(media):
@@ -381,7 +467,7 @@ class FolderSource:
     ) -> tuple[dict[str, Any], int]:
         """Read and store one file on the consumer's thread (streamed, or whole to describe)."""
         row = dict.fromkeys(MANIFEST_SCHEMA)
-        with open(entry, "rb", buffering=0) as handle:
+        with _open_listed(rel, entry, info) as handle:
             media = media_type(rel, handle.read(_HEAD_BYTES))
             handle.seek(0)
             limit = self._max_file_bytes
@@ -407,10 +493,196 @@ def _check_unchanged(rel: str, before: os.stat_result, after: os.stat_result, re
         raise _changed(rel, f"{before.st_size} bytes when listed, {read} read, {after.st_size} now")
     if after.st_mtime_ns != before.st_mtime_ns:
         raise _changed(rel, "its modification time moved")
+    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+        raise _changed(rel, "it was replaced by another file")
+
+
+#: Where archives are unpacked (a private folder under the system temp folder), how old an
+#: unpack folder must be before a later ingest may remove it as left by a killed one, and the
+#: lock a live ingest holds on it (a killed process drops its lock).
+_UNPACK_PREFIX = "keel-unpack-"
+_UNPACK_LOCK = ".keel-unpack.lock"
+_STALE_UNPACK_SECONDS = 3600.0
+_STALE_UNLOCKED_SECONDS = 86400.0
+#: Zip compression methods this Python reads.
+_ZIP_METHODS = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+)
+#: What a damaged or truncated archive raises while it is read (and the decompressors under it).
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,  # zipfile: an encrypted member without a password
+    OSError,  # gzip.BadGzipFile, bz2 "Invalid data stream", a short read
+)
+
+
+def _member_ns(seconds: float) -> int:
+    """A member's modification time in nanoseconds (0 when the archive holds none usable)."""
+    try:
+        return max(0, int(seconds * 1_000_000_000))
+    except (OverflowError, ValueError):
+        return 0
+
+
+def _zip_ns(info: zipfile.ZipInfo) -> int:
+    """A zip member's date and time (local time without a zone in the format; read as UTC, so
+    the same archive gives the same times on every machine)."""
+    try:
+        return _member_ns(calendar.timegm((*info.date_time, 0, 0, 0)))
+    except (OverflowError, ValueError, TypeError):
+        return 0
+
+
+@contextlib.contextmanager
+def _unpack_folder() -> Iterator[Path]:
+    """A private unpack folder, locked while in use and removed after; stale ones that killed
+    ingests of this user left are removed first."""
+    _remove_stale_unpacks(Path(tempfile.gettempdir()))
+    home = Path(tempfile.mkdtemp(prefix=_UNPACK_PREFIX))
+    try:
+        with open(home / _UNPACK_LOCK, "wb") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            files = home / "files"
+            files.mkdir()
+            yield files
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _remove_stale_unpacks(temp: Path) -> None:
+    """Remove this user's unpack folders older than an hour whose lock no process holds (an
+    ingest killed while it read them); best effort, never failing the ingest."""
+    if fcntl is None:
+        return  # no locks to tell a live ingest from a dead one (and no owner ids)
+    now = time.time()
+    try:
+        candidates = list(temp.glob(f"{_UNPACK_PREFIX}*"))
+    except OSError:
+        return
+    for folder in candidates:
+        try:
+            info = os.lstat(folder)
+            if (
+                not stat.S_ISDIR(info.st_mode)
+                or info.st_uid != os.getuid()
+                or now - info.st_mtime < _STALE_UNPACK_SECONDS
+            ):
+                continue
+            if not (folder / _UNPACK_LOCK).exists():
+                # left by a Keel without unpack locks: only once nothing could still use it
+                if now - info.st_mtime >= _STALE_UNLOCKED_SECONDS:
+                    shutil.rmtree(folder, ignore_errors=True)
+                continue
+            with open(folder / _UNPACK_LOCK, "rb") as lock:
+                try:
+                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a live ingest holds it
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue
+
+
+class _DamagedHeaderError(Exception):
+    """A tar header after the first that does not parse (tarfile would end the listing
+    there without a word, and the members after it would be lost)."""
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(f"damaged tar header at byte {offset}: {reason}")
+        self.offset = offset
+        self.reason = reason
+
+
+#: tarfile's errors for a header that does not parse or is cut short (not in its stubs).
+_BAD_HEADERS: tuple[type[Exception], ...] = (
+    vars(_tarfile)["InvalidHeaderError"],
+    vars(_tarfile)["TruncatedHeaderError"],
+)
+
+
+class _CheckedTarInfo(tarfile.TarInfo):
+    """A tar header reader that tells a damaged header from the end of the archive."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile: tarfile.TarFile) -> Self:
+        archive = tarfile
+        try:
+            return super().fromtarfile(archive)
+        except _BAD_HEADERS as exc:
+            if archive.offset == 0:
+                raise  # not a tar at all: tarfile.open says so (or tries another format)
+            raise _DamagedHeaderError(archive.offset, str(exc)) from exc
+
+
+class _Plan:
+    """The members to unpack, checked one by one as they are listed: count, running size and
+    ratio (a bomb is refused at the member that crosses a limit, before more is decompressed),
+    names that can be written (UTF-8, not too long), and no name given twice or used both as a
+    file and as a folder."""
+
+    def __init__(self, source: ArchiveSource) -> None:
+        self._source = source
+        self.count = 0
+        self.total = 0
+        self._packed = max(1, os.path.getsize(source._path))
+        self._files: set[PurePosixPath] = set()
+        self._folders: set[PurePosixPath] = set()
+
+    def entry(self) -> None:
+        """Count one entry of any kind (folders and skipped ones too)."""
+        self.count += 1
+        if self.count > self._source._max_members:
+            raise self._source._refuse(
+                "*", f"has more than {self._source._max_members} entries, over the limit"
+            )
+
+    def add(self, name: str, rel: PurePosixPath, size: int) -> None:
+        """Take one file member of ``size`` bytes to be written at ``rel``."""
+        refuse = self._source._refuse
+        self.total += max(0, size)
+        if self.total > self._source._max_total:
+            raise refuse(
+                name,
+                f"brings the unpacked size to {self.total} bytes, over the limit of "
+                f"{self._source._max_total}",
+            )
+        if self.total / self._packed > self._source._max_ratio:
+            raise refuse(
+                name,
+                f"brings the expansion to {self.total / self._packed:.0f}x, over the limit of "
+                f"{self._source._max_ratio:.0f}x (a decompression bomb)",
+            )
+        text = str(rel)
+        try:
+            encoded = text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise refuse(
+                os.fsencode(name).decode("utf-8", "backslashreplace"),
+                "has a name that is not UTF-8 text; repack it with UTF-8 names",
+            ) from None
+        if len(encoded) > 4000 or any(len(part.encode()) > 255 for part in rel.parts):
+            raise refuse(name, "has a name too long for a file system (255 bytes a part)")
+        if rel in self._files:
+            raise refuse(name, "appears twice in the archive; repack it with each name once")
+        if rel in self._folders or any(parent in self._files for parent in rel.parents):
+            raise refuse(name, "is both a file and a folder in the archive; rename one of them")
+        self._files.add(rel)
+        self._folders.update(rel.parents)
 
 
 class ArchiveSource:
     """A zip or tar archive, checked and unpacked by Keel's own code, then read as a folder.
+
+    The format is told by the first bytes (a zip starts with a local file header, or is an
+    empty zip; anything else is read as a tar, plain or compressed), never by a zip directory
+    found at the end: a tar whose last member is a .docx or .zip is a tar. Each unpacked file
+    keeps its member's time, so an unchanged archive gives an unchanged manifest.
 
     Args:
         path: the archive (local file).
@@ -438,116 +710,183 @@ class ArchiveSource:
     def batches(self, sink: BlobSink) -> Iterator[SourceBatch]:
         if not self._path.is_file():
             raise NotFoundError(f"No archive at {str(self._path)!r}.", path=str(self._path))
-        target = Path(tempfile.mkdtemp(prefix="keel-unpack-"))
-        try:
+        with _unpack_folder() as target:
             self.unpack(target)
             folder = FolderSource(target)
             folder._label = str(self._path)
+            folder._reuse = False
             yield from folder.batches(sink)
-        finally:
-            shutil.rmtree(target, ignore_errors=True)
 
     def _refuse(self, member: str, why: str) -> InvalidInputError:
         return InvalidInputError(
             f"The archive {str(self._path)!r} was refused: member {member[:120]!r} {why}. "
-            "Nothing was unpacked.",
+            "Nothing was ingested.",
             path=str(self._path),
             member=member[:120],
         )
 
+    def _damaged(self, member: str, exc: BaseException) -> InvalidInputError:
+        return self._refuse(
+            member,
+            f"cannot be read ({type(exc).__name__}: {str(exc)[:200]}); the archive is damaged "
+            "or truncated — get a fresh copy of it",
+        )
+
     def _safe_name(self, name: str) -> PurePosixPath | None:
         clean = name.replace("\\", "/")
-        if clean.startswith("/") or (len(clean) > 1 and clean[1] == ":"):
+        if clean.startswith("/") or (
+            len(clean) > 2 and clean[0].isalpha() and clean[1] == ":" and clean[2] == "/"
+        ):
             raise self._refuse(name, "has an absolute path")
         parts = [p for p in clean.split("/") if p not in ("", ".")]
         if ".." in parts:
             raise self._refuse(name, "climbs out of the archive with '..'")
+        if os.name == "nt" and any(":" in part for part in parts):
+            raise self._refuse(name, "has a ':', which Windows reads as a drive or a data stream")
         return PurePosixPath(*parts) if parts else None
+
+    def _format(self) -> str:
+        """'zip' when the file starts as a zip does, else 'tar' (plain or compressed)."""
+        with open(self._path, "rb") as handle:
+            head = handle.read(4)
+        return "zip" if head in (b"PK\x03\x04", b"PK\x05\x06") else "tar"
 
     def unpack(self, target: Path) -> int:
         """Check every member, then unpack into ``target``; return the bytes written."""
-        if zipfile.is_zipfile(self._path):
+        if self._format() == "zip":
             return self._unpack_zip(target)
         try:
-            with tarfile.open(self._path, "r:*") as archive:
-                return self._unpack_tar(archive, target)
-        except tarfile.TarError as exc:
+            archive = tarfile.open(self._path, "r:*", tarinfo=_CheckedTarInfo)  # noqa: SIM115
+        except KeelError:
+            raise
+        except _READ_ERRORS as exc:
             raise InvalidInputError(
-                f"{str(self._path)!r} is not a zip or tar archive ({exc}).", path=str(self._path)
+                f"{str(self._path)!r} is not a zip or tar archive, or it is damaged "
+                f"({type(exc).__name__}: {exc}). Nothing was ingested.",
+                path=str(self._path),
             ) from exc
-
-    def _check_totals(self, count: int, total: int, packed: int) -> None:
-        if count > self._max_members:
-            raise self._refuse("*", f"makes {count} entries, over the limit of {self._max_members}")
-        if total > self._max_total:
-            raise self._refuse(
-                "*", f"unpacks to {total} bytes, over the limit of {self._max_total}"
-            )
-        if packed > 0 and total / packed > self._max_ratio:
-            raise self._refuse(
-                "*",
-                f"expands {total / packed:.0f}x, over the limit of {self._max_ratio:.0f}x "
-                "(a decompression bomb)",
-            )
+        with archive:
+            return self._unpack_tar(archive, target)
 
     def _unpack_zip(self, target: Path) -> int:
-        with zipfile.ZipFile(self._path) as archive:
-            members = archive.infolist()
-            plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
-            total = 0
-            for info in members:
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
+        try:
+            archive = zipfile.ZipFile(self._path)
+        except _READ_ERRORS as exc:
+            raise self._damaged("*", exc) from exc
+        with archive:
+            plan = _Plan(self)
+            members: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
+            for info in archive.infolist():
+                plan.entry()
+                if stat.S_ISLNK(info.external_attr >> 16):
                     raise self._refuse(info.filename, "is a symbolic link")
                 rel = self._safe_name(info.filename)
                 if rel is None or info.is_dir():
                     continue
-                total += info.file_size
-                plan.append((info, rel))
-            self._check_totals(len(members), total, os.path.getsize(self._path))
+                if info.flag_bits & 0x1:
+                    raise self._refuse(
+                        info.filename,
+                        "is encrypted; Keel does not take passwords — unpack it yourself and "
+                        "ingest the folder",
+                    )
+                if info.compress_type not in _ZIP_METHODS:
+                    raise self._refuse(
+                        info.filename,
+                        f"uses compression method {info.compress_type}, which Keel cannot "
+                        "read; repack it with deflate",
+                    )
+                plan.add(info.filename, rel, info.file_size)
+                members.append((info, rel))
             written = 0
-            for info, rel in plan:
-                with archive.open(info) as source:
-                    written += self._copy(source, target, rel, info.file_size, written)
+            for info, rel in members:
+                try:
+                    with archive.open(info) as source:
+                        written += self._copy(source, target, rel, info.file_size, written)
+                except KeelError:
+                    raise
+                except _READ_ERRORS as exc:
+                    raise self._damaged(info.filename, exc) from exc
+                self._stamp(target, rel, _zip_ns(info))
             return written
 
     def _unpack_tar(self, archive: tarfile.TarFile, target: Path) -> int:
-        plan: list[tuple[tarfile.TarInfo, PurePosixPath]] = []
-        total = 0
-        count = 0
-        for member in archive:
-            count += 1
-            if count > self._max_members:
-                self._check_totals(count, total, 1)
-            rel = self._safe_name(member.name)
-            if member.issym() or member.islnk():
-                raise self._refuse(member.name, "is a link")
-            if member.isdir() or rel is None:
-                continue
-            if not member.isfile():
-                raise self._refuse(member.name, "is a device, FIFO or other special file")
-            total += member.size
-            plan.append((member, rel))
-        self._check_totals(count, total, os.path.getsize(self._path))
+        plan = _Plan(self)
+        members: list[tuple[tarfile.TarInfo, PurePosixPath]] = []
+        last = "*"
+        try:
+            # the checks run before the next header is read: a member over a limit is refused
+            # before its bytes are decompressed to skip over them
+            for member in archive:
+                last = member.name
+                plan.entry()
+                rel = self._safe_name(member.name)
+                if member.issym() or member.islnk():
+                    raise self._refuse(member.name, "is a link")
+                if member.isdir() or rel is None:
+                    continue
+                if not member.isfile():
+                    raise self._refuse(member.name, "is a device, FIFO or other special file")
+                plan.add(member.name, rel, member.size)
+                members.append((member, rel))
+        except KeelError:
+            raise
+        except _DamagedHeaderError as exc:
+            raise self._refuse(
+                f"after {last}",
+                f"is followed by a damaged header at byte {exc.offset} ({exc.reason}): the "
+                "rest of the archive cannot be listed; get a fresh copy of it",
+            ) from exc
+        except _READ_ERRORS as exc:
+            raise self._damaged(f"after {last}", exc) from exc
         written = 0
-        for member, rel in plan:
-            source = archive.extractfile(member)
-            if source is None:
-                raise self._refuse(member.name, "cannot be read")
-            with source:
-                written += self._copy(source, target, rel, member.size, written)
+        for member, rel in members:
+            try:
+                source = archive.extractfile(member)
+                if source is None:
+                    raise self._refuse(member.name, "cannot be read")
+                with source:
+                    written += self._copy(source, target, rel, member.size, written)
+            except KeelError:
+                raise
+            except _READ_ERRORS as exc:
+                raise self._damaged(member.name, exc) from exc
+            self._stamp(target, rel, _member_ns(member.mtime))
         return written
+
+    def _stamp(self, target: Path, rel: PurePosixPath, mtime_ns: int) -> None:
+        """Give an unpacked file its member's time (an unchanged archive, unchanged rows)."""
+        os.utime(target / Path(*rel.parts), ns=(mtime_ns, mtime_ns), follow_symlinks=False)
 
     def _copy(self, source: Any, target: Path, rel: PurePosixPath, declared: int, done: int) -> int:
         destination = (target / Path(*rel.parts)).resolve()
         if not destination.is_relative_to(target.resolve()):
             raise self._refuse(str(rel), "would be written outside the unpack folder")
-        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            out = open(destination, "xb")  # noqa: SIM115 - closed below
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+            raise self._refuse(str(rel), "clashes with another member of the archive") from exc
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise self._refuse(str(rel), "has a name too long for this file system") from exc
+            raise StorageError(
+                f"Could not write the unpacked member {str(rel)!r} to {str(target)!r}: {exc}.",
+                path=str(target),
+            ) from exc
         written = 0
-        with open(destination, "xb") as out:
+        with out:
             while chunk := source.read(1 << 20):
                 written += len(chunk)
                 if written > declared or done + written > self._max_total:
                     raise self._refuse(str(rel), "unpacks to more bytes than it declares")
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise StorageError(
+                        f"Could not write the unpacked member {str(rel)!r} to "
+                        f"{str(target)!r}: {exc}.",
+                        path=str(target),
+                    ) from exc
+        if written != declared:
+            raise self._refuse(str(rel), f"holds {written} bytes but declares {declared}")
         return written
