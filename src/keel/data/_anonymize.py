@@ -86,12 +86,18 @@ class AnonymizationRecord:
     rows_in: int = 0
     rows_suppressed: int = 0
     quasi_identifiers: tuple[str, ...] = ()
+    #: The k-anonymity of the output over ``quasi_identifiers``, measured on the final rows.
     k: int | None = None
+    #: Columns a step transformed that still hold personal data: a mask whose ``keep_last`` or a
+    #: ``keep_first`` that covered most values whole, or an output a detector still recognises.
+    retained: tuple[str, ...] = ()
 
     @property
     def anonymized_columns(self) -> tuple[str, ...]:
-        """Columns whose values were transformed (for ``propagate``)."""
-        return tuple(dict.fromkeys((*self.masked, *self.pseudonymized, *self.generalized)))
+        """Columns whose values were transformed and no longer hold what they held (for
+        ``propagate``: only these may lose their personal-data labels)."""
+        done = dict.fromkeys((*self.masked, *self.pseudonymized, *self.generalized))
+        return tuple(c for c in done if c not in self.retained)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +110,7 @@ class AnonymizationRecord:
             "rows_suppressed": self.rows_suppressed,
             "quasi_identifiers": list(self.quasi_identifiers),
             "k": self.k,
+            "retained": list(self.retained),
         }
 
     @classmethod
@@ -118,6 +125,7 @@ class AnonymizationRecord:
             rows_suppressed=int(data.get("rows_suppressed", 0)),
             quasi_identifiers=tuple(data.get("quasi_identifiers", ())),
             k=data.get("k"),
+            retained=tuple(data.get("retained", ())),
         )
 
 
@@ -292,12 +300,15 @@ def apply_anonymization(
     done: dict[str, list[str]] = {"masked": [], "pseudonymized": [], "generalized": []}
     suppressed: list[str] = []
     rows_in = frame.height
-    qis: tuple[str, ...] = ()
-    k_result: int | None = None
+    enforced: list[tuple[tuple[str, ...], int]] = []
+    #: per column whose last step kept part of each value (a mask's ``keep_last``, a
+    #: ``keep_first``), the share of its values that step left whole
+    whole: dict[str, float] = {}
     for step in steps:
         p = step.params
         if step.kind == "mask":
             _require(frame, p["columns"])
+            whole |= {c: _share_kept_whole(frame, c, p["keep_last"]) for c in p["columns"]}
             frame = frame.with_columns(
                 _mask(pl.col(c), p["keep_last"], p["char"]) for c in p["columns"]
             )
@@ -308,8 +319,15 @@ def apply_anonymization(
                 _pseudonymize(frame.get_column(c), key, p["length"]) for c in p["columns"]
             )
             done["pseudonymized"] += p["columns"]
+            for c in p["columns"]:  # keyed hashes: nothing of the values is left
+                whole.pop(c, None)
         elif step.kind == "generalize":
             _require(frame, [p["column"]])
+            keep = p["keep_first"]
+            if keep is None:  # bins and truncated dates keep no value whole
+                whole.pop(p["column"], None)
+            else:
+                whole[p["column"]] = _share_kept_whole(frame, p["column"], keep)
             frame = frame.with_columns(_generalize(frame, p))
             done["generalized"].append(p["column"])
         elif step.kind == "suppress":
@@ -319,9 +337,10 @@ def apply_anonymization(
         elif step.kind == "suppress_rows":
             frame = frame.filter(~pl.sql_expr(p["where"]).fill_null(False))
         else:  # k_anonymity
-            qis = tuple(p["quasi_identifiers"])
-            frame, _ = enforce_k_anonymity(frame, qis, p["k"])
-            k_result = k_anonymity(frame, qis)
+            enforced.append((tuple(p["quasi_identifiers"]), p["k"]))
+            frame, _ = enforce_k_anonymity(frame, enforced[-1][0], p["k"])
+    frame, qis, k_result = _final_k(frame, enforced)
+    transformed = _kept([*done["masked"], *done["pseudonymized"], *done["generalized"]], suppressed)
     record = AnonymizationRecord(
         steps=tuple(s.to_dict() for s in steps),
         masked=_kept(done["masked"], suppressed),
@@ -332,8 +351,77 @@ def apply_anonymization(
         rows_suppressed=rows_in - frame.height,
         quasi_identifiers=qis,
         k=k_result,
+        retained=tuple(
+            c for c in transformed if c in whole and _still_personal(frame, c, whole[c])
+        ),
     )
     return frame, record
+
+
+def _final_k(
+    frame: pl.DataFrame, enforced: Sequence[tuple[tuple[str, ...], int]]
+) -> tuple[pl.DataFrame, tuple[str, ...], int | None]:
+    """The output with every k-anonymity step still holding, its last quasi-identifiers and
+    the k measured on it (None when no step asked for k-anonymity).
+
+    A later step can break what a k-anonymity step enforced (``suppress_rows`` leaving a group
+    of 2 where k was 10), so each one is enforced again on the final rows until all hold:
+    removing a whole group never makes another group of the same quasi-identifiers smaller.
+    Quasi-identifiers a later ``suppress`` dropped are measured without (fewer columns give
+    larger groups, so the guarantee still holds for the columns left).
+    """
+    if not enforced:
+        return frame, (), None
+    checks = [(tuple(c for c in qis if c in frame.schema), k) for qis, k in enforced]
+    while True:
+        before = frame.height
+        for qis, k in checks:
+            if k_anonymity(frame, qis) < k:
+                frame, _ = enforce_k_anonymity(frame, qis, k)
+        if frame.height == before:
+            break
+    qis = checks[-1][0]
+    return frame, qis, k_anonymity(frame, qis)
+
+
+def _share_kept_whole(frame: pl.DataFrame, column: str, keep: int) -> float:
+    """The share of the non-empty values of ``column`` no longer than ``keep`` characters:
+    a mask keeping the last ``keep`` characters, or a prefix of ``keep``, leaves them whole."""
+    import polars as pl
+
+    length = frame.get_column(column).cast(pl.String).drop_nulls().str.len_chars()
+    present = length.filter(length > 0)
+    if present.len() == 0:
+        return 0.0
+    return float((present <= keep).sum()) / present.len()
+
+
+_CHECKED_VALUES = 10_000
+
+
+def _still_personal(frame: pl.DataFrame, column: str, kept_whole: float) -> bool:
+    """Whether a transformed column still holds personal data: most of its values were left
+    whole (``kept_whole`` at least ``MIN_CONFIDENCE``), or a detector recognises any value of
+    its output (a seeded sample of at most ``_CHECKED_VALUES``)."""
+    import polars as pl
+
+    from keel.data._classify import MIN_CONFIDENCE
+    from keel.data._detectors import DETECTORS
+
+    if kept_whole >= MIN_CONFIDENCE:
+        return True
+    values = frame.get_column(column).drop_nulls()
+    if values.len() > _CHECKED_VALUES:
+        values = values.sample(_CHECKED_VALUES, seed=0)
+    if values.dtype.is_integer():
+        digits = values.cast(pl.String)
+        return any(bool(d.detect_integers(digits).any()) for d in DETECTORS if d.digits_only)
+    if values.dtype not in (pl.String, pl.Categorical, pl.Enum):
+        return False
+    text = values.cast(pl.String)
+    # ``generalize keep_first`` appends a ``*`` to the prefix it keeps: look past it too.
+    texts = (text, text.str.strip_suffix("*"))
+    return any(bool(d.detect(t).any()) for t in texts for d in DETECTORS)
 
 
 def _kept(columns: list[str], suppressed: list[str]) -> tuple[str, ...]:
@@ -351,7 +439,9 @@ def _mask(col: pl.Expr, keep_last: int, char: str) -> pl.Expr:
             .otherwise(pl.lit(char).repeat_by(text.str.len_chars()).list.join(""))
             .name.keep()
         )
-    length = text.str.len_chars()
+    # Signed arithmetic: the unsigned length minus ``keep_last`` would wrap for a value
+    # shorter than ``keep_last`` (an empty string) and ask for billions of mask characters.
+    length = text.str.len_chars().cast(pl.Int64)
     hidden = (length - keep_last).clip(lower_bound=0)
     return (pl.lit(char).repeat_by(hidden).list.join("") + text.str.slice(hidden)).name.keep()
 

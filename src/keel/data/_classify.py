@@ -4,9 +4,16 @@
 every detector of ``_detectors`` over each column in one vectorised pass, and labels the column
 with the categories whose share of the sampled non-null values reaches ``MIN_CONFIDENCE``.
 
+A column whose values are mostly personal data of several kinds (a "contact" column of emails
+and phones) is labelled with each kind holding at least 5% of them once together they reach
+``MIN_CONFIDENCE``. Integer columns are read as digits for the kinds stored as numbers (phones
+that lost their leading ``0``, Emirates IDs, cards); list, array and struct columns are
+classified by their string and integer leaves.
+
 Sensitivity rule: national IDs, payment cards and IBANs are ``restricted``; email, phone,
-IP address, date of birth and person name are ``confidential``; other text columns are
-``internal`` (free text can hide what no detector recognises); other columns are ``public``.
+IP address, date of birth and person name are ``confidential``; other text columns (and nested
+columns holding text) are ``internal`` (free text can hide what no detector recognises); other
+columns are ``public``.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ __all__ = [
     "Classification",
     "ColumnClassification",
     "Sensitivity",
+    "at_least",
     "classify_frame",
     "propagate",
 ]
@@ -86,6 +94,9 @@ class Classification:
     """The classification of every column of a frame (or dataset version)."""
 
     columns: dict[str, ColumnClassification] = field(default_factory=dict)
+    #: Audited manual labels per column (``{"label", "reason", "by"}``), kept across
+    #: re-classification and carried to derived versions.
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def sensitivity(self) -> Sensitivity:
@@ -102,18 +113,27 @@ class Classification:
         return tuple(name for name, c in self.columns.items() if c.sensitivity >= level)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "sensitivity": self.sensitivity.value,
             "categories": list(self.categories),
             "columns": {name: c.to_dict() for name, c in self.columns.items()},
         }
+        if self.overrides:
+            data["overrides"] = {name: dict(o) for name, o in self.overrides.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Classification:
         columns = data.get("columns", {})
-        if not isinstance(columns, Mapping):
-            raise InvalidInputError("A classification's 'columns' must be a mapping.")
-        return cls({str(k): ColumnClassification.from_dict(v) for k, v in columns.items()})
+        overrides = data.get("overrides", {})
+        if not isinstance(columns, Mapping) or not isinstance(overrides, Mapping):
+            raise InvalidInputError(
+                "A classification's 'columns' and 'overrides' must be mappings."
+            )
+        return cls(
+            {str(k): ColumnClassification.from_dict(v) for k, v in columns.items()},
+            {str(k): dict(v) for k, v in overrides.items()},
+        )
 
 
 def _sensitivity(value: object) -> Sensitivity:
@@ -149,6 +169,8 @@ def _classify_column(column: pl.Series) -> ColumnClassification:
     values = column.drop_nulls()
     samples = values.len()
     is_text = dtype in (pl.String, pl.Categorical, pl.Enum)
+    if dtype.is_nested():
+        return _classify_nested(column)
     if dtype.is_temporal() and dtype != pl.Duration and _BIRTH.search(name):
         return _found(("date_of_birth",), Sensitivity.CONFIDENTIAL, 1.0, samples, "date_of_birth")
     if samples == 0:
@@ -156,25 +178,96 @@ def _classify_column(column: pl.Series) -> ColumnClassification:
         return ColumnClassification((), base, 0.0, 0, "none")
     if is_text:
         text = values.cast(pl.String)
-        candidates = DETECTORS
+        matches = {d.name: d.detect(text) for d in DETECTORS}
     elif dtype.is_integer():
+        # Phones, Emirates IDs and card numbers are often typed as integers by a CSV reader.
         text = values.cast(pl.String)
-        candidates = tuple(d for d in DETECTORS if d.digits_only)
+        matches = {d.name: d.detect_integers(text) for d in DETECTORS if d.digits_only}
     else:
         return ColumnClassification((), Sensitivity.PUBLIC, 1.0, samples, "none")
 
-    shares = {d.name: float(d.detect(text).sum()) / samples for d in candidates}
+    shares = {d: float(m.sum()) / samples for d, m in matches.items()}
     if is_text:
         shares.update(_text_shares(name, text, samples))
     found = [(share, d) for d, share in shares.items() if share >= MIN_CONFIDENCE]
+    if not found:
+        found = _mixed(matches, shares, samples)
     if found:
         found.sort(key=lambda item: (-item[0], item[1]))
         categories = tuple(_CATEGORY[d] for _, d in found)
         sensitivity = max(_SENSITIVITY[d] for _, d in found)
-        return _found(categories, sensitivity, round(found[0][0], 4), samples, found[0][1])
+        confidence = found[0][0] if len(found) == 1 else _any_share(matches, samples)
+        return _found(categories, sensitivity, round(confidence, 4), samples, found[0][1])
     best = max(shares.values(), default=0.0)
     base = Sensitivity.INTERNAL if is_text else Sensitivity.PUBLIC
     return ColumnClassification((), base, round(1.0 - best, 4), samples, "none")
+
+
+#: In a column of mixed personal data (a "contact" column of emails and phones), the share of
+#: the values a kind must hold to be named among the column's categories.
+_MIN_MIXED_PART = 0.05
+#: Nested values inspected per column (the leaves of its lists and structs).
+_MAX_LEAVES = 100_000
+
+
+def _any_share(matches: Mapping[str, pl.Series], samples: int) -> float:
+    """The share of the values that some detector recognises."""
+    any_match = None
+    for mask in matches.values():
+        any_match = mask if any_match is None else any_match | mask
+    return 0.0 if any_match is None else float(any_match.sum()) / samples
+
+
+def _mixed(
+    matches: Mapping[str, pl.Series], shares: Mapping[str, float], samples: int
+) -> list[tuple[float, str]]:
+    """The kinds of a column no single kind of which reaches ``MIN_CONFIDENCE`` but whose
+    values are mostly personal data of one kind or another (45% emails and 45% phones): each
+    kind holding at least ``_MIN_MIXED_PART`` of them, or nothing when the union falls short."""
+    if _any_share(matches, samples) < MIN_CONFIDENCE:
+        return []
+    return [(shares[d], d) for d in matches if shares[d] >= _MIN_MIXED_PART]
+
+
+def _classify_nested(column: pl.Series) -> ColumnClassification:
+    """A list, array or struct column: its string and integer leaves classified like columns
+    of their own (a struct field by its field name), the column taking every category found
+    and the highest sensitivity of its leaves, so never less than ``internal`` when it holds
+    text (a vector of floats stays ``public``, like a float column)."""
+    labels = [_classify_column(leaf) for leaf in _leaves(column)]
+    found = [label for label in labels if label.categories]
+    samples = column.drop_nulls().len()
+    if not found:
+        level = max((label.sensitivity for label in labels), default=Sensitivity.PUBLIC)
+        return ColumnClassification((), level, 0.0, samples, "none")
+    categories = tuple(dict.fromkeys(c for label in found for c in label.categories))
+    sensitivity = max(label.sensitivity for label in found)
+    best = max(found, key=lambda label: label.confidence)
+    return _found(
+        categories, max(sensitivity, Sensitivity.INTERNAL), best.confidence, samples, best.detector
+    )
+
+
+def _leaves(column: pl.Series, depth: int = 0) -> list[pl.Series]:
+    """The string and integer leaves of a nested column (lists exploded, struct fields
+    unnested), each at most ``_MAX_LEAVES`` values; nesting deeper than 8 levels is not read."""
+    import polars as pl
+
+    dtype = column.dtype
+    if depth > 8:
+        return []
+    if isinstance(dtype, pl.List):
+        return _leaves(column.list.explode().head(_MAX_LEAVES), depth + 1)
+    if isinstance(dtype, pl.Array):
+        return _leaves(column.arr.explode().head(_MAX_LEAVES), depth + 1)
+    if isinstance(dtype, pl.Struct):
+        fields = column.struct.unnest()
+        return [
+            leaf for name in fields.columns for leaf in _leaves(fields.get_column(name), depth + 1)
+        ]
+    if dtype in (pl.String, pl.Categorical, pl.Enum) or dtype.is_integer():
+        return [column.head(_MAX_LEAVES)]
+    return []
 
 
 def _text_shares(name: str, text: pl.Series, samples: int) -> dict[str, float]:
@@ -222,9 +315,11 @@ def propagate(
     """The classification a derived version inherits from its parent.
 
     A derived version keeps every label of its parent (so data derived from restricted data
-    stays restricted), except that a removed column takes its labels with it and a column an
-    anonymization step masked, pseudonymized, generalized or suppressed drops to ``internal``
-    with no personal-data category: the cause of the label is gone.
+    stays restricted) and the audited overrides behind them, except that a removed column takes
+    its labels with it and a column an anonymization step masked, pseudonymized, generalized or
+    suppressed drops to ``internal`` with no personal-data category: the cause of the label is
+    gone. ``anonymized_columns`` must name only columns whose cause the step really removed
+    (``AnonymizationRecord.anonymized_columns`` leaves out those it left readable).
     """
     removed = set(removed_columns)
     anonymized = set(anonymized_columns)
@@ -238,4 +333,33 @@ def propagate(
             )
         else:
             columns[name] = label
-    return Classification(columns)
+    overrides = {
+        name: override
+        for name, override in parent.overrides.items()
+        if name in columns and name not in anonymized
+    }
+    return Classification(columns, overrides)
+
+
+def at_least(detected: Classification, floor: Classification) -> Classification:
+    """``detected`` raised, column by column, to the labels of ``floor`` (a derived version's
+    inherited labels): the higher sensitivity and the categories of both. A sample that happens
+    to miss what the parent held, or data no detector recognises (a column an override labelled
+    ``health``), never lowers a derived version's labels."""
+    columns: dict[str, ColumnClassification] = {}
+    for name, label in detected.columns.items():
+        inherited = floor.columns.get(name)
+        if inherited is None or (
+            inherited.sensitivity <= label.sensitivity
+            and set(inherited.categories) <= set(label.categories)
+        ):
+            columns[name] = label
+            continue
+        columns[name] = ColumnClassification(
+            tuple(dict.fromkeys((*label.categories, *inherited.categories))),
+            max(label.sensitivity, inherited.sensitivity),
+            label.confidence,
+            label.samples,
+            label.detector if label.sensitivity >= inherited.sensitivity else "inherited",
+        )
+    return Classification(columns, dict(detected.overrides))

@@ -3,7 +3,12 @@
 Each detector turns a string Series into a boolean Series ("this value is an X"). The pattern
 runs as one Polars regular-expression pass; the checksum (Luhn for payment cards and Emirates
 IDs, ISO 7064 mod-97 for IBANs, the address parser for IPv6) runs only on the values the
-pattern let through, with NumPy where the checksum is arithmetic.
+pattern let through, with NumPy where the checksum is arithmetic. Digits written in Arabic-Indic,
+Extended Arabic-Indic, Devanagari or fullwidth forms are read as the ASCII digits they stand
+for; digits of other scripts never match.
+
+``find_personal_data`` and ``redact_text`` look for the same kinds inside free text ("call me on
+050 123 4567"), each finding confirmed like a whole value, so reports can show text safely.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ __all__ = [
     "Detector",
     "Sensitivity",
     "detect_value",
+    "find_personal_data",
     "iban_valid",
     "luhn_valid",
     "luhn_valid_many",
+    "redact_text",
 ]
 
 
@@ -83,6 +90,16 @@ IBAN_LENGTHS: dict[str, int] = {
 
 _SEPARATORS = r"[\s\-\.\(\)/]"
 
+# Digits of other scripts that people type for the same numbers (Arabic-Indic, Extended
+# Arabic-Indic as in Persian and Urdu, Devanagari, fullwidth): a detector reads them as the
+# ASCII digits they stand for, so a value written with them is recognised like any other. The
+# patterns use ``[0-9]``, never ``\d`` (Unicode-aware in Polars), so digits of any other script
+# simply do not match and never reach the ASCII-only checksums.
+_DIGIT_BASES = (0x0660, 0x06F0, 0x0966, 0xFF10)
+_OTHER_DIGITS = [chr(base + i) for base in _DIGIT_BASES for i in range(10)]
+_ASCII_DIGITS = [str(i) for _ in _DIGIT_BASES for i in range(10)]
+_OTHER_DIGIT_CLASS = "[" + "".join(f"{chr(b)}-{chr(b + 9)}" for b in _DIGIT_BASES) + "]"
+
 
 def luhn_valid(number: str) -> bool:
     """The Luhn (mod 10) check of a string of digits (payment cards, Emirates IDs)."""
@@ -116,7 +133,7 @@ def luhn_valid_many(digits: pl.Series) -> npt.NDArray[np.bool_]:
 
 
 _IBAN_DIGITS = {ord(c): str(i) for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ", start=10)}
-_IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
+_IBAN_SHAPE = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}")
 
 
 def iban_valid(text: str) -> bool:
@@ -164,7 +181,7 @@ def _card_candidates(series: pl.Series) -> pl.Series:
         | ((c2 == 62) & n_.is_between(16, 19))  # UnionPay
         | ((c2.is_in([50, 56, 57, 58]) | (c1 == 6)) & n_.is_between(12, 19))  # Maestro
     )
-    shape = digits.str.contains(r"^\d{12,19}$")
+    shape = digits.str.contains(r"^[0-9]{12,19}$")
     return frame.select(scheme.fill_null(False)).to_series() & shape.fill_null(False)
 
 
@@ -176,20 +193,21 @@ def _detect_card(series: pl.Series) -> pl.Series:
 
 def _detect_emirates_id(series: pl.Series) -> pl.Series:
 
-    shape = series.str.contains(r"^784[ \-]?(19|20)\d{2}[ \-]?\d{7}[ \-]?\d$").fill_null(False)
+    pattern = r"^784[ \-]?(19|20)[0-9]{2}[ \-]?[0-9]{7}[ \-]?[0-9]$"
+    shape = series.str.contains(pattern).fill_null(False)
     return _checksum(series, shape, lambda d: luhn_valid_many(_strip(d)))
 
 
 def _detect_iban(series: pl.Series) -> pl.Series:
 
     compact = series.str.replace_all(r"\s", "").str.to_uppercase()
-    shape = compact.str.contains(r"^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$").fill_null(False)
+    shape = compact.str.contains(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$").fill_null(False)
     return _checksum(compact, shape, _per_value(iban_valid))
 
 
 def _detect_ip(series: pl.Series) -> pl.Series:
 
-    octet = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+    octet = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
     v4 = series.str.contains(rf"^({octet}\.){{3}}{octet}$").fill_null(False)
     v6_shape = series.str.contains(r"^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[\w.]+)?$").fill_null(False)
     v6 = _checksum(series, v6_shape, _per_value(_ip_valid))
@@ -224,21 +242,48 @@ def _checksum(
     return pl.Series(series.name, result, dtype=pl.Boolean)
 
 
-def _pattern(regex: str, *, strip: bool = False) -> Callable[[pl.Series], pl.Series]:
+def _pattern(
+    regex: str, *, strip: bool = False, trim: bool = False
+) -> Callable[[pl.Series], pl.Series]:
     def detect(series: pl.Series) -> pl.Series:
-        values = _strip(series) if strip else series
+        values = _strip(series) if strip else series.str.strip_chars() if trim else series
         return values.str.contains(regex).fill_null(False)
 
     return detect
 
 
-_EMAIL = (
-    r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$"
+def _ascii_digits(series: pl.Series) -> pl.Series:
+    """``series`` with the digits of the other scripts in ``_OTHER_DIGITS`` made ASCII."""
+    if not bool(series.str.contains(_OTHER_DIGIT_CLASS).any()):
+        return series
+    return series.str.replace_many(_OTHER_DIGITS, _ASCII_DIGITS)
+
+
+def _normalised(detect: Callable[[pl.Series], pl.Series]) -> Callable[[pl.Series], pl.Series]:
+    """``detect`` run on the values with their digits made ASCII (same values, same order)."""
+
+    def run(series: pl.Series) -> pl.Series:
+        return detect(_ascii_digits(series))
+
+    return run
+
+
+_EMAIL_BODY = (
+    r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
 )
-# E.164 (``+`` or ``00`` then 8-15 digits), and UAE national formats: mobile 05X XXX XXXX,
+_EMAIL = rf"^{_EMAIL_BODY}$"
+# E.164 (``+`` or ``00`` then 8-15 digits), UAE numbers in international form without the ``+``
+# (971 5X XXX XXXX, 971 [2-4,6,7,9] XXX XXXX), and UAE national formats: mobile 05X XXX XXXX,
 # landline 0[2-4,6,7,9] XXX XXXX, toll-free 800…, once spaces, dashes, dots and brackets go.
-_PHONE = r"^(?:(?:\+|00)[1-9]\d{7,14}|0(?:5[0-9]\d{7}|[234679]\d{7})|800\d{4,7})$"
+_PHONE = (
+    r"^(?:(?:\+|00)[1-9][0-9]{7,14}|971(?:5[0-9]{8}|[234679][0-9]{7})"
+    r"|0(?:5[0-9]{8}|[234679][0-9]{7})|800[0-9]{4,7})$"
+)
+# The same numbers stored as integers, which lose the leading ``0`` (or ``00``) and the ``+``:
+# 5X XXX XXXX for a mobile, 971… for the international form. Landlines and toll-free numbers are
+# left out: as integers they are 7-8 digit numbers that plain ids and amounts look like.
+_PHONE_INTEGER = r"^(?:5[0-9]{8}|971(?:5[0-9]{8}|[234679][0-9]{7}))$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,17 +296,43 @@ class Detector:
     detect: Callable[[pl.Series], pl.Series]
     #: Whether integer columns are inspected too (their values rendered as digits).
     digits_only: bool = False
+    #: The recogniser for integer columns when it differs from ``detect`` (a phone stored as
+    #: an integer has lost its leading ``0`` or ``+``).
+    integer_detect: Callable[[pl.Series], pl.Series] | None = None
+
+    def detect_integers(self, digits: pl.Series) -> pl.Series:
+        """Which integers, rendered as ASCII digits, are values of this kind."""
+        return (self.integer_detect or self.detect)(digits)
 
 
 DETECTORS: tuple[Detector, ...] = (
-    Detector("email", "contact.email", Sensitivity.CONFIDENTIAL, _pattern(_EMAIL)),
-    Detector("phone", "contact.phone", Sensitivity.CONFIDENTIAL, _pattern(_PHONE, strip=True)),
     Detector(
-        "emirates_id", "national_id", Sensitivity.RESTRICTED, _detect_emirates_id, digits_only=True
+        "email", "contact.email", Sensitivity.CONFIDENTIAL, _normalised(_pattern(_EMAIL, trim=True))
     ),
-    Detector("iban", "financial.iban", Sensitivity.RESTRICTED, _detect_iban),
-    Detector("payment_card", "financial.payment_card", Sensitivity.RESTRICTED, _detect_card, True),
-    Detector("ip_address", "online.ip_address", Sensitivity.CONFIDENTIAL, _detect_ip),
+    Detector(
+        "phone",
+        "contact.phone",
+        Sensitivity.CONFIDENTIAL,
+        _normalised(_pattern(_PHONE, strip=True)),
+        digits_only=True,
+        integer_detect=_pattern(_PHONE_INTEGER),
+    ),
+    Detector(
+        "emirates_id",
+        "national_id",
+        Sensitivity.RESTRICTED,
+        _normalised(_detect_emirates_id),
+        digits_only=True,
+    ),
+    Detector("iban", "financial.iban", Sensitivity.RESTRICTED, _normalised(_detect_iban)),
+    Detector(
+        "payment_card",
+        "financial.payment_card",
+        Sensitivity.RESTRICTED,
+        _normalised(_detect_card),
+        True,
+    ),
+    Detector("ip_address", "online.ip_address", Sensitivity.CONFIDENTIAL, _normalised(_detect_ip)),
 )
 
 
@@ -273,13 +344,88 @@ def detect_value(value: object) -> Detector | None:
         return None
     if isinstance(value, int):
         series = pl.Series("v", [str(value)])
-        candidates = [d for d in DETECTORS if d.digits_only]
-    elif isinstance(value, str):
+        for detector in DETECTORS:
+            if detector.digits_only and bool(detector.detect_integers(series)[0]):
+                return detector
+        return None
+    if isinstance(value, str):
         series = pl.Series("v", [value[:200]])
-        candidates = list(DETECTORS)
     else:
         return None
-    for detector in candidates:
+    for detector in DETECTORS:
         if bool(detector.detect(series)[0]):
             return detector
     return None
+
+
+_SEP = r"[ \-.]?"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# Unanchored forms of the patterns above, to find personal data inside free text. Each finding
+# is then confirmed like a whole value (checksums, card schemes) before it is redacted.
+_IN_TEXT: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("emirates_id", re.compile(r"(?<![0-9])784[ \-]?(?:19|20)[0-9]{2}[ \-]?[0-9]{7}[ \-]?[0-9]")),
+    ("payment_card", re.compile(r"(?<![0-9])[0-9](?:[ \-]?[0-9]){11,18}(?![0-9])")),
+    ("iban", re.compile(r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}", re.IGNORECASE)),
+    ("email", re.compile(_EMAIL_BODY)),
+    (
+        "phone",
+        re.compile(
+            rf"(?<![0-9+])(?:(?:\+|00)[1-9](?:{_SEP}[0-9]){{7,14}}"
+            rf"|971{_SEP}(?:5(?:{_SEP}[0-9]){{8}}|[234679](?:{_SEP}[0-9]){{7}})"
+            rf"|0(?:5(?:{_SEP}[0-9]){{8}}|[234679](?:{_SEP}[0-9]){{7}})"
+            rf"|800(?:{_SEP}[0-9]){{4,7}})(?![0-9])"
+        ),
+    ),
+    ("ip_address", re.compile(rf"(?<![0-9.])(?:{_OCTET}\.){{3}}{_OCTET}(?!\.?[0-9])")),
+)
+_TRANSLATE_DIGITS = str.maketrans(dict(zip(_OTHER_DIGITS, _ASCII_DIGITS, strict=True)))
+
+
+def _iban_span(match: re.Match[str]) -> tuple[int, int]:
+    """The span of an IBAN found in text, cut at its country's length: the pattern may run on
+    into a following word or number ("AE07 0331 2345 6789 0123 456 THANKS")."""
+    start, end = match.span()
+    expected = IBAN_LENGTHS.get(match.group(0)[:2].upper())
+    if expected is None:
+        return start, end
+    seen = 0
+    for offset, char in enumerate(match.group(0)):
+        if not char.isspace():
+            seen += 1
+            if seen == expected:
+                return start, start + offset + 1
+    return start, end
+
+
+def find_personal_data(text: str) -> list[tuple[int, int, Detector]]:
+    """The spans of ``text`` that hold a value some detector recognises, as ``(start, end,
+    detector)``, in order and never overlapping (the first kind listed wins an overlap)."""
+    import polars as pl
+
+    ascii_text = text.translate(_TRANSLATE_DIGITS)  # one character for one: spans line up
+    by_name = {d.name: d for d in DETECTORS}
+    found: list[tuple[int, int, Detector]] = []
+    for name, pattern in _IN_TEXT:
+        detector = by_name[name]
+        spans = [
+            _iban_span(m) if name == "iban" else m.span() for m in pattern.finditer(ascii_text)
+        ]
+        if not spans:
+            continue
+        verdicts = detector.detect(pl.Series("v", [ascii_text[a:b] for a, b in spans])).to_list()
+        for (start, end), ok in zip(spans, verdicts, strict=True):
+            if ok and not any(start < b and a < end for a, b, _ in found):
+                found.append((start, end, detector))
+    return sorted(found, key=lambda item: item[0])
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every value ``find_personal_data`` finds replaced by a marker."""
+    out: list[str] = []
+    position = 0
+    for start, end, detector in find_personal_data(text):
+        out.append(text[position:start])
+        out.append(f"[redacted: {detector.category}]")
+        position = end
+    out.append(text[position:])
+    return "".join(out)

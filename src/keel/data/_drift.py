@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from keel.data._stats import ks_statistic, psi_categorical, psi_numeric
@@ -18,6 +19,8 @@ __all__ = ["reference_check"]
 _MAX_LISTED = 20
 
 Outcome = tuple[Any, Any, bool, str, dict[str, Any]]
+#: (column, values) -> the values as a report may show them
+Redact = Callable[[str, Sequence[Any]], list[Any]]
 
 
 def _numeric(series: pl.Series) -> npt.NDArray[np.float64] | None:
@@ -35,8 +38,18 @@ def _numeric(series: pl.Series) -> npt.NDArray[np.float64] | None:
     return result
 
 
-def reference_check(frame: pl.DataFrame, reference: pl.DataFrame, check: Check) -> Outcome:
-    """Run one reference check; returns (observed, threshold, passed, message, details)."""
+def reference_check(
+    frame: pl.DataFrame,
+    reference: pl.DataFrame,
+    check: Check,
+    *,
+    redact: Redact | None = None,
+) -> Outcome:
+    """Run one reference check; returns (observed, threshold, passed, message, details).
+
+    ``redact`` turns the values a check lists (the new categories) into what a report may show:
+    a marker in place of personal data (``Redactor.values``). Without it they are listed as is.
+    """
     column = check.column or ""
     current, ref = frame.get_column(column), reference.get_column(column)
     p = check.params
@@ -55,7 +68,7 @@ def reference_check(frame: pl.DataFrame, reference: pl.DataFrame, check: Check) 
             {"null_rate": now_rate, "reference_null_rate": ref_rate},
         )
     if check.kind == "new_categories":
-        return _new_categories(current, ref, int(p["max"]))
+        return _new_categories(current, ref, int(p["max"]), redact)
     # cardinality_change
     n_now, n_ref = current.n_unique(), ref.n_unique()
     ratio = abs(n_now - n_ref) / max(n_ref, 1)
@@ -115,7 +128,9 @@ def _shift(current: pl.Series, ref: pl.Series, method: str, limit: float, bins: 
     )
 
 
-def _new_categories(current: pl.Series, ref: pl.Series, limit: int) -> Outcome:
+def _new_categories(
+    current: pl.Series, ref: pl.Series, limit: int, redact: Redact | None
+) -> Outcome:
     import polars as pl
 
     now_values = pl.DataFrame({"v": current.cast(pl.String).unique().drop_nulls()})
@@ -123,6 +138,8 @@ def _new_categories(current: pl.Series, ref: pl.Series, limit: int) -> Outcome:
     new = now_values.join(ref_values, on="v", how="anti").sort("v")
     count = new.height
     listed = new.get_column("v").head(_MAX_LISTED).to_list()
+    if redact is not None:
+        listed = redact(current.name, listed)
     message = (
         "No category outside the reference."
         if not count

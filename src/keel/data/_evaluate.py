@@ -280,7 +280,7 @@ def _whole(
             results[index] = missing
             continue
         if check.kind != "unique":
-            results[index] = _other(frame, check, reference)
+            results[index] = _other(frame, check, reference, redactor)
             continue
         try:
             violation = _violation(check, frame.schema)
@@ -297,7 +297,9 @@ def _whole(
     return results
 
 
-def _other(frame: pl.DataFrame, check: Check, reference: pl.DataFrame | None) -> CheckResult:
+def _other(
+    frame: pl.DataFrame, check: Check, reference: pl.DataFrame | None, redactor: Redactor
+) -> CheckResult:
     if check.kind in ("representation", "positive_rate_parity", "disparate_impact"):
         return bias_result(frame, check)
     if reference is None:
@@ -315,5 +317,7 @@ def _other(frame: pl.DataFrame, check: Check, reference: pl.DataFrame | None) ->
         )
     from keel.data._drift import reference_check
 
-    observed, threshold, passed, message, details = reference_check(frame, reference, check)
+    observed, threshold, passed, message, details = reference_check(
+        frame, reference, check, redact=redactor.values
+    )
     return result(check, passed, observed, threshold, message, **details)

@@ -220,9 +220,11 @@ class DatasetGate:
     def classify(
         self, ctx: Context, name: str, version: VersionRef = None, *, sample_size: int = 10_000
     ) -> DatasetVersion:
-        """Detect personal data per column (on a seeded sample) and store the labels."""
-        from keel.data._classify import classify_frame
+        """Detect personal data per column (on a seeded sample) and store the labels.
 
+        A derived version keeps at least the labels it inherited (see ``_detected``), and the
+        audited overrides on it (or inherited from its parent) replace what detection found.
+        """
         self._gov.check(
             ctx,
             Permission.DATASET_CLASSIFY,
@@ -230,9 +232,7 @@ class DatasetGate:
             object_type="dataset_version",
         )
         target = self._datasets.version(ctx, name, version)
-        labels = classify_frame(
-            self._sample(ctx, target, sample_size), sample_size=sample_size
-        ).to_dict()
+        labels = self._detected(ctx, target, sample_size)
         kept = dict((target.classification or {}).get("overrides", {}))
         if kept:
             labels["columns"].update(
@@ -243,6 +243,18 @@ class DatasetGate:
         return self._store_labels(
             ctx, name, target.version, labels, "dataset.classify", {"sample_size": sample_size}
         )
+
+    def _detected(self, ctx: Context, target: DatasetVersion, sample_size: int) -> dict[str, Any]:
+        """The labels detection gives ``target``, raised to those it inherited when it is a
+        derived version: its stored labels came from its parent's through ``propagate``, which
+        already lowered the columns an anonymization step cleaned, so anything higher there is
+        a cause still present (or an audited override upstream) that the sample cannot undo."""
+        from keel.data._classify import Classification, at_least, classify_frame
+
+        detected = classify_frame(self._sample(ctx, target, sample_size), sample_size=sample_size)
+        if target.parents and target.classification:
+            detected = at_least(detected, Classification.from_dict(target.classification))
+        return detected.to_dict()
 
     def _sample(self, ctx: Context, version: DatasetVersion, size: int) -> Any:
         """A seeded sample of about ``size`` rows, drawn part by part (bounded memory)."""
@@ -289,10 +301,19 @@ class DatasetGate:
                 f"Unknown sensitivity {sensitivity!r}; use one of: "
                 + ", ".join(s.value for s in Sensitivity),
             ) from None
+        self._gov.check(  # before any data is read to classify the rest of the version
+            ctx,
+            Permission.DATASET_CLASSIFY,
+            action="dataset.classification_override",
+            object_type="dataset_version",
+        )
         target = self._datasets.version(ctx, name, version)
         if column not in target.columns:
             raise NotFoundError(f"Version {target.version} of '{name}' has no column {column!r}.")
-        labels = dict(target.classification or {"columns": {}})
+        # A never-classified version is classified first: its other columns get the labels
+        # detection gives them, so an override on one column never leaves the rest unlabelled
+        # (which would read as ``public``).
+        labels = dict(target.classification or self._detected(ctx, target, 10_000))
         columns = dict(labels.get("columns", {}))
         label = ColumnClassification(tuple(categories), level, 1.0, 0, "override").to_dict()
         columns[column] = label
