@@ -41,3 +41,16 @@ def test_a_renamed_column_keeps_its_personal_data_category(local_ws: Workspace) 
         assert made.classification["categories"] == ["contact.email"]
         column = "contact" if "contact" in made.columns else "to"
         assert made.classification["columns"][column]["categories"] == ["contact.email"]
+
+
+def test_a_renamed_column_keeps_its_audited_override(local_ws: Workspace) -> None:
+    local_ws.datasets.ingest("c", _emails(0, 30))
+    local_ws.datasets.classify("c")
+    local_ws.datasets.override(
+        "c", "email", sensitivity="restricted", categories=["contact.email"], reason="policy"
+    )
+    made = local_ws.datasets.transform("c", [{"op": "rename", "mapping": {"email": "contact"}}])
+    assert made.classification is not None
+    assert made.classification["columns"]["contact"]["sensitivity"] == "restricted"
+    assert made.classification["overrides"]["contact"]["reason"] == "policy"
+    assert made.sensitivity == "restricted"

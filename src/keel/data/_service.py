@@ -771,6 +771,13 @@ class DatasetService:
                 inherited["columns"][column] = ColumnClassification(
                     categories, level, 0.0, 0, "derived"
                 ).to_dict()
+            # One column removed and one new (a rename): its audited override moves with it.
+            moved = parent.classification.get("overrides", {}).get(
+                removed_columns[0] if len(removed_columns) == 1 else ""
+            )
+            if moved is not None and len(new) == 1:
+                inherited["columns"][new[0]] = moved["label"]
+                inherited.setdefault("overrides", {})[new[0]] = moved
             inherited = Classification.from_dict(inherited).to_dict()
         return inherited
 
