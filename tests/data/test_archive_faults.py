@@ -275,3 +275,23 @@ def test_a_file_swapped_for_a_symlink_after_listing_is_not_followed(tmp_path: Pa
     listed.symlink_to(outside)
     with pytest.raises(ConflictError, match="replaced by a symbolic link"):
         _folders._open_listed("a.txt", listed, info)
+
+
+def test_gc_removes_the_unpack_folder_of_a_killed_ingest_but_not_a_live_one(
+    local_ws: Workspace, private_temp: Path
+) -> None:
+    folders = []
+    for name in ("killed", "live"):
+        folder = private_temp / f"keel-unpack-{name}"
+        (folder / "files").mkdir(parents=True)
+        (folder / "files" / "copy.bin").write_bytes(b"plaintext")
+        (folder / ".keel-unpack.lock").touch()
+        folders.append(folder)
+    killed, live = folders
+    with open(live / ".keel-unpack.lock", "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert local_ws.datasets.gc(dry_run=True, older_than_seconds=0).temporaries == 0
+        assert killed.exists()
+        report = local_ws.datasets.gc(older_than_seconds=0)
+    assert report.temporaries == 1
+    assert not killed.exists() and live.exists()

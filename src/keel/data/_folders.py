@@ -51,6 +51,7 @@ __all__ = [
     "describe_file",
     "media_type",
     "needs_content",
+    "remove_stale_unpacks",
 ]
 
 MANIFEST_SCHEMA = {
@@ -542,7 +543,7 @@ def _zip_ns(info: zipfile.ZipInfo) -> int:
 def _unpack_folder() -> Iterator[Path]:
     """A private unpack folder, locked while in use and removed after; stale ones that killed
     ingests of this user left are removed first."""
-    _remove_stale_unpacks(Path(tempfile.gettempdir()))
+    remove_stale_unpacks()
     home = Path(tempfile.mkdtemp(prefix=_UNPACK_PREFIX))
     try:
         with open(home / _UNPACK_LOCK, "wb") as lock:
@@ -555,29 +556,34 @@ def _unpack_folder() -> Iterator[Path]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _remove_stale_unpacks(temp: Path) -> None:
-    """Remove this user's unpack folders older than an hour whose lock no process holds (an
-    ingest killed while it read them); best effort, never failing the ingest."""
+def remove_stale_unpacks(
+    temp: Path | None = None, *, older_than_seconds: float = _STALE_UNPACK_SECONDS
+) -> int:
+    """Remove this user's unpack folders (under ``temp``, the system's temporary folder by
+    default) older than ``older_than_seconds`` whose lock no process holds (an ingest killed
+    while it read them); return how many. Best effort, never failing."""
     if fcntl is None:
-        return  # no locks to tell a live ingest from a dead one (and no owner ids)
+        return 0  # no locks to tell a live ingest from a dead one (and no owner ids)
     now = time.time()
     try:
-        candidates = list(temp.glob(f"{_UNPACK_PREFIX}*"))
+        candidates = list((temp or Path(tempfile.gettempdir())).glob(f"{_UNPACK_PREFIX}*"))
     except OSError:
-        return
+        return 0
+    removed = 0
     for folder in candidates:
         try:
             info = os.lstat(folder)
             if (
                 not stat.S_ISDIR(info.st_mode)
                 or info.st_uid != os.getuid()
-                or now - info.st_mtime < _STALE_UNPACK_SECONDS
+                or now - info.st_mtime < older_than_seconds
             ):
                 continue
             if not (folder / _UNPACK_LOCK).exists():
                 # left by a Keel without unpack locks: only once nothing could still use it
                 if now - info.st_mtime >= _STALE_UNLOCKED_SECONDS:
                     shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
                 continue
             with open(folder / _UNPACK_LOCK, "rb") as lock:
                 try:
@@ -585,8 +591,10 @@ def _remove_stale_unpacks(temp: Path) -> None:
                 except OSError:
                     continue  # a live ingest holds it
                 shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
         except OSError:
             continue
+    return removed
 
 
 class _DamagedHeaderError(Exception):

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from keel import clock
+from keel.data._folders import remove_stale_unpacks
 from keel.data._ingest import Ingest
 from keel.data._model import DatasetVersion, GcReport, StoredReport
 from keel.data._rows import VersionRef, dataset_row, version_row, version_value
@@ -442,6 +443,7 @@ class DatasetGate:
                         freed += 1
                 repo.delete_pending([i for ids in stale.values() for i in ids])
                 temporaries = self._blobs.gc_temporaries(older_than_seconds)
+                temporaries += remove_stale_unpacks(older_than_seconds=older_than_seconds)
                 keys = self._blobs.gc_orphan_keys(
                     scope=ctx.project_id, older_than_seconds=older_than_seconds
                 )
