@@ -237,3 +237,14 @@ def test_text_statistics_are_lengths_merged_across_parts_never_values() -> None:
     merged = merge_stats([first, second])
     assert merged["email"] == {"count": 4, "nulls": 1, "min_length": 3, "max_length": 24}
     assert "ab@x.ae" not in repr(merged) and merged["n"]["max"] == 2  # numbers keep min/max
+
+
+def test_text_values_of_parts_written_before_lengths_are_dropped_when_merged() -> None:
+    from keel.data._parts import merge_stats
+
+    old = {"email": {"count": 2, "nulls": 0, "min": "ann@x.io", "max": "bob@y.io"}}
+    new = {"email": {"count": 1, "nulls": 0, "min_length": 7, "max_length": 7}}
+    merged = merge_stats([old, new], text=["email"])
+    assert merged["email"] == {"count": 3, "nulls": 0}  # no values, and no partial lengths
+    only_nulls = {"email": {"count": 2, "nulls": 2}}
+    assert merge_stats([only_nulls, new], text=["email"])["email"]["max_length"] == 7

@@ -117,7 +117,7 @@ def test_a_jetstream_body_that_is_not_json_does_not_block_the_rest(tmp_path: Pat
             finally:
                 source.close()
             assert sorted(ws.datasets.read("loans")["n"].to_list()) == [0, 1, 2, 3]
-            assert "_raw" in ws.datasets.rejects("loans")["reason"][0]
+            assert "not JSON" in ws.datasets.rejects("loans")["reason"][0]
     finally:
         _delete_stream(NATS, stream)
 

@@ -8,7 +8,7 @@ import io
 import json
 import math
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from keel.data._model import ColumnChange, Part
@@ -155,11 +155,23 @@ def frame_stats(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
 _EXTREMES = (("min", min), ("max", max), ("min_length", min), ("max_length", max))
 
 
-def merge_stats(parts: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Combine per-part statistics into a version's, adding ``mean`` and ``std``."""
+def merge_stats(
+    parts: Iterable[Mapping[str, Mapping[str, Any]]], *, text: Collection[str] = ()
+) -> dict[str, dict[str, Any]]:
+    """Combine per-part statistics into a version's, adding ``mean`` and ``std``.
+
+    ``text`` names the text columns: parts written before text statistics became lengths
+    hold their values' ``min`` and ``max`` (which may be personal data): those are dropped,
+    and so are the lengths when such a part had values (they would cover only the others).
+    """
     merged: dict[str, dict[str, Any]] = {}
+    unmeasured: set[str] = set()
     for stats in parts:
         for name, entry in stats.items():
+            if name in text:
+                entry = {k: v for k, v in entry.items() if k not in ("min", "max")}
+                if "min_length" not in entry and entry.get("count", 0) > entry.get("nulls", 0):
+                    unmeasured.add(name)
             into = merged.setdefault(name, {"count": 0, "nulls": 0})
             into["count"] += int(entry.get("count", 0))
             into["nulls"] += int(entry.get("nulls", 0))
@@ -173,6 +185,9 @@ def merge_stats(parts: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str, d
                         into[key] = None
                     else:
                         into[key] = into.get(key, 0.0) + float(entry[key])
+    for name in unmeasured & merged.keys():
+        merged[name].pop("min_length", None)
+        merged[name].pop("max_length", None)
     for entry in merged.values():
         valid = entry["count"] - entry["nulls"]
         total, squares = entry.pop("sum", None), entry.pop("sumsq", None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import builtins
 import io
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -108,14 +110,13 @@ class DatasetService:
         schema: list[tuple[str, str]] | None = None
         first: Any = None
         expected = parent.schema if mode == "append" and parent is not None else None
-        labelled = expected is not None and parent is not None and parent.classification
-        sample: pl.DataFrame | None = None
+        sample: pl.DataFrame | None = None  # of the appended rows, classified if labelled
         try:
             for batch in prefetch(source.batches(work)):
                 work.add_rejects(batch.rejects)
                 frame = batch.frame
-                if labelled and sample is None:
-                    sample = frame.head(_LABEL_SAMPLE)  # the appended rows are classified
+                if mode == "append" and sample is None:
+                    sample = frame.head(_LABEL_SAMPLE)
                 if schema is None:
                     schema, first = schema_of(frame), frame.schema
                     if expected is not None and frame.width and schema != expected:
@@ -141,36 +142,22 @@ class DatasetService:
                 self._finish_unchanged(ctx, work)
                 return parent
             parent = None  # a new version holds only the source's rows
-        for _ in range(_APPEND_TRIES):
-            try:
-                return self._commit(
-                    ctx,
-                    name,
-                    description=description,
-                    kind=kind,
-                    schema=schema,
-                    parts=(parent.parts if parent else []) + work.parts,
-                    source={**source.describe(), "mode": mode},
-                    parents=[parent] if parent else [],
-                    rejected=work.rejected,
-                    rejects_digest=rejects_digest,
-                    extra_blobs=[(d, "file") for d in work.file_digests],
-                    ingest_id=work.id,
-                    classification=self._appended_labels(parent, sample) if parent else None,
-                    expect_latest=parent.version if parent else None,
-                    action="dataset.ingest",
-                )
-            except _StaleLatestError:
-                # Another writer appended meanwhile: append to the new latest instead (its
-                # parts reused), so neither writer's rows are lost.
-                parent = self._latest_or_none(ctx, name)
-                if parent is None:
-                    raise missing_dataset(name) from None
-                if work.parts and parent.schema != schema:
-                    raise InvalidInputError(
-                        schema_mismatch(name, parent.schema, schema), dataset=name
-                    ) from None
-        raise _kept_changing(name, "an append")
+        return self._commit(
+            ctx,
+            name,
+            description=description,
+            kind=kind,
+            schema=schema,
+            parts=work.parts,
+            source={**source.describe(), "mode": mode},
+            parents=[],
+            rejected=work.rejected,
+            rejects_digest=rejects_digest,
+            extra_blobs=[(d, "file") for d in work.file_digests],
+            ingest_id=work.id,
+            append=_Append(sample) if mode == "append" else None,
+            action="dataset.ingest",
+        )
 
     def ingest_stream(
         self,
@@ -214,17 +201,19 @@ class DatasetService:
     ) -> DatasetVersion | None:
         """Append the messages not stored yet as a version (None: every one was stored).
 
-        The version is built on the latest one and committed only if that is still the
-        latest: when another writer (a second consumer of the group) appended meanwhile, it
-        is built again on the new latest, so neither writer's rows are lost (the parts
-        encoded already are reused when the columns and the messages are the same).
+        The version is appended to whatever is latest when it commits (see ``_commit``). Only
+        when another writer stored some of the same messages meanwhile (a message claimed
+        from an idle consumer, or a second group), or gave the dataset its first columns, is
+        the batch built again (its parts reused when the columns and the messages are the
+        same).
         """
         batch: _StreamBatch | None = None
-        for _ in range(_APPEND_TRIES):
+        for attempt in range(_APPEND_TRIES):
+            _back_off(attempt)
+            parent = self._latest_or_none(ctx, name)
             fresh = self._unseen(ctx, name, source.stream, messages)
             if not fresh:
                 return None
-            parent = self._latest_or_none(ctx, name)
             ids = [m.id for m in fresh]
             if batch is None or batch.ids != ids or _columns(batch.parent) != _columns(parent):
                 batch = self._stream_batch(ctx, name, fresh, parent)
@@ -234,15 +223,14 @@ class DatasetService:
                     name,
                     kind="table",
                     schema=batch.schema,
-                    parts=(parent.parts if parent else []) + batch.work.parts,
+                    parts=batch.work.parts,
                     source={**source.describe(), "mode": "append"},
-                    parents=[parent] if parent else [],
+                    parents=[],
                     rejected=batch.work.rejected,
                     rejects_digest=batch.rejects_digest,
                     ingest_id=batch.work.id,
-                    classification=self._appended_labels(parent, batch.sample) if parent else None,
                     stream=(source.stream, ids),
-                    expect_latest=parent.version if parent else 0,
+                    append=_Append(batch.sample, stale_on_schema=True),
                     action="dataset.ingest",
                 )
             except _StaleLatestError:
@@ -327,13 +315,16 @@ class DatasetService:
         transform: dict[str, Any] | None = None,
         classification: dict[str, Any] | None = None,
         stream: tuple[str, Sequence[str]] | None = None,
-        expect_latest: int | None = None,
+        append: _Append | None = None,
         action: str,
     ) -> DatasetVersion:
         """Create the version row, its blob references, ``latest`` and lineage, atomically.
 
-        With ``expect_latest`` (a version number, 0 for a dataset with none yet), raises
-        ``_StaleLatestError`` and writes nothing if another version was committed meanwhile.
+        With ``append``, ``parts`` are the new rows' and the version appends them to the
+        dataset's latest version as it is under the dataset's lock (its parts first, reused),
+        so writers appending at once never drop each other's rows. Raises
+        ``_StaleLatestError``, writing nothing, when a message of ``stream`` was stored
+        meanwhile, or when ``append.stale_on_schema`` and the latest has other columns.
         """
         with self._gov.write(
             ctx, Permission.DATASET_WRITE, action, object_type="dataset_version"
@@ -343,8 +334,21 @@ class DatasetService:
                 work.session, repo, name, description
             )
             number = repo.latest_number(dataset.id) + 1
-            if expect_latest is not None and number - 1 != expect_latest:
+            if stream is not None and repo.seen_messages(dataset.id, stream[0], stream[1]):
                 raise _StaleLatestError(name)
+            if append is not None:
+                row_now = repo.version(dataset.id, number - 1) if number > 1 else None
+                parent = None if row_now is None else version_value(repo, dataset, row_now)
+                if parent is not None and parts and parent.schema != list(schema):
+                    if append.stale_on_schema:
+                        raise _StaleLatestError(name)
+                    raise InvalidInputError(
+                        schema_mismatch(name, parent.schema, schema), dataset=name
+                    )
+                if parent is not None:
+                    parts = [*parent.parts, *parts]
+                    parents = [parent]
+                    classification = self._appended_labels(parent, append.sample)
             if classification is None and parents and parents[0].classification is not None:
                 classification = parents[0].classification
             row = DatasetVersionRow(
@@ -359,7 +363,9 @@ class DatasetService:
                 manifest={
                     "schema": [list(c) for c in schema],
                     "parts": [p.to_dict() for p in parts],
-                    "stats": merge_stats(p.stats for p in parts),
+                    "stats": merge_stats(
+                        (p.stats for p in parts), text=[c for c, t in schema if t == "String"]
+                    ),
                 },
                 source=source,
                 parents={"versions": [p.id for p in parents]},
@@ -859,8 +865,10 @@ class DatasetService:
         return rows
 
 
-#: Commits of one append tried while other writers append to the same dataset.
-_APPEND_TRIES = 5
+#: Commits of one append tried while other writers append to the same dataset, waiting a
+#: random, growing while between tries (so that writers racing in step fall out of step).
+_APPEND_TRIES = 12
+_BACK_OFF_SECONDS = 0.01
 #: Appended rows classified (from the first batch) when the version appended to is labelled.
 _LABEL_SAMPLE = 10_000
 
@@ -876,6 +884,16 @@ class _StaleLatestError(ConflictError):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Append:
+    """A version that appends new parts to the dataset's latest as it is at commit: a sample
+    of the new rows (classified when the latest is labelled), and whether other columns in the
+    latest mean the new parts must be built again (a stream batch) rather than refused."""
+
+    sample: pl.DataFrame | None
+    stale_on_schema: bool = False
+
+
 @dataclass(slots=True)
 class _StreamBatch:
     """A stream batch encoded and stored: its message ids, the version it was fitted to, the
@@ -887,6 +905,12 @@ class _StreamBatch:
     schema: builtins.list[tuple[str, str]]
     rejects_digest: str | None
     sample: pl.DataFrame
+
+
+def _back_off(attempt: int) -> None:
+    """Before a retry, wait a random while that doubles with each try (none before the first)."""
+    if attempt:
+        time.sleep(random.uniform(0, _BACK_OFF_SECONDS * 2 ** min(attempt, 6)))
 
 
 def _kept_changing(name: str, what: str) -> ConflictError:

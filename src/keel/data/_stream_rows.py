@@ -2,19 +2,25 @@
 
 Every message of a micro-batch that fits the dataset's columns becomes a row (fields in any
 order; a field it lacks is null); one that does not — a field the dataset has no column for, a
-value its column's type cannot hold without change, a body that is not a JSON object, a field
-named like the message-id column — becomes a reject with its message id and the reason, and is
-acknowledged with the rest. A bad message is recorded, never silently dropped, and never blocks
-the stream (it would come back first on every run).
+value its column's type cannot hold as it is (text that is exactly a number, boolean or ISO date
+fills such a column: Redis streams carry only text), a body that is not a JSON object, a field named
+like the message-id column — becomes a reject with its message id and the reason, and is
+acknowledged with the rest. A bad message is recorded, never silently dropped or changed, and
+never blocks the stream (it would come back first on every run).
 
-The first batch of a new dataset fixes its columns: the fields of its messages, with the types
-Polars infers (a field that is null in every message is text, and so is one whose values mix
-numbers and text).
+The first batch of a new dataset fixes its columns: the fields of its messages, in the order
+they first appear, each typed from its values (text, integer, float — integers and floats
+together are float —, boolean, or nested as Polars reads it; a field null in every message is
+text; a field whose values are of several other kinds takes the kind of its first value, and
+the messages with other kinds are rejects). A dataset that did not come from a stream (no
+``_message_id`` column) takes messages without that column; their ids are still recorded.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +35,7 @@ __all__ = ["MESSAGE_ID", "message_rows"]
 #: The column holding each row's message id (a producer's field of that name is refused).
 MESSAGE_ID = "_message_id"
 _MAX_TEXT = 200
+_FLOAT_EXACT = 2**53  # integers a float holds exactly
 
 #: (position in the batch, the message, its row) of the messages still to place.
 _Item = tuple[int, Message, dict[str, Any]]
@@ -39,21 +46,22 @@ def message_rows(
 ) -> tuple[pl.DataFrame, list[Reject]]:
     """The rows of ``messages`` in ``schema`` (None: the first batch, which fixes it), and a
     reject per message that cannot be a row (``line`` is its position in the batch)."""
+    with_id = schema is None or MESSAGE_ID in schema
     rejects: list[Reject] = []
     items: list[_Item] = []
     for position, message in enumerate(messages, 1):
-        if MESSAGE_ID in message.fields:
-            rejects.append(
-                _reject(
-                    position,
-                    message,
-                    f"its field {MESSAGE_ID!r} is reserved for the message id; rename it at "
-                    "the producer",
-                )
+        if message.problem:
+            rejects.append(_reject(position, message, message.problem))
+        elif with_id and MESSAGE_ID in message.fields:
+            reason = (
+                f"its field {MESSAGE_ID!r} is reserved for the message id; rename it at the "
+                "producer"
             )
+            rejects.append(_reject(position, message, reason))
         else:
-            items.append((position, message, {MESSAGE_ID: message.id, **message.fields}))
-    frame, more = _first(items) if schema is None else _fit(items, schema)
+            row = {MESSAGE_ID: message.id, **message.fields} if with_id else dict(message.fields)
+            items.append((position, message, row))
+    frame, more = _fit(items, _infer(items) if schema is None else schema)
     return frame, sorted(rejects + more, key=lambda r: r.line)
 
 
@@ -62,110 +70,147 @@ def _reject(position: int, message: Message, reason: str) -> Reject:
     return Reject(position, f"message {message.id}: {reason}", text[:_MAX_TEXT])
 
 
-def _frame(items: Sequence[_Item]) -> pl.DataFrame | None:
-    """The rows as a frame with inferred types, or None when a field's values mix types."""
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return "nested"
+
+
+def _infer(items: Sequence[_Item]) -> dict[str, pl.DataType]:
+    """The columns a first batch fixes (see the module docstring)."""
+    import polars as pl
+
+    values: dict[str, list[Any]] = {}
+    for _, _, row in items:
+        for name, value in row.items():
+            found = values.setdefault(name, [])
+            if value is not None:
+                found.append(value)
+    scalar = {"bool": pl.Boolean(), "int": pl.Int64(), "float": pl.Float64(), "str": pl.String()}
+    schema: dict[str, pl.DataType] = {}
+    for name, seen in values.items():
+        kinds = {_kind(v) for v in seen}
+        if not seen:
+            schema[name] = pl.String()
+        elif kinds == {"int", "float"}:
+            schema[name] = pl.Float64()
+        else:
+            first = _kind(seen[0])
+            if first != "nested":
+                schema[name] = scalar[first]
+            else:
+                nested = [v for v in seen if _kind(v) == "nested"]
+                try:
+                    schema[name] = pl.Series(nested, strict=False).dtype
+                except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
+                    schema[name] = pl.Series([seen[0]], strict=False).dtype
+    return schema
+
+
+_NOT = object()  # a value the column's type cannot hold as it is
+
+
+def _convert(value: Any, dtype: pl.DataType) -> Any:
+    """``value`` as the column's type holds it, or ``_NOT``: no rounding, no boolean as a
+    number, no number as text, an integer in its range. Text reads as a number, boolean or
+    date only when it is exactly one (``"3"``, ``"2.5"``, ``"true"``, ``"2024-01-02"``): Redis
+    streams carry text only."""
+    import polars as pl
+
+    if value is None:
+        return None
+    if dtype == pl.String:
+        return value if isinstance(value, str) else _NOT
+    if isinstance(value, str) and dtype != pl.String:
+        value = _parsed(value, dtype)
+        if value is _NOT:
+            return _NOT
+    if dtype == pl.Boolean:
+        return value if isinstance(value, bool) else _NOT
+    if isinstance(value, bool):
+        return _NOT
+    if dtype.is_integer():
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        low, high = _int_range(dtype)
+        return value if isinstance(value, int) and low <= value <= high else _NOT
+    if dtype.is_float():
+        if isinstance(value, int) and abs(value) > _FLOAT_EXACT:
+            return _NOT
+        return float(value) if isinstance(value, int | float) else _NOT
+    if dtype in (pl.Date, pl.Datetime):
+        return value if isinstance(value, dt.date) else _NOT
+    try:  # nested and other types: Polars' own conversion, kept only if nothing changed
+        same = pl.Series([value], dtype=dtype, strict=True).to_list() == [value]
+    except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
+        return _NOT
+    return value if same else _NOT
+
+
+def _parsed(text: str, dtype: pl.DataType) -> Any:
+    """Text that is exactly a value of ``dtype`` as that value, else ``_NOT``."""
     import polars as pl
 
     try:
-        return pl.from_dicts([row for _, _, row in items], infer_schema_length=None)
-    except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
-        return None
+        if dtype == pl.Boolean:
+            return {"true": True, "false": False}.get(text.lower(), _NOT)
+        if dtype.is_integer():
+            number = int(text)
+            return number if str(number) == text else _NOT
+        if dtype.is_float():
+            result = float(text)
+            return result if math.isfinite(result) or text.lower() in _NON_FINITE else _NOT
+        if dtype == pl.Date:
+            return dt.date.fromisoformat(text)
+        if dtype == pl.Datetime:
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return _NOT
+    return text  # a nested type: the text is not one
 
 
-def _first(items: Sequence[_Item]) -> tuple[pl.DataFrame, list[Reject]]:
-    """The first batch: its messages fix the columns (by the first message when a field's
-    values mix types, the others then fitted to it)."""
-    import polars as pl
-
-    if not items:
-        return pl.DataFrame(), []
-    frame = _frame(items)
-    if frame is None:
-        frame = _frame(items[:1])
-        if frame is None:
-            position, message, _ = items[0]
-            rest = _first(items[1:])
-            reason = "its fields cannot be read as a row (values of mixed types in a list?)"
-            return rest[0], [_reject(position, message, reason), *rest[1]]
-        schema = {name: _text_if_null(dtype) for name, dtype in frame.schema.items()}
-        return _fit(items, schema)
-    return frame.cast({n: pl.String for n, t in frame.schema.items() if t == pl.Null}), []
+_NON_FINITE = ("nan", "inf", "-inf", "infinity", "-infinity")
 
 
-def _text_if_null(dtype: pl.DataType) -> pl.DataType:
-    import polars as pl
+def _int_range(dtype: pl.DataType) -> tuple[int, int]:
+    import numpy as np
 
-    return pl.String() if dtype == pl.Null else dtype
+    info = np.iinfo(str(dtype).lower())
+    return int(info.min), int(info.max)
 
 
 def _fit(
     items: Sequence[_Item], schema: Mapping[str, pl.DataType]
 ) -> tuple[pl.DataFrame, list[Reject]]:
     """The messages whose fields are columns of ``schema`` and whose values its types hold
-    unchanged, as rows in its column order; the others as rejects."""
+    as they are, as rows in its column order; the others as rejects."""
     import polars as pl
 
     rejects: list[Reject] = []
-    kept: list[_Item] = []
+    rows: list[dict[str, Any]] = []
     for item in items:
-        extra = [field for field in item[2] if field not in schema]
+        position, message, row = item
+        extra = [field for field in row if field not in schema]
+        converted = {n: _convert(v, schema[n]) for n, v in row.items() if n in schema}
+        wrong = next(((n, row[n]) for n, v in converted.items() if v is _NOT), None)
         if extra:
             names = [c for c in schema if c != MESSAGE_ID]
             reason = f"fields {extra} are not columns of the dataset (its columns: {names})"
-            rejects.append(_reject(item[0], item[1], reason))
+            rejects.append(_reject(position, message, reason))
+        elif wrong is not None:
+            name, value = wrong
+            reason = f"field {name!r}: {value!r:.80} is not a {schema[name]}"
+            rejects.append(_reject(position, message, reason))
         else:
-            kept.append(item)
-    if not kept:
-        return pl.DataFrame(schema=dict(schema)), rejects
-    raw = _frame(kept)
-    if raw is None:  # a field's values mix types: each message on its own
-        frames: list[pl.DataFrame] = []
-        for item in kept:
-            frame, bad = _fit([item], schema) if len(kept) > 1 else _unreadable(item, schema)
-            frames.append(frame)
-            rejects += bad
-        return pl.concat(frames, how="vertical"), rejects
-    columns: list[pl.Series] = []
-    refused: dict[int, str] = {}  # row index → the first reason
-    for name, dtype in schema.items():
-        if name not in raw.columns:
-            columns.append(pl.Series(name, [None] * raw.height, dtype=dtype))
-            continue
-        column = raw.get_column(name)
-        fitted, lost = _cast(column, dtype)
-        for index in lost.arg_true().to_list():
-            value = column[index]
-            refused.setdefault(index, f"field {name!r}: {value!r} is not a {dtype}")
-        columns.append(fitted)
-    frame = pl.DataFrame(columns)
-    if refused:
-        keep = pl.Series([index not in refused for index in range(raw.height)])
-        frame = frame.filter(keep)
-        rejects += [_reject(kept[i][0], kept[i][1], why) for i, why in refused.items()]
-    return frame, rejects
-
-
-def _unreadable(
-    item: _Item, schema: Mapping[str, pl.DataType]
-) -> tuple[pl.DataFrame, list[Reject]]:
-    import polars as pl
-
-    reason = "its fields cannot be read as a row (values of mixed types in a list?)"
-    return pl.DataFrame(schema=dict(schema)), [_reject(item[0], item[1], reason)]
-
-
-def _cast(column: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, pl.Series]:
-    """``column`` as ``dtype``, and which of its values that changes (lost or altered: a
-    2.75 into an integer column, "abc" into a number, are refused, not truncated or nulled)."""
-    import polars as pl
-
-    if column.dtype == dtype:
-        return column, pl.Series([False] * column.len())
-    try:
-        fitted = column.cast(dtype, strict=False)
-        back = fitted.cast(column.dtype, strict=False)
-        changed = column.is_not_null() & (fitted.is_null() | ~back.eq_missing(column))
-    except (pl.exceptions.PolarsError, TypeError, ValueError):
-        fitted = pl.Series(column.name, [None] * column.len(), dtype=dtype)
-        changed = column.is_not_null()
-    return fitted, changed
+            rows.append(converted)
+    columns = [
+        pl.Series(name, [row.get(name) for row in rows], dtype=dtype, strict=False)
+        for name, dtype in schema.items()
+    ]
+    return pl.DataFrame(columns), rejects

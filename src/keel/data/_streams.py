@@ -22,11 +22,13 @@ __all__ = ["JetStreamSource", "Message", "RedisStreamSource", "StreamSource"]
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One stream message: its id (unique in its stream) and its fields."""
+    """One stream message: its id (unique in its stream) and its fields; ``problem`` says why
+    it cannot be a row (a body that is not a JSON object), and it is then a reject."""
 
     id: str
     fields: dict[str, Any]
     handle: Any = None
+    problem: str = ""
 
 
 class StreamSource(Protocol):
@@ -271,13 +273,16 @@ class JetStreamSource:
             ) from exc
         out: list[Message] = []
         for msg in raw:
+            ident, problem = str(msg.metadata.sequence.stream), ""
             try:
                 fields = json.loads(msg.data or b"{}")
             except ValueError:
                 fields = {"_raw": msg.data.decode("utf-8", errors="replace")}
+                problem = "its body is not JSON (a JSON object is expected)"
             if not isinstance(fields, dict):
                 fields = {"_value": fields}
-            out.append(Message(str(msg.metadata.sequence.stream), fields, msg))
+                problem = "its body is JSON but not an object (a JSON object is expected)"
+            out.append(Message(ident, fields, msg, problem))
         return out
 
     def ack(self, messages: Sequence[Message]) -> None:
