@@ -72,13 +72,15 @@ def test_a_keel_home_in_a_folder_is_never_stored(local_ws: Workspace, tmp_path: 
         ".keel/keel.db": b"DATABASE",
         ".keel/blobs/x": b"BLOB",
         "sub/other-home/master.key": b"OTHER-MASTER",
+        "sub/other-home/signing.key": b"OTHER-SIGNING",
+        "config/master.key": b"a Rails app's key file, not a Keel home",
     }
     for rel, data in secrets.items():
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_bytes(data)
     (folder / "key-link").symlink_to(folder / ".keel" / "master.key")
     local_ws.datasets.ingest("docs", folder, kind="folder")
-    assert _paths(local_ws, "docs") == ["doc.txt"]
+    assert _paths(local_ws, "docs") == ["config/master.key", "doc.txt"]
     with pytest.raises(InvalidInputError, match="is a Keel home"):
         local_ws.datasets.ingest("home", folder / ".keel", kind="folder")
 
@@ -295,3 +297,15 @@ def test_gc_removes_the_unpack_folder_of_a_killed_ingest_but_not_a_live_one(
         report = local_ws.datasets.gc(older_than_seconds=0)
     assert report.temporaries == 1
     assert not killed.exists() and live.exists()
+
+
+def test_a_zip_with_data_before_it_and_a_tar_whose_first_name_looks_like_a_zip(
+    local_ws: Workspace, tmp_path: Path
+) -> None:
+    plain = _zip(tmp_path / "plain.zip", [("a.txt", b"x")]).read_bytes()
+    (tmp_path / "sfx.zip").write_bytes(b"#!/bin/sh\nexit 0\n" + plain)  # self-extracting
+    local_ws.datasets.ingest("sfx", tmp_path / "sfx.zip", kind="archive")
+    assert _paths(local_ws, "sfx") == ["a.txt"]
+    odd = _tar(tmp_path / "odd.tar", [("PK\x03\x04odd.txt", b"y")])
+    local_ws.datasets.ingest("odd", odd, kind="archive")
+    assert _paths(local_ws, "odd") == ["PK\x03\x04odd.txt"]

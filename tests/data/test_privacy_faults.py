@@ -15,6 +15,7 @@ from keel.data._checks import ValidationResult, parse_suite, run_suite
 from keel.data._classify import classify_frame
 from keel.data._detectors import detect_value, luhn_valid, redact_text
 from keel.data._report import render_text
+from keel.errors import InvalidInputError
 from keel.workspace import Workspace
 
 KEY = bytes(range(32))
@@ -274,3 +275,63 @@ def test_reclassify_derived_never_drops_below_inherited_detection(local_ws: Work
     assert again.sensitivity == "restricted"
     assert again.classification is not None
     assert again.classification["columns"]["ref"]["categories"] == ["national_id"]
+
+
+# --- after the second review ------------------------------------------------------------
+
+
+def test_a_mask_hiding_one_character_keeps_the_label(local_ws: Workspace) -> None:
+    cards = [f"4111111111{i:06d}" for i in range(40)]
+    cards = [c[:-1] + str(next(d for d in range(10) if luhn_valid(c[:-1] + str(d)))) for c in cards]
+    local_ws.datasets.ingest("c", pl.DataFrame({"card": cards}))
+    assert local_ws.datasets.classify("c").sensitivity == "restricted"
+    barely = local_ws.datasets.anonymize(
+        "c", [{"kind": "mask", "columns": ["card"], "keep_last": 15}]
+    )
+    assert barely.sensitivity == "restricted"  # "*111111111110006" is still a card number
+    local_ws.datasets.ingest("d", pl.DataFrame({"card": cards}))
+    local_ws.datasets.classify("d")
+    hidden = local_ws.datasets.anonymize(
+        "d", [{"kind": "mask", "columns": ["card"], "keep_last": 4}]
+    )
+    assert hidden.sensitivity == "internal"  # "************0006": the cause is gone
+
+
+def test_a_column_mostly_of_one_kind_names_the_other_kinds_it_holds() -> None:
+    cards = ["4111111111111111", "5500000000000004", "340000000000009", "6011000000000004"]
+    values = [f"user{i}@mail.ae" for i in range(55)] + [cards[i % 4] for i in range(40)]
+    label = classify_frame(pl.DataFrame({"contact": values + [None] * 5})).columns["contact"]
+    assert set(label.categories) == {"contact.email", "financial.payment_card"}
+    assert label.sensitivity.value == "restricted"
+
+
+def test_nine_digit_ids_are_not_phones_unless_the_column_says_so() -> None:
+    numbers = pl.Series([500_000_000 + 37 * i for i in range(200)])
+    found = classify_frame(pl.DataFrame({"order_id": numbers, "mobile": numbers})).columns
+    assert found["order_id"].categories == () and found["order_id"].sensitivity.value == "public"
+    assert found["mobile"].categories == ("contact.phone",)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call (050) 123 4567 now",
+        "tel +971 (50) 123 4567",
+        "phone 050/123/4567",
+        "card 4111111111111111 123",
+        "card 4111 1111 1111 1111 12",
+    ],
+)
+def test_free_text_redaction_finds_bracketed_phones_and_cards_followed_by_digits(
+    text: str,
+) -> None:
+    redacted = redact_text(text)
+    assert "[redacted" in redacted
+    assert "4567" not in redacted and "1111 1111" not in redacted and "11111111" not in redacted
+
+
+def test_anonymizing_a_list_column_value_by_value_is_refused_clearly() -> None:
+    frame = pl.DataFrame({"emails": [["a@x.ae", "b@y.ae"], ["c@z.ae"]]})
+    steps = parse_steps([{"kind": "mask", "columns": ["emails"]}])
+    with pytest.raises(InvalidInputError, match="hold lists or structs"):
+        apply_anonymization(frame, steps, key=b"k" * 32)

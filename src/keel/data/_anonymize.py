@@ -276,13 +276,21 @@ def enforce_k_anonymity(
     return kept, frame.height - kept.height
 
 
-def _require(frame: pl.DataFrame, columns: Sequence[str]) -> None:
+def _require(frame: pl.DataFrame, columns: Sequence[str], *, kind: str = "") -> None:
     missing = [c for c in columns if c not in frame.schema]
     if missing:
         raise InvalidInputError(
             f"Column(s) {', '.join(missing)} not in the data; its columns are: "
             f"{', '.join(frame.columns[:30])}.",
             columns=missing,
+        )
+    nested = [c for c in columns if kind and frame.schema[c].is_nested()]
+    if nested:
+        raise InvalidInputError(
+            f"Column(s) {', '.join(nested)} hold lists or structs, which {kind} cannot "
+            "change value by value. Suppress them, or flatten them first (a transform that "
+            "unnests or explodes them) and anonymize the result.",
+            columns=nested,
         )
 
 
@@ -307,14 +315,14 @@ def apply_anonymization(
     for step in steps:
         p = step.params
         if step.kind == "mask":
-            _require(frame, p["columns"])
+            _require(frame, p["columns"], kind="mask")
             whole |= {c: _share_kept_whole(frame, c, p["keep_last"]) for c in p["columns"]}
             frame = frame.with_columns(
                 _mask(pl.col(c), p["keep_last"], p["char"]) for c in p["columns"]
             )
             done["masked"] += p["columns"]
         elif step.kind == "pseudonymize":
-            _require(frame, p["columns"])
+            _require(frame, p["columns"], kind="pseudonymize")
             frame = frame.with_columns(
                 _pseudonymize(frame.get_column(c), key, p["length"]) for c in p["columns"]
             )
@@ -322,7 +330,7 @@ def apply_anonymization(
             for c in p["columns"]:  # keyed hashes: nothing of the values is left
                 whole.pop(c, None)
         elif step.kind == "generalize":
-            _require(frame, [p["column"]])
+            _require(frame, [p["column"]], kind="generalize")
             keep = p["keep_first"]
             if keep is None:  # bins and truncated dates keep no value whole
                 whole.pop(p["column"], None)
@@ -385,15 +393,16 @@ def _final_k(
 
 
 def _share_kept_whole(frame: pl.DataFrame, column: str, keep: int) -> float:
-    """The share of the non-empty values of ``column`` no longer than ``keep`` characters:
-    a mask keeping the last ``keep`` characters, or a prefix of ``keep``, leaves them whole."""
+    """The share of the non-empty values of ``column`` that a mask keeping the last ``keep``
+    characters, or a prefix of ``keep``, leaves mostly readable: at least half their
+    characters kept (``*111111111110006`` is still a card number, ``************0006`` is not)."""
     import polars as pl
 
     length = frame.get_column(column).cast(pl.String).drop_nulls().str.len_chars()
     present = length.filter(length > 0)
     if present.len() == 0:
         return 0.0
-    return float((present <= keep).sum()) / present.len()
+    return float((present <= 2 * keep).sum()) / present.len()
 
 
 _CHECKED_VALUES = 10_000
@@ -401,8 +410,8 @@ _CHECKED_VALUES = 10_000
 
 def _still_personal(frame: pl.DataFrame, column: str, kept_whole: float) -> bool:
     """Whether a transformed column still holds personal data: most of its values were left
-    whole (``kept_whole`` at least ``MIN_CONFIDENCE``), or a detector recognises any value of
-    its output (a seeded sample of at most ``_CHECKED_VALUES``)."""
+    mostly readable (``kept_whole`` at least ``MIN_CONFIDENCE``), or a detector recognises
+    any value of its output (a seeded sample of at most ``_CHECKED_VALUES``)."""
     import polars as pl
 
     from keel.data._classify import MIN_CONFIDENCE

@@ -50,6 +50,7 @@ _NAME_HINT = re.compile(
     r"employee|contact|owner)?_?names?($|_)|surname|forename",
     re.IGNORECASE,
 )
+_PHONE_HINT = re.compile(r"(phone|mobile|msisdn|\btel|_tel|tel_|cell|whatsapp|contact)", re.I)
 _NOT_A_PERSON = re.compile(
     r"(file|host|user|product|company|org|city|country|street|brand|model|column|table|"
     r"dataset|domain|item|path|key|type|field|class|category)_?names?",
@@ -181,8 +182,14 @@ def _classify_column(column: pl.Series) -> ColumnClassification:
         matches = {d.name: d.detect(text) for d in DETECTORS}
     elif dtype.is_integer():
         # Phones, Emirates IDs and card numbers are often typed as integers by a CSV reader.
+        # A phone's digits alone (a mobile that lost its leading 0 is any 9-digit number
+        # starting with 5) are too common in ids and amounts: only a phone-named column.
         text = values.cast(pl.String)
-        matches = {d.name: d.detect_integers(text) for d in DETECTORS if d.digits_only}
+        matches = {
+            d.name: d.detect_integers(text)
+            for d in DETECTORS
+            if d.digits_only and (d.name != "phone" or _PHONE_HINT.search(name))
+        }
     else:
         return ColumnClassification((), Sensitivity.PUBLIC, 1.0, samples, "none")
 
@@ -190,8 +197,9 @@ def _classify_column(column: pl.Series) -> ColumnClassification:
     if is_text:
         shares.update(_text_shares(name, text, samples))
     found = [(share, d) for d, share in shares.items() if share >= MIN_CONFIDENCE]
-    if not found:
-        found = _mixed(matches, shares, samples)
+    named = {d for _, d in found}
+    # the other kinds a column of mostly personal data holds (55% emails and 40% cards)
+    found += [item for item in _mixed(matches, shares, samples) if item[1] not in named]
     if found:
         found.sort(key=lambda item: (-item[0], item[1]))
         categories = tuple(_CATEGORY[d] for _, d in found)
@@ -221,9 +229,9 @@ def _any_share(matches: Mapping[str, pl.Series], samples: int) -> float:
 def _mixed(
     matches: Mapping[str, pl.Series], shares: Mapping[str, float], samples: int
 ) -> list[tuple[float, str]]:
-    """The kinds of a column no single kind of which reaches ``MIN_CONFIDENCE`` but whose
-    values are mostly personal data of one kind or another (45% emails and 45% phones): each
-    kind holding at least ``_MIN_MIXED_PART`` of them, or nothing when the union falls short."""
+    """The kinds of a column whose values are mostly personal data of one kind or another
+    (45% emails and 45% phones, or 55% emails and 40% cards): each kind holding at least
+    ``_MIN_MIXED_PART`` of them, or nothing when the union falls short."""
     if _any_share(matches, samples) < MIN_CONFIDENCE:
         return []
     return [(shares[d], d) for d in matches if shares[d] >= _MIN_MIXED_PART]

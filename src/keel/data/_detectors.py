@@ -358,7 +358,7 @@ def detect_value(value: object) -> Detector | None:
     return None
 
 
-_SEP = r"[ \-.]?"
+_SEP = r"[ \-./()]{0,2}"  # "050 123 4567", "(050) 123-4567", "050/123/4567", "+971 (50) …"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 # Unanchored forms of the patterns above, to find personal data inside free text. Each finding
 # is then confirmed like a whole value (checksums, card schemes) before it is redacted.
@@ -414,9 +414,25 @@ def find_personal_data(text: str) -> list[tuple[int, int, Detector]]:
             continue
         verdicts = detector.detect(pl.Series("v", [ascii_text[a:b] for a, b in spans])).to_list()
         for (start, end), ok in zip(spans, verdicts, strict=True):
+            if not ok and name == "payment_card":  # digits run on past the card ("… 123")
+                end = _card_prefix(detector, ascii_text, start, end)
+                ok = end > start
             if ok and not any(start < b and a < end for a, b, _ in found):
                 found.append((start, end, detector))
     return sorted(found, key=lambda item: item[0])
+
+
+def _card_prefix(detector: Detector, text: str, start: int, end: int) -> int:
+    """The end of the longest card number (12 to 19 digits) that the digits found at
+    ``start`` begin with, or ``start`` when none passes the detector's checks."""
+    import polars as pl
+
+    ends = [i + 1 for i in range(start, end) if text[i].isdigit()]
+    candidates = ends[11:19][::-1]  # after the 19th digit down to the 12th
+    if not candidates:
+        return start
+    verdicts = detector.detect(pl.Series("v", [text[start:e] for e in candidates])).to_list()
+    return next((e for e, ok in zip(candidates, verdicts, strict=True) if ok), start)
 
 
 def redact_text(text: str) -> str:

@@ -239,12 +239,16 @@ def describe_file(rel: str, data: bytes) -> dict[str, Any]:
 #: Files that make a folder a Keel home (``KEEL_HOME``, ``./.keel`` by default): the master
 #: key, the model-signing key and the embedded database. A folder holding any of them is never
 #: walked, so a home inside an ingested folder (or archive) cannot leak its keys as blobs.
-_HOME_MARKERS = ("master.key", "signing.key", "keel.db")
+_HOME_MARKERS = ("master.key", "signing.key", "keel.db", "blobs")
 
 
 def _is_keel_home(folder: Path) -> bool:
-    """Whether ``folder`` holds a Keel home's key or database file (a link counts too)."""
-    return any(os.path.lexists(folder / marker) for marker in _HOME_MARKERS)
+    """Whether ``folder`` is a Keel home: a ``master.key`` beside a ``signing.key``, a
+    ``keel.db`` or a ``blobs`` folder (links count too). A ``master.key`` alone is not one (a
+    Rails app's ``config/master.key``): that folder is ingested like any other."""
+    if not os.path.lexists(folder / "master.key"):
+        return False
+    return any(os.path.lexists(folder / marker) for marker in _HOME_MARKERS[1:])
 
 
 def _inside_keel_home(root: Path, target: Path) -> bool:
@@ -318,9 +322,9 @@ class FolderSource:
             raise NotFoundError(f"No folder at {str(self._path)!r}.", path=str(self._path))
         if _is_keel_home(root):
             raise InvalidInputError(
-                f"{str(self._path)!r} is a Keel home (it holds {', '.join(_HOME_MARKERS)} or "
-                "some of them): its keys and store are never ingested. Ingest the folder of "
-                "your files instead.",
+                f"{str(self._path)!r} is a Keel home (it holds master.key with a signing.key, "
+                "keel.db or blobs folder): its keys and store are never ingested. Ingest the "
+                "folder of your files instead.",
                 path=str(self._path),
             )
         for current, dirs, files in os.walk(root, followlinks=False):
@@ -754,20 +758,24 @@ class ArchiveSource:
         return PurePosixPath(*parts) if parts else None
 
     def _format(self) -> str:
-        """'zip' when the file starts as a zip does, else 'tar' (plain or compressed)."""
+        """'zip' when the file starts as a zip does, else 'tar' (plain or compressed; a file
+        that is no tar but holds a zip directory at its end, a self-extracting zip, is then
+        read as a zip)."""
         with open(self._path, "rb") as handle:
             head = handle.read(4)
         return "zip" if head in (b"PK\x03\x04", b"PK\x05\x06") else "tar"
 
     def unpack(self, target: Path) -> int:
         """Check every member, then unpack into ``target``; return the bytes written."""
-        if self._format() == "zip":
+        if self._format() == "zip" and zipfile.is_zipfile(self._path):
             return self._unpack_zip(target)
         try:
             archive = tarfile.open(self._path, "r:*", tarinfo=_CheckedTarInfo)  # noqa: SIM115
         except KeelError:
             raise
         except _READ_ERRORS as exc:
+            if zipfile.is_zipfile(self._path):  # not a tar: a zip with data before it (a
+                return self._unpack_zip(target)  # self-extracting one)
             raise InvalidInputError(
                 f"{str(self._path)!r} is not a zip or tar archive, or it is damaged "
                 f"({type(exc).__name__}: {exc}). Nothing was ingested.",
