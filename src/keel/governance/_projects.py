@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from keel.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from keel.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
 from keel.governance._context import Context
 from keel.governance._governor import Governor
 from keel.governance._permissions import Permission, Role
@@ -42,6 +42,17 @@ class ProjectService:
         with self._gov.db.read() as session:
             if ProjectRepository(session).count():
                 return False
+        try:
+            return self._bootstrap(owner, project)
+        except ConflictError:
+            # Another connection bootstrapped the empty store at the same moment (PostgreSQL
+            # refuses the second project of the same name): theirs stands.
+            with self._gov.db.read() as session:
+                if ProjectRepository(session).count():
+                    return False
+            raise
+
+    def _bootstrap(self, owner: str, project: str) -> bool:
         with self._gov.db.write() as session:
             repo = ProjectRepository(session)
             if repo.count():
