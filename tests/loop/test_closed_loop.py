@@ -308,6 +308,8 @@ def test_the_loop_runs_unattended_in_its_own_thread(world: World) -> None:
             time.sleep(0.2)
         replay(ws, rows(7, 3000, shift=1.0, threshold=1.0))
         while phase() != "promoted" or ws.models.version(f"{MODEL}@champion").version == 1:
+            rolled_back = [e.details for e in ws.audit.events() if e.action == "loop.rollback"]
+            assert not rolled_back, f"the canary was rolled back: {rolled_back}"  # say why
             assert time.monotonic() < deadline, phase()
             time.sleep(0.2)
     finally:
