@@ -14,6 +14,7 @@ def test_first_connections_at_once_all_open_the_one_default_project(
     tmp_path: Path, pg_url: str
 ) -> None:
     settings = make_settings(tmp_path / "home", pg_url)
+    reset_postgres(pg_url)  # the session's database, emptied by earlier tests' data
     connect(settings=settings, principal="user:tester").close()  # the home's keys
     reset_postgres(pg_url)  # an empty store again
     ready = threading.Barrier(4)

@@ -110,10 +110,10 @@ def test_a_jetstream_body_that_is_not_json_does_not_block_the_rest(tmp_path: Pat
         with connect(settings=make_settings(tmp_path / "home"), principal="user:t") as ws:
             source = JetStreamSource(NATS, stream, subject, durable="keel")
             try:
-                ws.datasets.ingest_stream("loans", source, batch_size=2, timeout=0.5)
+                ws.datasets.ingest_stream("loans", source, batch_size=2, timeout=1.0)
                 asyncio.run(poison())
                 _publish(NATS, stream, subject, 2, start=2)
-                ws.datasets.ingest_stream("loans", source, batch_size=10, timeout=0.5)
+                ws.datasets.ingest_stream("loans", source, batch_size=10, timeout=1.0)
             finally:
                 source.close()
             assert sorted(ws.datasets.read("loans")["n"].to_list()) == [0, 1, 2, 3]
@@ -126,18 +126,14 @@ def test_a_jetstream_stream_created_again_is_not_taken_for_the_old_one(tmp_path:
     stream = f"KEEL{uuid.uuid4().hex[:8].upper()}"
     subject = f"{stream.lower()}.loans"
     with connect(settings=make_settings(tmp_path / "home"), principal="user:t") as ws:
-        try:
-            _publish(NATS, stream, subject, 5)
-            source = JetStreamSource(NATS, stream, subject, durable="keel")
-            ws.datasets.ingest_stream("loans", source, batch_size=10, timeout=0.5)
-            source.close()
-        finally:
-            _delete_stream(NATS, stream)
-        try:  # the same name again: its sequence numbers start at 1 again
-            _publish(NATS, stream, subject, 3, start=100)
-            source = JetStreamSource(NATS, stream, subject, durable="keel")
-            ws.datasets.ingest_stream("loans", source, batch_size=10, timeout=0.5)
-            source.close()
-        finally:
-            _delete_stream(NATS, stream)
+        for count, start in ((5, 0), (3, 100)):  # the same name again: sequences from 1 again
+            _publish(NATS, stream, subject, count, start=start)
+            try:
+                source = JetStreamSource(NATS, stream, subject, durable="keel")
+                try:
+                    ws.datasets.ingest_stream("loans", source, batch_size=10, timeout=1.0)
+                finally:
+                    source.close()
+            finally:
+                _delete_stream(NATS, stream)
         assert sorted(ws.datasets.read("loans")["n"].to_list()) == [0, 1, 2, 3, 4, 100, 101, 102]
