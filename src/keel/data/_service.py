@@ -58,6 +58,9 @@ class DatasetService:
         self._gov = governor
         self._blobs = blobs
         self._region = region
+        #: Polars schemas by first-part digest: every stream batch fits its rows to the
+        #: latest version's schema, and appended versions share their first part.
+        self._schemas: dict[str, Any] = {}
 
     # --- ingest ---------------------------------------------------------------------------
 
@@ -854,8 +857,13 @@ class DatasetService:
 
         if not version.parts:
             return pl.Schema(dict.fromkeys(version.columns, pl.String()))
-        data = self._blobs.get_bytes(version.parts[0].digest, scope=ctx.project_id)
-        return pl.read_parquet_schema(io.BytesIO(data))
+        digest = version.parts[0].digest
+        if digest not in self._schemas:
+            data = self._blobs.get_bytes(digest, scope=ctx.project_id)
+            if len(self._schemas) >= _SCHEMAS_KEPT:
+                self._schemas.clear()
+            self._schemas[digest] = pl.read_parquet_schema(io.BytesIO(data))
+        return self._schemas[digest]
 
     def _file_rows(self, ctx: Context, version: DatasetVersion) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
@@ -869,6 +877,8 @@ class DatasetService:
 #: random, growing while between tries (so that writers racing in step fall out of step).
 _APPEND_TRIES = 12
 _BACK_OFF_SECONDS = 0.01
+#: Version schemas kept in memory (a few bytes each).
+_SCHEMAS_KEPT = 256
 #: Appended rows classified (from the first batch) when the version appended to is labelled.
 _LABEL_SAMPLE = 10_000
 
