@@ -19,6 +19,7 @@ from keel import clock
 from keel.data._folders import remove_stale_unpacks
 from keel.data._ingest import Ingest
 from keel.data._model import DatasetVersion, GcReport, StoredReport
+from keel.data._parts import without_personal_values
 from keel.data._rows import VersionRef, dataset_row, version_row, version_value
 from keel.data._service import DatasetService
 from keel.errors import ConflictError, InvalidInputError, NotFoundError
@@ -354,6 +355,7 @@ class DatasetGate:
             row = version_row(repo, dataset, number)
             row.classification = labels
             row.sensitivity = labels.get("sensitivity")
+            row.manifest = without_personal_values(row.manifest, labels)
             work.session.flush()
             work.object_id = row.id
             work.details = {

@@ -26,6 +26,7 @@ __all__ = [
     "parse_dtype",
     "schema_of",
     "stats_changes",
+    "without_personal_values",
 ]
 
 #: The dtype names users write in schema overrides and casts.
@@ -166,8 +167,11 @@ def merge_stats(
     """
     merged: dict[str, dict[str, Any]] = {}
     unmeasured: set[str] = set()
+    unsummed: set[str] = set()  # a part with values but no sum (withheld): no mean
     for stats in parts:
         for name, entry in stats.items():
+            if "sum" not in entry and entry.get("count", 0) > entry.get("nulls", 0):
+                unsummed.add(name)
             if name in text:
                 entry = {k: v for k, v in entry.items() if k not in ("min", "max")}
                 if "min_length" not in entry and entry.get("count", 0) > entry.get("nulls", 0):
@@ -188,6 +192,9 @@ def merge_stats(
     for name in unmeasured & merged.keys():
         merged[name].pop("min_length", None)
         merged[name].pop("max_length", None)
+    for name in unsummed & merged.keys():
+        merged[name].pop("sum", None)
+        merged[name].pop("sumsq", None)
     for entry in merged.values():
         valid = entry["count"] - entry["nulls"]
         total, squares = entry.pop("sum", None), entry.pop("sumsq", None)
@@ -196,6 +203,50 @@ def merge_stats(
             entry["mean"] = mean
             entry["std"] = math.sqrt(max(squares / valid - mean * mean, 0.0))
     return merged
+
+
+#: Statistics that are, or give away, one row's value (the least or greatest value; the mean
+#: of a single row): withheld for columns that hold personal data. Parts also lose the sums
+#: that a version's mean is merged from.
+_VALUE_STATS = ("min", "max", "mean", "std")
+_PART_VALUE_STATS = ("min", "max", "sum", "sumsq")
+
+
+def without_personal_values(
+    manifest: Mapping[str, Any], classification: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """``manifest`` without the statistics that are a row's value, for every column its
+    ``classification`` labels with a personal-data category (in the version's and in each
+    part's statistics).
+
+    A version's metadata outlives erasure of its rows and is shown to anyone who may read the
+    dataset's description, so a date-of-birth or an integer phone column must not keep its
+    least and greatest value there; counts, nulls and text lengths stay.
+    """
+    labels = (classification or {}).get("columns") or {}
+    personal = {
+        str(name)
+        for name, label in labels.items()
+        if isinstance(label, Mapping) and label.get("categories")
+    }
+    result = dict(manifest)
+    if not personal:
+        return result
+    result["stats"] = _withheld(manifest.get("stats") or {}, personal, _VALUE_STATS)
+    result["parts"] = [
+        {**part, "stats": _withheld(part.get("stats") or {}, personal, _PART_VALUE_STATS)}
+        for part in manifest.get("parts", [])
+    ]
+    return result
+
+
+def _withheld(
+    stats: Mapping[str, Mapping[str, Any]], columns: Collection[str], dropped: Collection[str]
+) -> dict[str, dict[str, Any]]:
+    return {
+        name: {k: v for k, v in entry.items() if not (name in columns and k in dropped)}
+        for name, entry in stats.items()
+    }
 
 
 #: Parquet encodings by Arrow type, chosen per column: integers and dates/times as deltas,

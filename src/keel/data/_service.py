@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 from keel import clock
 from keel.data._ingest import Ingest, prefetch, progress_callback
 from keel.data._model import Dataset, DatasetVersion, Part, VersionDiff
-from keel.data._parts import manifest_digest, merge_stats, schema_of, stats_changes
+from keel.data._parts import (
+    manifest_digest,
+    merge_stats,
+    schema_of,
+    stats_changes,
+    without_personal_values,
+)
 from keel.data._rows import (
     VersionRef,
     conform,
@@ -363,13 +369,16 @@ class DatasetService:
                 digest=manifest_digest(schema, parts, kind),
                 row_count=sum(p.rows for p in parts),
                 size_bytes=sum(p.size for p in parts),
-                manifest={
-                    "schema": [list(c) for c in schema],
-                    "parts": [p.to_dict() for p in parts],
-                    "stats": merge_stats(
-                        (p.stats for p in parts), text=[c for c, t in schema if t == "String"]
-                    ),
-                },
+                manifest=without_personal_values(
+                    {
+                        "schema": [list(c) for c in schema],
+                        "parts": [p.to_dict() for p in parts],
+                        "stats": merge_stats(
+                            (p.stats for p in parts), text=[c for c, t in schema if t == "String"]
+                        ),
+                    },
+                    classification,
+                ),
                 source=source,
                 parents={"versions": [p.id for p in parents]},
                 transform=transform,
