@@ -24,7 +24,8 @@ from keel.errors import ConflictError, MissingDependencyError, StorageError
 
 __all__ = ["Database", "make_engine"]
 
-_WRITE = "keel_write"
+#: The execution option that makes a SQLite transaction start with ``BEGIN IMMEDIATE``.
+WRITE_OPTION = "keel_write"
 
 
 def _normalise_url(url: str) -> str:
@@ -86,7 +87,7 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        write = conn.get_execution_options().get(_WRITE, False)
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
@@ -96,7 +97,7 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._write = sessionmaker(
-            bind=engine.execution_options(**{_WRITE: True}), expire_on_commit=False
+            bind=engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
 

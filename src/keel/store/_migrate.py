@@ -9,10 +9,14 @@ from __future__ import annotations
 from sqlalchemy import Engine, inspect, text
 
 from keel.errors import SchemaOutdatedError
+from keel.store._database import WRITE_OPTION
 from keel.store._heads import MIGRATIONS as _MIGRATIONS
 from keel.store._heads import required_heads
 
 __all__ = ["current_revisions", "ensure_schema", "required_heads", "upgrade"]
+
+#: The PostgreSQL advisory lock held while migrating (an arbitrary constant: "keel" in ASCII).
+_SCHEMA_LOCK_KEY = 0x6B65656C
 
 
 def current_revisions(engine: Engine) -> frozenset[str]:
@@ -31,7 +35,15 @@ def upgrade(engine: Engine) -> frozenset[str]:
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
+    # One migrating process at a time: two processes opening a fresh store at once would both
+    # create its tables. SQLite: the write lock from the first statement (BEGIN IMMEDIATE,
+    # waiting out the busy timeout); PostgreSQL: a transaction-scoped advisory lock. Alembic
+    # reads the store's revision after the lock, so the second process finds nothing to do.
+    if engine.dialect.name == "sqlite":
+        engine = engine.execution_options(**{WRITE_OPTION: True})
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
         config.attributes["connection"] = conn
         command.upgrade(config, "heads")
     return current_revisions(engine)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import ConfigurationError
+from keel.errors import AlreadyExistsError, ConfigurationError
 from keel.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -50,7 +50,10 @@ def load_master_key(settings: Settings, *, create: bool) -> Any:
                 "point KEEL_MASTER_KEY_FILE at it; for a new store run `keel init`.",
                 path=str(path),
             )
-        return LocalKeyFile.create(path)
+        try:
+            return LocalKeyFile.create(path)
+        except AlreadyExistsError:  # another process opening the same fresh store won the
+            pass  # race: the store is still empty, so its key is the one to use
     return LocalKeyFile(path)
 
 
