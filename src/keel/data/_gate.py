@@ -121,6 +121,7 @@ class DatasetGate:
             )
             repo.add_report(row)
             repo.clear_pending(work.id)
+            unpublished = not result.passed and _unpublish(repo, name, target.version)
             node = Node("validation", row.id)
             LineageService.link(
                 w.session, ctx, Node("dataset_version", target.id), node, "validated"
@@ -136,6 +137,7 @@ class DatasetGate:
                 "passed": result.passed,
                 "errors": row.errors,
                 "warnings": row.warnings,
+                "unpublished": unpublished,
             }
         return self._report(row, name, target.version, None if ref is None else ref.version)
 
@@ -481,6 +483,20 @@ class DatasetGate:
             created_by=row.created_by,
             created_at=row.created_at,
         )
+
+
+def _unpublish(repo: DatasetRepository, name: str, number: int) -> bool:
+    """Withdraw a published version whose new report failed: the gate holds for the latest
+    report, so asking for ``published`` must not serve a version that fails it now (the tag
+    is removed, not moved back: which older version is right is the publisher's call)."""
+    dataset = dataset_row(repo, name)
+    row = version_row(repo, dataset, number)
+    if not row.published:
+        return False
+    row.published = False
+    if repo.tags(dataset.id).get("published") == number:
+        repo.delete_tag(dataset.id, "published")
+    return True
 
 
 def _present(names: Sequence[str], version: DatasetVersion) -> list[str]:

@@ -473,8 +473,8 @@ class DatasetService:
             if (require_published or ref == "published") and not row.published:
                 raise ConflictError(
                     f"Version {row.version} of dataset '{name}' is not published: it has not "
-                    "passed the validation gate. Run `keel datasets validate` and "
-                    "`keel datasets publish` first.",
+                    "passed the validation gate, or its latest validation failed. Run "
+                    "`keel datasets validate` and `keel datasets publish` first.",
                     dataset=name,
                     version=row.version,
                 )
@@ -533,7 +533,7 @@ class DatasetService:
         version = self.version(ctx, name, ref, require_published=require_published)
         frame = self._frame(ctx, version)
         if format == "pandas":
-            return frame.to_pandas()
+            return _to_pandas(frame)
         if format == "arrow":
             return frame.to_arrow()
         return frame
@@ -942,6 +942,33 @@ def _kept_changing(name: str, what: str) -> ConflictError:
 
 def _columns(version: DatasetVersion | None) -> builtins.list[tuple[str, str]] | None:
     return None if version is None else version.schema
+
+
+def _to_pandas(frame: pl.DataFrame) -> Any:
+    """``frame`` as pandas, integer and boolean columns with nulls as pandas' nullable dtypes
+    (``Int64``, ``boolean``…): NumPy's would turn them into float64 (an id above 2**53 changes)
+    and object. Columns without nulls keep NumPy dtypes, as Polars gives them."""
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+    import polars as pl
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+    nullable = {
+        pa.int8(): pd.Int8Dtype(),
+        pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.uint8(): pd.UInt8Dtype(),
+        pa.uint16(): pd.UInt16Dtype(),
+        pa.uint32(): pd.UInt32Dtype(),
+        pa.uint64(): pd.UInt64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
+    result = frame.to_pandas()
+    for name, dtype in frame.schema.items():
+        column = frame.get_column(name)
+        if (dtype.is_integer() or dtype.base_type() == pl.Boolean) and column.null_count():
+            result[name] = column.to_arrow().to_pandas(types_mapper=nullable.get)
+    return result
 
 
 def _create(session: Any, repo: DatasetRepository, name: str, description: str) -> Any:
