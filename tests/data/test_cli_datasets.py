@@ -53,7 +53,8 @@ def test_gate_exit_codes_publish_classify_anonymize_tag_diff(home: Path, tmp_pat
     suite = tmp_path / "suite.yaml"
     suite.write_text("- {kind: range, column: amount, min: 0, max: 1000}\n", encoding="utf-8")
     failed = keel(home, "datasets", "validate", "loans", "--suite", str(suite), check=False)
-    assert failed.returncode == 1 and "FAIL" in failed.stdout.upper()
+    assert failed.returncode == 1 and "FAILED" in failed.stdout
+    assert "[/]" not in failed.stdout and "[bold" not in failed.stdout  # styled, not raw markup
     refused = keel(home, "datasets", "publish", "loans", check=False)
     assert refused.returncode == 1 and "failed the validation gate" in refused.stderr
     ok = tmp_path / "ok.json"

@@ -262,6 +262,10 @@ def test_keel_lineage_export_writes_json_lines(tmp_path: Path) -> None:
     with connect(settings=make_settings(home)) as ws:  # the same local principal as the CLI
         ws.datasets.ingest("credit", pl.DataFrame({"age": [30, 40], "email": ["a@b.co", "c@d.ae"]}))
         ws.datasets.validate("credit", [{"kind": "range", "column": "age", "max": 35}])
+        ws.datasets.ingest(
+            "credit", pl.DataFrame({"age": [50], "email": ["e@f.ae"]}), mode="append"
+        )
+        ws.datasets.validate("credit", [{"kind": "not_null", "column": "age"}], reference=1)
     env = {**os.environ, "KEEL_HOME": str(home)}
     env.pop("KEEL_DB_URL", None)
     out = tmp_path / "events.jsonl"
@@ -282,7 +286,21 @@ def test_keel_lineage_export_writes_json_lines(tmp_path: Path) -> None:
     assert [f["name"] for f in dataset["facets"]["schema"]["fields"]] == ["age", "email"]
     checks = dataset["inputFacets"]["dataQualityAssertions"]["assertions"]
     assert [(c["assertion"], c["success"]) for c in checks] == [("range", False)]
+    # a check of version 2 against version 1 asserts on version 2 only
+    compared = next(e for e in events if e["job"]["name"] == "validate credit@2")
+    facets = {i["name"]: "inputFacets" in i for i in compared["inputs"]}
+    assert facets == {"credit@2": True, "credit@1": False}
     assert "Wrote" in done.stderr
+    nowhere = subprocess.run(
+        [sys.executable, "-m", "keel.cli", "lineage", "export", "--out", str(tmp_path / "no/x")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert nowhere.returncode == 2 and "Cannot write the OpenLineage events" in nowhere.stderr
+    assert "Traceback" not in nowhere.stderr
     stdout = subprocess.run(
         [sys.executable, "-m", "keel.cli", "lineage", "export"],
         capture_output=True,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from keel.cli._app import open_workspace
-from keel.cli._output import echo_json, print_kv, print_table
+from keel.cli._output import echo_json, print_kv, print_markup, print_table
 
 if TYPE_CHECKING:
     from keel.data import DatasetVersion
@@ -304,7 +304,7 @@ def validate(
     if as_json:
         echo_json(report.to_dict())
     else:
-        typer.echo(render_text(ValidationResult.from_dict(report.result)))
+        print_markup(render_text(ValidationResult.from_dict(report.result)))
         typer.echo(f"Report {report.id} stored for {name} v{report.version}.")
     if not report.passed:
         raise typer.Exit(1)

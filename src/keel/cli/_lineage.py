@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import typer
 
 from keel.cli._app import open_workspace
 from keel.cli._output import echo_json
+from keel.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from keel.lineage import LineageEdge, Node, NodeDescription
@@ -74,8 +76,16 @@ def export(
         sys.stdout.write(lines)
         return
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(lines, encoding="utf-8")
-    tmp.replace(out)
+    try:
+        tmp.write_text(lines, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise InvalidInputError(
+            f"Cannot write the OpenLineage events to {out}: {exc.strerror or exc}. Check that "
+            "its folder exists and is writable, or leave out --out to print them."
+        ) from exc
     runs = len({event["run"]["runId"] for event in events})
     Console(stderr=True).print(
         f"Wrote {len(events)} OpenLineage events ({runs} runs) to {escape(str(out))}"

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["echo_json", "print_error", "print_kv", "print_table"]
+__all__ = ["echo_json", "print_error", "print_kv", "print_markup", "print_table"]
 
 
 def _console(stderr: bool = False) -> Any:
@@ -62,6 +62,11 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 def print_kv(title: str, items: Sequence[tuple[str, Any]]) -> None:
     """A two-column table of labels and values."""
     print_table(title, ["field", "value"], [(key, value) for key, value in items])
+
+
+def print_markup(text: str) -> None:
+    """Print rich console markup (styled on a terminal, plain text when piped)."""
+    _console().print(text, highlight=False)
 
 
 def print_error(message: str) -> None:

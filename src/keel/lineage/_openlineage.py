@@ -86,7 +86,8 @@ Describe = Callable[[Node], NodeDescription | None]
 class _Run:
     job: Node
     relation: str | None = None
-    inputs: dict[Node, None] = field(default_factory=dict)
+    #: each input with the relation of its edge (a validation's ``validated`` or ``reference``)
+    inputs: dict[Node, str] = field(default_factory=dict)
     outputs: dict[Node, None] = field(default_factory=dict)
     first: datetime | None = None
     last: datetime | None = None
@@ -153,13 +154,13 @@ def build_run_events(
         up, down = edge.upstream, edge.downstream
         if up.type in DATASET_TYPES and down.type in JOB_TYPES:
             run = run_of(down)
-            run.inputs[up] = None
+            run.inputs[up] = edge.relation
         elif up.type in JOB_TYPES and down.type in DATASET_TYPES:
             run = run_of(up)
             run.outputs[down] = None
         elif up.type in DATASET_TYPES and down.type in DATASET_TYPES:
             run = run_of(down, edge.relation)
-            run.inputs[up] = None
+            run.inputs[up] = edge.relation
             run.outputs[down] = None
         else:
             continue
@@ -208,8 +209,11 @@ def _events(
         }
     }
     inputs = [_dataset(node, namespace, producer, described) for node in run.inputs]
-    if assertions:
-        for item in inputs:
+    if assertions:  # on the version checked, not on the reference it was compared with
+        checked = [
+            i for node, i in zip(run.inputs, inputs, strict=True) if run.inputs[node] != "reference"
+        ]
+        for item in checked:
             item["inputFacets"] = {
                 "dataQualityAssertions": {
                     "_producer": producer,
