@@ -74,8 +74,13 @@ class Datasets:
         batch_size: int = 1000,
         timeout: float = 1.0,
         max_batches: int | None = None,
+        schema: Mapping[str, str] | None = None,
     ) -> builtins.list[DatasetVersion]:
-        """Micro-batch a Redis or NATS stream into appended versions, exactly once."""
+        """Micro-batch a Redis or NATS stream into appended versions, exactly once.
+
+        ``schema`` types fields (``{"price": "float64"}``: bool, date, datetime, float32,
+        float64, int8 … int64, uint8 … uint64, string) instead of inferring them from the
+        first batch's values."""
         return self.service.ingest_stream(
             self._ctx,
             name,
@@ -83,6 +88,7 @@ class Datasets:
             batch_size=batch_size,
             timeout=timeout,
             max_batches=max_batches,
+            schema=schema,
         )
 
     def get(self, name: str) -> Dataset:

@@ -21,6 +21,7 @@ from keel.data._model import Dataset, DatasetVersion, Part, VersionDiff
 from keel.data._parts import (
     manifest_digest,
     merge_stats,
+    parse_dtype,
     schema_of,
     stats_changes,
     without_personal_values,
@@ -177,21 +178,28 @@ class DatasetService:
         batch_size: int = 1000,
         timeout: float = 1.0,
         max_batches: int | None = None,
+        schema: Mapping[str, str] | None = None,
     ) -> builtins.list[DatasetVersion]:
         """Read ``source`` in micro-batches, each appended as a new version, until it has
         nothing more for ``timeout`` seconds (or after ``max_batches``).
 
         Messages are acknowledged only after their version committed, and the commit records
-        their ids, so a message delivered twice is stored once.
+        their ids, so a message delivered twice is stored once. ``schema`` types fields
+        (``{"price": "float64"}``) instead of inferring them from the first batch; on a
+        dataset that has columns already it must agree with them.
         """
 
         from keel.data._streams import check_batch
 
         validate_name(name, what="dataset name")
         check_batch(batch_size)
+        declared = _declared_schema(schema)
         self._gov.check(
             ctx, Permission.DATASET_WRITE, action="dataset.ingest", object_type="dataset"
         )
+        latest = self._latest_or_none(ctx, name) if declared else None
+        if latest is not None:  # refused before a message is read (and checked per batch)
+            _check_declared(name, declared, self._polars_schema(ctx, latest))
         made: builtins.list[DatasetVersion] = []
         polls = 0
         while max_batches is None or polls < max_batches:
@@ -199,14 +207,19 @@ class DatasetService:
             messages = source.fetch(batch_size, timeout)
             if not messages:
                 break
-            version = self._append_messages(ctx, name, source, messages)
+            version = self._append_messages(ctx, name, source, messages, declared)
             if version is not None:
                 made.append(version)
             source.ack(messages)
         return made
 
     def _append_messages(
-        self, ctx: Context, name: str, source: StreamSource, messages: Sequence[Message]
+        self,
+        ctx: Context,
+        name: str,
+        source: StreamSource,
+        messages: Sequence[Message],
+        declared: Mapping[str, Any],
     ) -> DatasetVersion | None:
         """Append the messages not stored yet as a version (None: every one was stored).
 
@@ -225,7 +238,7 @@ class DatasetService:
                 return None
             ids = [m.id for m in fresh]
             if batch is None or batch.ids != ids or _columns(batch.parent) != _columns(parent):
-                batch = self._stream_batch(ctx, name, fresh, parent)
+                batch = self._stream_batch(ctx, name, fresh, parent, declared)
             try:
                 return self._commit(
                     ctx,
@@ -251,14 +264,22 @@ class DatasetService:
         )
 
     def _stream_batch(
-        self, ctx: Context, name: str, fresh: Sequence[Message], parent: DatasetVersion | None
+        self,
+        ctx: Context,
+        name: str,
+        fresh: Sequence[Message],
+        parent: DatasetVersion | None,
+        declared: Mapping[str, Any],
     ) -> _StreamBatch:
-        """Encode and store the rows of ``fresh`` (fitted to ``parent``'s columns) and keep the
-        messages that cannot be rows as rejects."""
+        """Encode and store the rows of ``fresh`` (fitted to ``parent``'s columns, or to the
+        ``declared`` types and the first batch's fields) and keep the messages that cannot be
+        rows as rejects."""
         from keel.data._stream_rows import message_rows
 
         schema = self._polars_schema(ctx, parent) if parent is not None else None
-        frame, rejects = message_rows(fresh, schema)
+        if schema is not None:
+            _check_declared(name, declared, schema)
+        frame, rejects = message_rows(fresh, schema, declared=declared)
         if not frame.width:
             reasons = "; ".join(r.reason for r in rejects[:3])
             raise InvalidInputError(
@@ -942,6 +963,46 @@ def _kept_changing(name: str, what: str) -> ConflictError:
 
 def _columns(version: DatasetVersion | None) -> builtins.list[tuple[str, str]] | None:
     return None if version is None else version.schema
+
+
+def _declared_schema(schema: Mapping[str, str] | None) -> dict[str, Any]:
+    """A stream's declared field types as Polars dtypes (checked before anything is read)."""
+    from keel.data._stream_rows import MESSAGE_ID
+
+    if schema is None:
+        return {}
+    if not isinstance(schema, Mapping):
+        raise InvalidInputError(
+            'A stream schema maps field names to types, e.g. {"price": "float64"}.'
+        )
+    declared: dict[str, Any] = {}
+    for field, dtype in schema.items():
+        if not isinstance(field, str) or not field or field == MESSAGE_ID:
+            raise InvalidInputError(
+                f"A stream schema names fields (non-empty text other than {MESSAGE_ID!r}, "
+                f"which holds each message's id); got {field!r:.60}."
+            )
+        declared[field] = parse_dtype(str(dtype))
+    return declared
+
+
+def _check_declared(name: str, declared: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """A declared type must be the dataset's own: a stream cannot change its columns."""
+    for field, dtype in declared.items():
+        if field not in schema:
+            raise InvalidInputError(
+                f"Dataset '{name}' has no column {field!r} (its columns: "
+                f"{list(schema)[:20]}); a stream appends rows to the columns it has. "
+                "Drop the field from the schema, or ingest into a new dataset.",
+                dataset=name,
+            )
+        if schema[field] != dtype:
+            raise InvalidInputError(
+                f"The stream schema gives {field!r} the type {dtype}, but dataset '{name}' "
+                f"holds it as {schema[field]}. Declare {schema[field]} (or leave the field "
+                "out), or ingest into a new dataset.",
+                dataset=name,
+            )
 
 
 def _to_pandas(frame: pl.DataFrame) -> Any:

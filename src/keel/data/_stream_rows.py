@@ -12,8 +12,9 @@ The first batch of a new dataset fixes its columns: the fields of its messages, 
 they first appear, each typed from its values (text, integer, float — integers and floats
 together are float —, boolean, or nested as Polars reads it; a field null in every message is
 text; a field whose values are of several other kinds takes the kind of its first value, and
-the messages with other kinds are rejects). A dataset that did not come from a stream (no
-``_message_id`` column) takes messages without that column; their ids are still recorded.
+the messages with other kinds are rejects), unless the caller declares its type. A dataset
+that did not come from a stream (no ``_message_id`` column) takes messages without that
+column; their ids are still recorded.
 """
 
 from __future__ import annotations
@@ -42,10 +43,17 @@ _Item = tuple[int, Message, dict[str, Any]]
 
 
 def message_rows(
-    messages: Sequence[Message], schema: Mapping[str, pl.DataType] | None
+    messages: Sequence[Message],
+    schema: Mapping[str, pl.DataType] | None,
+    *,
+    declared: Mapping[str, pl.DataType] | None = None,
 ) -> tuple[pl.DataFrame, list[Reject]]:
     """The rows of ``messages`` in ``schema`` (None: the first batch, which fixes it), and a
-    reject per message that cannot be a row (``line`` is its position in the batch)."""
+    reject per message that cannot be a row (``line`` is its position in the batch).
+
+    ``declared`` types some fields of a first batch instead of inferring them from its values
+    (a price whose first values happen to be whole numbers is still a float column); a
+    declared field the batch lacks is still a column."""
     with_id = schema is None or MESSAGE_ID in schema
     rejects: list[Reject] = []
     items: list[_Item] = []
@@ -61,7 +69,13 @@ def message_rows(
         else:
             row = {MESSAGE_ID: message.id, **message.fields} if with_id else dict(message.fields)
             items.append((position, message, row))
-    frame, more = _fit(items, _infer(items) if schema is None else schema)
+    if schema is None:
+        import polars as pl
+
+        schema = {**_infer(items), **(declared or {})}
+        if with_id:  # first, as inferred columns have it, even when no message is a row
+            schema = {MESSAGE_ID: pl.String(), **schema}
+    frame, more = _fit(items, schema)
     return frame, sorted(rejects + more, key=lambda r: r.line)
 
 

@@ -211,6 +211,7 @@ class RemoteDatasetService(DatasetService):
         batch_size: int = 1000,
         timeout: float = 1.0,
         max_batches: int | None = None,
+        schema: Mapping[str, str] | None = None,
     ) -> builtins.list[DatasetVersion]:
         raise errors.InvalidInputError(
             _LOCAL_ONLY.format(
