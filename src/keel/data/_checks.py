@@ -13,6 +13,21 @@ aggregates are computed in a single ``select``; only a failed row check costs on
 to fetch up to five failing rows, whose personal data is redacted. Cross-column expressions
 are Polars SQL expressions (``pl.sql_expr``), never Python ``eval``. Pure: no I/O, no clock —
 freshness is measured against the ``now`` the caller passes.
+
+Semantics worth knowing:
+
+- ``unique`` ignores rows with a null in its column(s), as SQL ``UNIQUE`` does; ``not_null``
+  is the check for nulls.
+- ``range`` counts NaN as out of range whenever a bound is set. On a date-time column bounds
+  are compared as instants: an aware bound is converted to the column's time zone, a naive
+  bound (or a date, at midnight) is read in the column's zone, and a column without a zone is
+  read as UTC (``temporal_value``).
+- An ``expression`` with an aggregate or a window (``x <= 2 * AVG(x)``,
+  ``... OVER (PARTITION BY g)``) is measured over the whole version, not part by part.
+- Dates in a suite (an unquoted ``2024-01-01`` in YAML) are kept as ISO strings, so the suite
+  and its report stay JSON, and are turned back into the column's dates when a check runs.
+- A bias check with nothing to measure (no rows, fewer than two groups, no positive label)
+  fails with the reason rather than passing.
 """
 
 from __future__ import annotations
@@ -39,6 +54,7 @@ __all__ = [
     "run_suite",
     "run_suite_parts",
     "streamed_columns",
+    "temporal_value",
     "whole_columns",
 ]
 
@@ -210,6 +226,7 @@ def _validate_params(
 ) -> None:
     for key in ("max_fraction", "max_ratio", "min_share", "max_difference", "threshold"):
         _number(index, label, params, key)
+    _iso_dates(params)
     if kind == "range":
         for key in ("min", "max"):
             params[key] = _bound(index, label, key, params[key])
@@ -256,6 +273,18 @@ def _validate_params(
         bins = params["bins"]
         if not isinstance(bins, int) or isinstance(bins, bool) or not 2 <= bins <= 100:
             raise _bad(index, label, f"'bins' must be an integer from 2 to 100; got {bins!r:.20}.")
+
+
+def _iso_dates(params: dict[str, Any]) -> None:
+    """Dates and date-times (an unquoted ``2024-01-01`` in YAML) become ISO strings, so a
+    suite and its report stay JSON; the check turns them back into the column's type when it
+    runs (``keel.data._evaluate.temporal_value``)."""
+    for key in ("values", "positive", "privileged"):
+        value = params.get(key)
+        if isinstance(value, date):
+            params[key] = value.isoformat()
+        elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
+            params[key] = [v.isoformat() if isinstance(v, date) else v for v in value]
 
 
 def _bound(index: int, label: str, key: str, value: object) -> object:
@@ -482,6 +511,34 @@ def _columns(suite: CheckSuite, *, streamed: bool) -> list[str]:
 
     named = (n for c in suite.checks if is_streamed(c) is streamed for n in columns_of(c))
     return [*dict.fromkeys(named)]
+
+
+def temporal_value(value: object, dtype: pl.DataType) -> object:
+    """``value`` as a check compares it with a column of ``dtype``.
+
+    On a date or date-time column an ISO string (how ``parse_suite`` keeps dates) becomes a
+    date or date-time again. On a date-time column values are compared as instants: an aware
+    value is converted to the column's time zone, a naive value is read in the column's zone
+    (and a date is midnight there); a column without a zone is read as UTC, as freshness reads
+    it. Anything else is returned as is.
+    """
+    import polars as pl
+
+    if isinstance(value, str) and dtype.is_temporal():
+        try:
+            value = (datetime if "T" in value or " " in value else date).fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(dtype, pl.Datetime) or not isinstance(value, date):
+        return value
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if dtype.time_zone is None:
+        return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(dtype.time_zone)
+    return value.replace(tzinfo=zone) if value.tzinfo is None else value.astimezone(zone)
 
 
 def as_datetime(value: object) -> datetime | None:

@@ -85,6 +85,15 @@ def reference_check(
 def _shift(current: pl.Series, ref: pl.Series, method: str, limit: float, bins: int) -> Outcome:
     import polars as pl
 
+    if current.dtype.is_nested() or ref.dtype.is_nested() or current.dtype == pl.Object:
+        return (
+            None,
+            limit,
+            False,
+            f"A distribution shift is measured on a numeric, date or categorical column; "
+            f"{current.name} is {current.dtype}.",
+            {},
+        )
     a, b = _numeric(ref), _numeric(current)
     if method == "ks":
         if a is None or b is None:
@@ -108,15 +117,17 @@ def _shift(current: pl.Series, ref: pl.Series, method: str, limit: float, bins: 
         value = psi_numeric(a, b, bins=bins)
         details: dict[str, Any] = {"method": "psi", "bins": bins}
     else:
-        ref_counts = ref.cast(pl.String).value_counts(name="n")
-        now_counts = current.cast(pl.String).value_counts(name="n")
-        key = current.name
-        joined = ref_counts.join(now_counts, on=key, how="full", coalesce=True, nulls_equal=True)
-        joined = joined.fill_null(0) if joined.width else joined
+        # Fixed names, so no column name (``n``, say) collides with the counts'.
+        ref_counts = ref.cast(pl.String).rename("value").value_counts(name="reference")
+        now_counts = current.cast(pl.String).rename("value").value_counts(name="current")
+        joined = ref_counts.join(
+            now_counts, on="value", how="full", coalesce=True, nulls_equal=True
+        )
+        joined = joined.with_columns(pl.col("reference", "current").fill_null(0))
         value = psi_categorical(
-            joined.get_column(key).to_list(),
-            joined.get_column("n").to_list(),
-            joined.get_column("n_right").to_list(),
+            joined.get_column("value").to_list(),
+            joined.get_column("reference").to_list(),
+            joined.get_column("current").to_list(),
         )
         details = {"method": "psi", "categories": joined.height}
     return (

@@ -7,14 +7,18 @@ with a message that says why, so a gate fails closed instead of crashing.
 
 from __future__ import annotations
 
+import functools
+import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keel.data._checks import (
     MAX_FAILING_ROWS,
     Check,
     CheckResult,
+    temporal_value,
 )
 from keel.data._redact import Redactor
 from keel.data._results import (
@@ -28,13 +32,33 @@ from keel.data._results import (
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["columns_of", "evaluate", "evaluate_parts", "streamed"]
+__all__ = ["aggregates", "columns_of", "evaluate", "evaluate_parts", "streamed"]
 
 _ROW_KINDS = frozenset({"not_null", "unique", "range", "allowed_values", "regex", "expression"})
 _STREAMED = frozenset(
     {"not_null", "range", "allowed_values", "regex", "expression", "freshness", "type", "row_count"}
 )
 _MAX_GROUPS = 50
+
+#: Nodes of a parsed Polars expression whose value depends on rows other than the current one
+#: (aggregates, windows, the frame's length, order-dependent functions).
+_AGGREGATE_NODES = frozenset(
+    {
+        "Agg", "Over", "Window", "Rolling", "Len", "Sort", "SortBy", "Slice", "Gather",
+        "Filter", "Quantile", "NUnique", "UniqueCounts", "Unique", "Mode", "Shift", "Diff",
+        "CumSum", "CumProd", "CumMin", "CumMax", "CumCount", "Rank", "Range", "IntRange",
+        "Reverse", "Skew", "Kurtosis", "ValueCounts", "ArgUnique", "IsDuplicated", "IsUnique",
+        "IsFirstDistinct", "IsLastDistinct", "Ewm", "EwmMean", "EwmStd", "EwmVar",
+    }
+)  # fmt: skip
+#: The same read from the SQL text, in case a Polars release names its nodes differently: a
+#: word here where it is not a function (inside a string literal) only costs a whole read.
+_AGGREGATE_WORDS = re.compile(
+    r"\b(avg|mean|sum|min|max|count|stddev\w*|stdev\w*|var\w*|median|first|last|mode|"
+    r"quantile\w*|percentile\w*|array_agg|string_agg|listagg|bool_and|bool_or|every|any_value|"
+    r"corr|covar\w*|approx_\w+|n_unique)\s*\(|\bover\b",
+    re.IGNORECASE,
+)
 
 
 def columns_of(check: Check) -> list[str]:
@@ -52,6 +76,37 @@ def columns_of(check: Check) -> list[str]:
     return cols
 
 
+@functools.lru_cache(maxsize=1024)
+def aggregates(expr: str) -> bool:
+    """Whether the SQL expression ``expr`` reads more than its own row: an aggregate
+    (``AVG(x)``, ``COUNT(*)``, ...), a window (``... OVER (...)``) or an order-dependent
+    function. Such an expression means something only over the whole version, so it is not
+    folded part by part. Errs towards True: a false alarm costs a whole read, a miss a wrong
+    answer."""
+    import polars as pl
+
+    if _AGGREGATE_WORDS.search(expr):
+        return True
+    try:
+        tree = json.loads(pl.sql_expr(expr).meta.serialize(format="json"))
+    except Exception:  # an expression Polars cannot serialise: read it whole, to be safe
+        return True
+    return _has_aggregate(tree)
+
+
+def _has_aggregate(node: object) -> bool:
+    if isinstance(node, str):
+        return node in _AGGREGATE_NODES
+    if isinstance(node, list):
+        return any(_has_aggregate(item) for item in node)
+    if isinstance(node, dict):
+        return any(
+            key in _AGGREGATE_NODES or (key != "Literal" and _has_aggregate(value))
+            for key, value in node.items()
+        )
+    return False
+
+
 def _violation(check: Check, schema: pl.Schema) -> pl.Expr:
     """A boolean expression that is True on the rows that break a row check."""
     import polars as pl
@@ -60,42 +115,68 @@ def _violation(check: Check, schema: pl.Schema) -> pl.Expr:
     if check.kind == "not_null":
         return pl.col(check.column or "").is_null()
     if check.kind == "unique":
+        # As SQL UNIQUE: a row with a null in the key is no duplicate (not_null checks nulls).
         cols = p["columns"]
         target: pl.Expr = pl.col(cols[0]) if len(cols) == 1 else pl.struct(cols)
-        duplicated: pl.Expr = target.is_duplicated()
+        # Rows equal to a complete row are complete too, so masking after the count is exact.
+        complete = pl.all_horizontal([pl.col(c).is_not_null() for c in cols])
+        duplicated: pl.Expr = target.is_duplicated() & complete
         return duplicated
     if check.kind == "expression":
         parsed: pl.Expr = pl.sql_expr(str(p["expr"]))
         return (~parsed.cast(pl.Boolean)).fill_null(False)
     col = pl.col(check.column or "")
+    dtype = schema[check.column or ""]
     if check.kind == "regex":
         return (~col.cast(pl.String).str.contains(p["pattern"])).fill_null(False)
     if check.kind == "allowed_values":
-        return (~col.is_in(list(p["values"]))).fill_null(False)
-    # range
-    dtype = schema[check.column or ""]
-    low, high = (_bound(p[k], dtype) for k in ("min", "max"))
+        return (~col.is_in(_allowed(list(p["values"]), dtype))).fill_null(False)
+    # range: NaN is outside any range (Polars orders it above every number)
+    low, high = (_literal(p[k], dtype) for k in ("min", "max"))
     parts = []
     if low is not None:
-        parts.append(col < pl.lit(low))
+        parts.append(col < low)
     if high is not None:
-        parts.append(col > pl.lit(high))
-    outside = parts[0] if len(parts) == 1 else parts[0] | parts[1]
+        parts.append(col > high)
+    if dtype.is_float():
+        parts.append(col.is_nan())
+    outside = parts[0]
+    for part in parts[1:]:
+        outside = outside | part
     return outside.fill_null(False)
 
 
-def _bound(value: Any, dtype: pl.DataType) -> Any:
-    if value is None or not isinstance(value, str) or not dtype.is_temporal():
-        return value
-    return (
-        datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
-    )
+def _literal(value: Any, dtype: pl.DataType) -> pl.Expr | None:
+    """A range bound as a literal comparable with a column of ``dtype`` (see
+    ``temporal_value``: a date-time bound is compared as an instant)."""
+    import polars as pl
+
+    if value is None:
+        return None
+    value = temporal_value(value, dtype)
+    if isinstance(dtype, pl.Datetime) and isinstance(value, datetime):
+        return pl.lit(value, dtype=dtype)
+    return pl.lit(value)
+
+
+def _allowed(values: list[Any], dtype: pl.DataType) -> pl.Series | list[Any]:
+    """The allowed values, with ISO dates turned back into the column's dates or times."""
+    import polars as pl
+
+    if not dtype.is_temporal():
+        return values
+    converted = [temporal_value(v, dtype) for v in values]
+    if all(v is None or not isinstance(v, str) for v in converted):
+        return pl.Series(converted, dtype=dtype, strict=False)
+    return converted
 
 
 def streamed(check: Check) -> bool:
     """Whether ``check`` can be folded over a version's parts one at a time: counts, extremes
-    and the schema merge, whereas ``unique``, the bias checks and the comparisons with a
-    reference need their columns whole."""
+    and the schema merge, whereas ``unique``, an expression with an aggregate or a window,
+    the bias checks and the comparisons with a reference need their columns whole."""
+    if check.kind == "expression" and aggregates(str(check.params["expr"])):
+        return False
     return check.kind in _STREAMED
 
 
@@ -125,14 +206,23 @@ def evaluate_parts(
     """Run ``checks`` with the streamed ones folded over ``parts`` (one held at a time) and the
     rest over ``whole`` (the columns they name, for every row); returns the results in the
     suite's order and the number of rows seen."""
+    import polars as pl
+
     fold = _Fold({i: c for i, c in enumerate(checks) if streamed(c)}, sensitive)
+    rest = {i: c for i, c in enumerate(checks) if not streamed(c)}
+    # A whole check that names no column (``COUNT(*) > 0``) leaves the caller no column to
+    # read whole: the parts themselves make up the frame then.
+    kept: list[pl.DataFrame] | None = [] if rest and whole is None else None
+    named = {n for c in rest.values() for n in columns_of(c)}
     for part in parts:
         fold.feed(part)
+        if kept is not None:
+            kept.append(part.select([c for c in part.columns if c in named] or part.columns[:1]))
     results = fold.results(now)
-    rest = {i: c for i, c in enumerate(checks) if not streamed(c)}
     if rest:
-        if whole is None:
-            raise ValueError("checks over whole columns need the `whole` frame")
+        if kept is not None:
+            whole = pl.concat(kept, how="diagonal_relaxed") if kept else pl.DataFrame()
+        assert whole is not None
         results |= _whole(whole, rest, reference, sensitive)
     return [results[i] for i in range(len(checks))], fold.rows
 
@@ -177,7 +267,8 @@ class _Fold:
     Each part is read by one ``select`` of every check's aggregate; a row check that still
     shows fewer than ``MAX_FAILING_ROWS`` failing rows takes the part's first ones (numbered
     across the whole version). The schema, the type errors and the redactor's sample come
-    from the first part.
+    from the first part; the failing rows shown are classified themselves as well, so personal
+    data that only later parts hold is still redacted.
     """
 
     def __init__(self, checks: Mapping[int, Check], sensitive: set[str]) -> None:
@@ -272,15 +363,19 @@ def _whole(
     reference: pl.DataFrame | None,
     sensitive: set[str],
 ) -> dict[int, CheckResult]:
-    """``unique``, the bias checks and the reference comparisons over whole columns."""
+    """``unique``, aggregate expressions, the bias checks and the reference comparisons over
+    whole columns."""
     results: dict[int, CheckResult] = {}
     redactor = Redactor(frame, sensitive)
     for index, check in checks.items():
         if (missing := _missing(check, frame.schema)) is not None:
             results[index] = missing
             continue
-        if check.kind != "unique":
-            results[index] = _other(frame, check, reference, redactor)
+        if check.kind not in _ROW_KINDS:
+            try:
+                results[index] = _other(frame, check, reference, redactor)
+            except Exception as exc:
+                results[index] = _cannot_run(check, frame.schema, exc)
             continue
         try:
             violation = _violation(check, frame.schema)

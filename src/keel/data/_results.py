@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from keel.data._bias import group_rates, group_shares
+from keel.data._bias import GroupRates, group_rates, group_shares
 from keel.data._checks import Check, CheckResult, as_datetime, human_age
 
 if TYPE_CHECKING:
@@ -143,11 +143,22 @@ def _bounds(bounds: Mapping[str, Any]) -> str:
 
 
 def bias_result(frame: pl.DataFrame, check: Check) -> CheckResult:
+    """A bias check's outcome. With nothing to measure (no rows, fewer than two groups to
+    compare, no row with the positive label) it fails with the reason: a parity that holds
+    only because nothing was measured must not pass a gate."""
     p = check.params
     attribute = check.column or ""
     if check.kind == "representation":
         shares = group_shares(frame, attribute)
-        lowest = min(shares.values(), default=0.0)
+        if not shares:
+            return result(
+                check,
+                False,
+                None,
+                p["min_share"],
+                f"No rows to measure the representation of {attribute} in.",
+            )
+        lowest = min(shares.values())
         under = [g for g, s in shares.items() if s < p["min_share"]]
         message = (
             f"Every group of {attribute} holds at least {p['min_share']:.1%} of the rows."
@@ -157,7 +168,7 @@ def bias_result(frame: pl.DataFrame, check: Check) -> CheckResult:
         )
         return result(
             check,
-            not under and bool(shares),
+            not under,
             round(lowest, 6),
             p["min_share"],
             message,
@@ -165,6 +176,10 @@ def bias_result(frame: pl.DataFrame, check: Check) -> CheckResult:
         )
     rates = group_rates(frame, attribute, p["label"], p["positive"], min_count=p["min_count"])
     summary = ", ".join(f"{g}: {r:.2%}" for g, r in list(rates.rates.items())[:10])
+    limit = p["max_difference"] if check.kind == "positive_rate_parity" else p["threshold"]
+    extra = {"rates": _capped(rates.rates), "counts": _capped(rates.counts)}
+    if (reason := _unmeasurable(check, frame.height, rates)) is not None:
+        return result(check, False, None, limit, reason, **extra)
     if check.kind == "positive_rate_parity":
         diff = rates.difference
         passed = diff <= p["max_difference"]
@@ -175,8 +190,7 @@ def bias_result(frame: pl.DataFrame, check: Check) -> CheckResult:
             p["max_difference"],
             f"Positive rate ({p['label']} = {p['positive']!r}) differs by {diff:.2%} "
             f"across {attribute} groups ({summary}).",
-            rates=_capped(rates.rates),
-            counts=_capped(rates.counts),
+            **extra,
         )
     privileged = p["privileged"]
     if privileged is not None and str(privileged) not in rates.rates:
@@ -197,9 +211,29 @@ def bias_result(frame: pl.DataFrame, check: Check) -> CheckResult:
         p["threshold"],
         f"Disparate-impact ratio{over} is {ratio:.3f} (rates: {summary}); "
         f"at least {p['threshold']} required.",
-        rates=_capped(rates.rates),
-        counts=_capped(rates.counts),
+        **extra,
     )
+
+
+def _unmeasurable(check: Check, rows: int, rates: GroupRates) -> str | None:
+    """Why a parity check has nothing to measure, or None when it has."""
+    p = check.params
+    attribute = check.column or ""
+    if not rows:
+        return f"No rows to measure the positive rate of {p['label']} across {attribute} in."
+    if len(rates.rates) < 2:
+        kept = f" with at least {p['min_count']} rows" if p["min_count"] > 1 else ""
+        return (
+            f"Fewer than two groups of {attribute}{kept} ({len(rates.rates)}): "
+            "there is nothing to compare."
+        )
+    if not rates.positives:
+        return (
+            f"No row has the positive label ({p['label']} = {p['positive']!r}): "
+            "every rate is 0, which measures nothing; set 'positive' to the label's "
+            "positive value."
+        )
+    return None
 
 
 def _capped(values: Mapping[str, Any]) -> dict[str, Any]:
