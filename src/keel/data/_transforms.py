@@ -1,11 +1,15 @@
 """Declarative cleansing steps: validated once, applied to Polars frames, recorded as data.
 
 Expressions (``filter`` and ``derive``) are SQL expressions parsed by Polars' SQL front end
-(``pl.sql_expr``): they can name columns and call SQL functions, never run Python.
+(``pl.sql_expr``): they can name columns and call SQL functions, never run Python. Most are
+row-local; the ones that combine rows (an aggregate such as ``AVG(x)``, a window ``... OVER
+(...)``) are told apart by ``uses_aggregates``, so a part-by-part run can give them the whole
+version.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,7 +20,7 @@ from keel.errors import InvalidInputError
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["OPS", "CleanStep", "apply_steps", "parse_transform"]
+__all__ = ["OPS", "CleanStep", "apply_steps", "parse_transform", "uses_aggregates"]
 
 OPS = (
     "cast",
@@ -31,6 +35,47 @@ OPS = (
 )
 _STRATEGIES = ("backward", "forward", "max", "mean", "median", "min", "zero")
 _MAX_EXPR = 2000
+
+# SQL functions (and keywords written before a parenthesis) that Polars evaluates row by row.
+# Anything else named before "(" counts as combining rows: a function missing here only costs
+# memory (the step then runs over the whole version), while a row-combining one wrongly listed
+# would give each part its own answer, so the list holds only functions known to be row-local.
+_ROW_LOCAL_LISTS = (
+    # keywords that may precede "(": x IN (...), NOT (...), CASE WHEN (...) THEN (...)
+    "AND OR NOT IN IS AS CASE WHEN THEN ELSE END BETWEEN LIKE ILIKE FROM FOR",
+    # types inside CAST(x AS DECIMAL(10, 2))
+    "DECIMAL NUMERIC VARCHAR CHAR CHARACTER",
+    # conditionals and casts
+    "CAST TRY_CAST COALESCE GREATEST LEAST NULLIF IFNULL",
+    # mathematics
+    "ABS CBRT CEIL CEILING DIV EXP FLOOR LN LOG LOG10 LOG1P LOG2 MOD PI POW POWER ROUND SIGN "
+    "SQRT ACOS ACOSD ASIN ASIND ATAN ATAND ATAN2 ATAN2D COS COSD COT COTD SIN SIND TAN TAND "
+    "DEGREES RADIANS",
+    # strings
+    "BIT_LENGTH CHAR_LENGTH CHARACTER_LENGTH CONCAT CONCAT_WS ENDS_WITH INITCAP LEFT LENGTH "
+    "LOWER LTRIM NORMALIZE OCTET_LENGTH REGEXP_LIKE REPLACE REVERSE RIGHT RTRIM SPLIT_PART "
+    "STARTS_WITH STRPOS SUBSTR SUBSTRING TRIM UPPER",
+    # dates and times
+    "DATE DATE_PART EXTRACT STRFTIME STRPTIME TIMESTAMP",
+)
+_ROW_LOCAL_SQL = frozenset(word for words in _ROW_LOCAL_LISTS for word in words.split())
+_QUOTED_SQL = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`")
+_SQL_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_SQL_OVER = re.compile(r"\bOVER\b", re.IGNORECASE)
+
+
+def uses_aggregates(sql: str) -> bool:
+    """Whether a SQL expression may combine rows (an aggregate, a window, or a function not
+    known to be row-local), so that evaluating it part by part would not equal evaluating it
+    over the whole frame.
+
+    Conservative: string literals and quoted names are ignored, then any ``OVER`` or any call of
+    a function outside a list of row-local ones counts. A false "yes" only costs memory.
+    """
+    text = _QUOTED_SQL.sub(" ", sql)
+    if _SQL_OVER.search(text):
+        return True
+    return any(name.upper() not in _ROW_LOCAL_SQL for name in _SQL_CALL.findall(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +206,12 @@ def apply_steps(frame: pl.DataFrame, steps: Sequence[CleanStep], *, start: int =
                 lower, upper = a.get("lower"), a.get("upper")
                 if a.get("quantiles") is not None:
                     col = frame.get_column(a["column"])
+                    if not col.dtype.is_numeric():  # (Polars panics on a date's quantile)
+                        raise _fail(
+                            i,
+                            f"clip with quantiles needs a numeric column; {a['column']!r} is "
+                            f"{col.dtype}. Cast it first, or give 'lower' and 'upper' bounds.",
+                        )
                     lower = col.quantile(a["quantiles"][0])
                     upper = col.quantile(a["quantiles"][1])
                 frame = frame.with_columns(pl.col(a["column"]).clip(lower, upper))
