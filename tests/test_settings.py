@@ -61,3 +61,10 @@ def test_describe_redacts_passwords_and_keys(
     assert shown["db_url"] == "postgresql://keel:***@db:5432/keel"
     assert shown["master_key"] == "***"
     assert "hunter2" not in str(shown) and "c2VjcmV0" not in str(shown)
+    # a password in the query string, or one holding "@", is hidden too
+    url = "postgresql://keel@db/keel?sslmode=require&password=hunter2"
+    assert load_settings(db_url=url).describe()["db_url"] == (
+        "postgresql://keel@db/keel?sslmode=require&password=***"
+    )
+    at = load_settings(db_url="postgresql://keel:p@ss-hunter2@db/keel").describe()["db_url"]
+    assert at == "postgresql://keel:***@db/keel"

@@ -18,7 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "redact_url"]
 
 _SECRET_FIELDS = ("master_key", "vault_token")
 
@@ -207,20 +207,50 @@ class Settings(BaseSettings):
             elif isinstance(value, Path):
                 value = str(value)
             shown[name] = value
-        shown["db_url"] = _redact_url(self.resolved_db_url)
+        shown["db_url"] = redact_url(self.resolved_db_url)
         shown["blob_url"] = self.resolved_blob_url
         shown["master_key_file"] = str(self.resolved_master_key_file)
         return shown
 
 
-def _redact_url(url: str) -> str:
-    """Hide a password in a database URL (``user:***@host``)."""
+_SECRET_PARTS = ("pass", "pwd", "secret", "token", "key", "credential", "signature", "auth")
+
+
+def _secret_param(name: str) -> bool:
+    from urllib.parse import unquote
+
+    lowered = unquote(name).lower()
+    return lowered == "sig" or any(part in lowered for part in _SECRET_PARTS)
+
+
+def redact_url(url: str) -> str:
+    """A URL without its password or secret query parameters, fit to record or show.
+
+    Written by hand rather than with ``sqlalchemy.engine.make_url``: users paste passwords
+    unencoded, and ``make_url`` takes ``user:p@ss@host`` for user ``user``, password ``p``
+    and host ``ss@host`` (so its ``hide_password`` would show the rest of the password).
+    Here the credentials are what runs from a user name (no ``/``, ``?`` or ``@`` in it)
+    and a ``:`` to the *last* ``@`` of the URL, so a password holding ``@``, ``/`` or ``?``
+    is hidden whole (an ``@`` further on, in a query value, hides more than needed: never
+    less). Every value of a secret-looking query parameter (``?password=``,
+    ``sslpassword``, ``token``, ``api_key`` …) is replaced by ``***``; the rest of the URL
+    is kept as written.
+    """
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    if not sep:
         return url
-    creds, _, host = rest.rpartition("@")
-    user, colon, _password = creds.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+    user, colon, _ = rest.partition(":")
+    at = rest.rfind("@")
+    if colon and at > len(user) and not any(c in user for c in "/?@"):
+        rest = f"{user}:***{rest[at:]}"
+    before_query, question, query = rest.partition("?")
+    if question:
+        pairs: list[str] = []
+        for pair in query.split("&"):
+            name, equals, _value = pair.partition("=")
+            pairs.append(f"{name}=***" if equals and _secret_param(name) else pair)
+        query = "&".join(pairs)
+    return f"{scheme}://{before_query}{question}{query}"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from keel.data._model import Reject
 from keel.errors import InvalidInputError, MissingDependencyError, NotFoundError, StorageError
+from keel.settings import redact_url
 
 if TYPE_CHECKING:
     import polars as pl
@@ -95,46 +96,6 @@ def open_binary(url: str) -> BinaryIO:
 #: Query parameter names whose values are secrets (matched case-insensitively, as part of
 #: the name: ``sslpassword``, ``aws_secret_access_key``, ``x-api-key`` …), plus ``sig``
 #: (the signature of an Azure SAS URL).
-_SECRET_PARTS = ("pass", "pwd", "secret", "token", "key", "credential", "signature", "auth")
-
-
-def _secret_param(name: str) -> bool:
-    from urllib.parse import unquote
-
-    lowered = unquote(name).lower()
-    return lowered == "sig" or any(part in lowered for part in _SECRET_PARTS)
-
-
-def _redact(url: str) -> str:
-    """A URL without its password or secret query parameters, for the version's ``source``.
-
-    Written by hand rather than with ``sqlalchemy.engine.make_url``: users paste passwords
-    unencoded, and ``make_url`` takes ``user:p@ss@host`` for user ``user``, password ``p``
-    and host ``ss@host`` (so its ``hide_password`` would show the rest of the password).
-    Here the credentials are what runs from a user name (no ``/``, ``?`` or ``@`` in it)
-    and a ``:`` to the *last* ``@`` of the URL, so a password holding ``@``, ``/`` or ``?``
-    is hidden whole (an ``@`` further on, in a query value, hides more than needed: never
-    less). Every value of a secret-looking query parameter (``?password=``,
-    ``sslpassword``, ``token``, ``api_key`` …) is replaced by ``***``; the rest of the URL
-    is kept as written.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    user, colon, _ = rest.partition(":")
-    at = rest.rfind("@")
-    if colon and at > len(user) and not any(c in user for c in "/?@"):
-        rest = f"{user}:***{rest[at:]}"
-    before_query, question, query = rest.partition("?")
-    if question:
-        pairs: list[str] = []
-        for pair in query.split("&"):
-            name, equals, _value = pair.partition("=")
-            pairs.append(f"{name}=***" if equals and _secret_param(name) else pair)
-        query = "&".join(pairs)
-    return f"{scheme}://{before_query}{question}{query}"
-
-
 class FrameSource:
     """An in-memory Polars, pandas or Arrow table."""
 
@@ -174,7 +135,7 @@ class ParquetSource:
         self._batch_rows = batch_rows
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "parquet", "url": _redact(self._url)}
+        return {"kind": "parquet", "url": redact_url(self._url)}
 
     def batches(self, sink: BlobSink) -> Iterator[SourceBatch]:
         import polars as pl
@@ -235,7 +196,7 @@ class JsonSource:
         self._overrides = {str(k): parse_dtype(v) for k, v in (schema or {}).items()}
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "ndjson" if self._is_lines() else "json", "url": _redact(self._url)}
+        return {"kind": "ndjson" if self._is_lines() else "json", "url": redact_url(self._url)}
 
     def _is_lines(self) -> bool:
         if self._lines is not None:
@@ -422,12 +383,12 @@ class SqlSource:
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "sql",
-            "url": _redact(self.url),
+            "url": redact_url(self.url),
             **({"table": self.table} if self.table else {"query": self.query}),
         }
 
     def _where(self) -> str:
-        return f"The SQL source {_redact(self.url)!r}" + (
+        return f"The SQL source {redact_url(self.url)!r}" + (
             f" (table {self.table!r})" if self.table else ""
         )
 
@@ -447,7 +408,9 @@ class SqlSource:
         try:
             engine = create_engine(url)
         except (ImportError, SQLAlchemyError) as exc:
-            raise InvalidInputError(f"Cannot use the SQL URL {_redact(self.url)!r}: {exc}") from exc
+            raise InvalidInputError(
+                f"Cannot use the SQL URL {redact_url(self.url)!r}: {exc}"
+            ) from exc
         try:
             with engine.connect().execution_options(stream_results=True) as conn:
                 _json_as_text(conn)
@@ -457,7 +420,7 @@ class SqlSource:
                         table = Table(self.table, MetaData(), autoload_with=conn)
                     except SQLAlchemyError as exc:
                         raise NotFoundError(
-                            f"Table {self.table!r} does not exist at {_redact(self.url)!r}.",
+                            f"Table {self.table!r} does not exist at {redact_url(self.url)!r}.",
                             table=self.table,
                         ) from exc
                     result = conn.execute(select(table))
@@ -476,7 +439,7 @@ class SqlSource:
                     yield SourceBatch(_sql_frame([], columns, self._where(), 0, True))
         except SQLAlchemyError as exc:
             raise StorageError(
-                f"The SQL source {_redact(self.url)!r} failed: {str(exc)[:300]}"
+                f"The SQL source {redact_url(self.url)!r} failed: {str(exc)[:300]}"
             ) from exc
         finally:
             engine.dispose()
