@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from keel import clock
+from keel.data._frames import to_pandas
 from keel.data._ingest import Ingest, prefetch, progress_callback
 from keel.data._model import Dataset, DatasetVersion, Part, VersionDiff
 from keel.data._parts import (
@@ -554,7 +555,7 @@ class DatasetService:
         version = self.version(ctx, name, ref, require_published=require_published)
         frame = self._frame(ctx, version)
         if format == "pandas":
-            return _to_pandas(frame)
+            return to_pandas(frame)
         if format == "arrow":
             return frame.to_arrow()
         return frame
@@ -1003,33 +1004,6 @@ def _check_declared(name: str, declared: Mapping[str, Any], schema: Mapping[str,
                 "out), or ingest into a new dataset.",
                 dataset=name,
             )
-
-
-def _to_pandas(frame: pl.DataFrame) -> Any:
-    """``frame`` as pandas, integer and boolean columns with nulls as pandas' nullable dtypes
-    (``Int64``, ``boolean``…): NumPy's would turn them into float64 (an id above 2**53 changes)
-    and object. Columns without nulls keep NumPy dtypes, as Polars gives them."""
-    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
-    import polars as pl
-    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
-
-    nullable = {
-        pa.int8(): pd.Int8Dtype(),
-        pa.int16(): pd.Int16Dtype(),
-        pa.int32(): pd.Int32Dtype(),
-        pa.int64(): pd.Int64Dtype(),
-        pa.uint8(): pd.UInt8Dtype(),
-        pa.uint16(): pd.UInt16Dtype(),
-        pa.uint32(): pd.UInt32Dtype(),
-        pa.uint64(): pd.UInt64Dtype(),
-        pa.bool_(): pd.BooleanDtype(),
-    }
-    result = frame.to_pandas()
-    for name, dtype in frame.schema.items():
-        column = frame.get_column(name)
-        if (dtype.is_integer() or dtype.base_type() == pl.Boolean) and column.null_count():
-            result[name] = column.to_arrow().to_pandas(types_mapper=nullable.get)
-    return result
 
 
 def _create(session: Any, repo: DatasetRepository, name: str, description: str) -> Any:
