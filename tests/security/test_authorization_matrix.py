@@ -106,7 +106,7 @@ MATRIX: dict[str, Permission | str] = {
     "POST /api/v1/projects/{project}/datasets/{dataset}/classify": P.DATASET_CLASSIFY,
     "POST /api/v1/projects/{project}/datasets/{dataset}/override": P.DATASET_CLASSIFY,
     "POST /api/v1/projects/{project}/datasets/{dataset}/anonymize": P.DATASET_WRITE,
-    "POST /api/v1/projects/{project}/datasets/{dataset}/uses": P.DATASET_READ,
+    "POST /api/v1/projects/{project}/datasets/{dataset}/uses": P.RUN_WRITE,
     "GET /api/v1/projects/{project}/validation-reports/{report_id}": P.DATASET_READ,
     "POST /api/v1/projects/{project}/models/{name}/packages": P.MODEL_WRITE,
     "GET /api/v1/projects/{project}/models/{name}/versions/{selector}/formats/{format}": (

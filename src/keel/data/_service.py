@@ -615,6 +615,13 @@ class DatasetService:
                 "'published' is set by `keel datasets publish` after the validation gate).",
                 tag=tag,
             )
+        if tag.isdigit():
+            raise InvalidInputError(
+                f"A tag cannot be all digits ({tag!r}): a reference of digits is a version "
+                f"number, so the tag could never be asked for. Use a name such as 'v{tag}' or "
+                f"'q{tag}'.",
+                tag=tag,
+            )
         with self._gov.write(
             ctx, Permission.DATASET_WRITE, "dataset.tag", object_type="dataset_version"
         ) as work:
@@ -852,14 +859,36 @@ class DatasetService:
     def record_use(
         self, ctx: Context, name: str, ref: VersionRef, consumer: Node, *, relation: str = "used_by"
     ) -> DatasetVersion:
-        """Link a version to what consumed it (a run that trained on it), in the lineage graph.
+        """Link a version to the run that consumed it (trained or evaluated on it), in the
+        lineage graph.
 
-        A ``published`` reference is refused unless the version passed the gate.
+        The link is written by the consumer's side: it needs the right to write runs (a
+        read-only role cannot add edges that erasure and retention would follow), the run
+        must exist in this project, and ``relation`` is one of ``USE_RELATIONS``. A
+        ``published`` reference is refused unless the version passed the gate.
         """
+        from keel.store import RunRepository
+
+        if relation not in USE_RELATIONS:
+            raise InvalidInputError(
+                f"A use of a dataset version is one of {', '.join(USE_RELATIONS)}; got "
+                f"{relation!r:.60}."
+            )
+        if consumer.type != "run":
+            raise InvalidInputError(
+                f"What uses a dataset version is a run (run:<id>); got {str(consumer)[:80]!r}. "
+                "Models and deployments are linked through the run that trained them."
+            )
         version = self.version(ctx, name, ref, require_published=ref == "published")
         with self._gov.write(
-            ctx, Permission.DATASET_READ, "dataset.use", object_type="dataset_version"
+            ctx, Permission.RUN_WRITE, "dataset.use", object_type="dataset_version"
         ) as work:
+            if RunRepository(work.session, ctx.project_id).get(consumer.id) is None:
+                raise NotFoundError(
+                    f"There is no run {consumer.id!r} in this project to link to dataset "
+                    f"'{name}' v{version.version}.",
+                    run=consumer.id,
+                )
             LineageService.link(
                 work.session, ctx, Node("dataset_version", version.id), consumer, relation
             )
@@ -908,6 +937,9 @@ class DatasetService:
 #: random, growing while between tries (so that writers racing in step fall out of step).
 _APPEND_TRIES = 12
 _BACK_OFF_SECONDS = 0.01
+#: How a run may have used a dataset version (the relation of its lineage edge).
+USE_RELATIONS = ("used_by", "trained_on", "evaluated_on")
+
 #: Version schemas kept in memory (a few bytes each).
 _SCHEMAS_KEPT = 256
 #: Appended rows classified (from the first batch) when the version appended to is labelled.

@@ -7,8 +7,10 @@ CSV adapter is in ``_csv.py``, folders and archives in ``_folders.py``, streams 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -806,19 +808,35 @@ def source_for(
                 "json, sql, folder, archive.",
                 url=url,
             )
-    if kind == "csv":
-        return CsvSource(url, **opts)
-    if kind == "parquet":
-        return ParquetSource(url, **opts)
-    if kind in ("json", "ndjson"):
-        return JsonSource(url, lines=True if kind == "ndjson" else opts.pop("lines", None), **opts)
-    if kind == "sql":
-        return SqlSource(url, **opts)
-    if kind == "folder":
-        return FolderSource(url, **opts)
-    if kind == "archive":
-        return ArchiveSource(url, **opts)
-    raise InvalidInputError(
-        f"Unknown source kind {kind!r}: use csv, parquet, json, ndjson, sql, folder or archive.",
-        kind=kind,
-    )
+    adapters: dict[str, Callable[..., Source]] = {
+        "csv": CsvSource,
+        "parquet": ParquetSource,
+        "json": JsonSource,
+        "ndjson": functools.partial(JsonSource, lines=True),
+        "sql": SqlSource,
+        "folder": FolderSource,
+        "archive": ArchiveSource,
+    }
+    if kind not in adapters:
+        raise InvalidInputError(
+            f"Unknown source kind {kind!r}: use csv, parquet, json, ndjson, sql, folder or "
+            "archive.",
+            kind=kind,
+        )
+    if kind == "ndjson":
+        opts.pop("lines", None)
+    adapter = adapters[kind]
+    _, *rest = inspect.signature(adapter).parameters.values()  # the first is the URL
+    accepted = [
+        p.name
+        for p in rest
+        if not p.name.startswith("_") and not (kind == "ndjson" and p.name == "lines")
+    ]
+    unknown = sorted(set(opts) - set(accepted))
+    if unknown:
+        raise InvalidInputError(
+            f"The {kind} source takes no option {', '.join(map(repr, unknown))}: its options "
+            f"are {', '.join(accepted) or 'none'} (see docs/datasets.md).",
+            kind=kind,
+        )
+    return adapter(url, **opts)
