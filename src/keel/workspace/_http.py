@@ -24,7 +24,14 @@ from keel.workspace._connect import is_remote_url
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["HttpClient", "base_path", "is_remote_url", "segment", "token_from_env"]
+__all__ = [
+    "HttpClient",
+    "InvalidSegmentError",
+    "base_path",
+    "is_remote_url",
+    "segment",
+    "token_from_env",
+]
 
 T = TypeVar("T")
 _CHUNK = 1024 * 1024
@@ -41,7 +48,8 @@ def _error_classes() -> dict[str, type[KeelError]]:
         pending: list[type[KeelError]] = [KeelError]
         while pending:
             kind = pending.pop()
-            _CODES.setdefault(kind.code, kind)
+            if "code" in vars(kind):  # a subclass sharing its base's code never claims it
+                _CODES.setdefault(kind.code, kind)
             pending.extend(kind.__subclasses__())
         _CODES.update(
             {
@@ -184,7 +192,7 @@ class HttpClient:
             _transport("GET", self.url + path, partial=True),
             self._http.stream("GET", path, params=clean) as response,
         ):
-            if response.status_code >= 400:
+            if response.status_code >= 300:
                 response.read()
                 _raise_for(response)
             for chunk in response.iter_bytes(_CHUNK):
@@ -194,7 +202,7 @@ class HttpClient:
 
     def lines(self, path: str) -> Iterator[str]:
         with _transport("GET", self.url + path), self._http.stream("GET", path) as response:
-            if response.status_code >= 400:
+            if response.status_code >= 300:
                 response.read()
                 _raise_for(response)
             yield from response.iter_lines()
@@ -239,8 +247,27 @@ def _transport(method: str, url: str, *, partial: bool = False) -> Iterator[None
 
 
 def _raise_for(response: httpx.Response) -> None:
-    if response.status_code < 400:
+    """Raise the Keel error of a failed answer; a redirect is one too.
+
+    The API never redirects, so a 3xx comes from a path that is no API route or from a proxy
+    in front of the server; its body is not Keel's JSON, and following it could resend the
+    token elsewhere.
+    """
+    if response.status_code < 300:
         return
+    if response.status_code < 400:
+        request = response.request
+        where = f"{request.method} {str(request.url).split('?')[0][:200]}"
+        location = response.headers.get("location", "")[:200]
+        raise ConfigurationError(
+            f"The Keel server answered {where} with a redirect (HTTP {response.status_code} "
+            f"to {location!r}), which the client does not follow: Keel's API never redirects. "
+            "Check the URL given to connect() (the server's root, e.g. https://HOST:PORT, "
+            "without a path) and any proxy in front of the server.",
+            url=where,
+            status=response.status_code,
+            location=location,
+        )
     details: dict[str, Any] = {}
     try:
         error = response.json()["error"]
@@ -255,9 +282,36 @@ def _raise_for(response: httpx.Response) -> None:
     raise exc
 
 
+class InvalidSegmentError(errors.InvalidInputError, errors.NotFoundError):
+    """A name, tag, ref or id that cannot be one URL path segment, so it names nothing.
+
+    It is both errors a local workspace raises for such a value: ``NotFoundError`` where the
+    value is looked up (no stored name is empty, ``.``, ``..`` or holds ``/``) and
+    ``InvalidInputError`` where it names something new (the local names check refuses it).
+    The client cannot tell which, and a caller catching either sees what it sees locally.
+    """
+
+
 def segment(value: object) -> str:
-    """One URL path segment: every reserved character (``/`` too) percent-encoded."""
-    return quote(str(value), safe="")
+    """One URL path segment: every reserved character (``/`` too) percent-encoded.
+
+    An empty value, ``.`` and ``..`` are refused before any request: httpx drops dot segments
+    and an empty one makes a different path, so the call would reach another route (or
+    another dataset). A ``/`` is refused too: the server decodes ``%2F`` before routing, so
+    the value would be split into two segments. No name, tag, ref or id Keel stores can be
+    any of these.
+    """
+    text = str(value)
+    if text in ("", ".", "..") or "/" in text:
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise InvalidSegmentError(
+            f"Invalid name, tag or id {shown!r}: it cannot name anything in Keel (names use "
+            "1-128 letters, digits, '_', '.' or '-', starting with a letter or digit; ids and "
+            "refs never hold '/' and are never empty, '.' or '..'). Nothing was sent to the "
+            "server; pass an existing or valid name.",
+            value=shown,
+        )
+    return quote(text, safe="")
 
 
 def base_path(ctx: Context) -> str:

@@ -88,16 +88,28 @@ def write_parquet(batches: Iterator[SourceBatch], target: Path) -> int:
 
 
 def row_groups(folder: tempfile.TemporaryDirectory[str], target: Path) -> Iterator[pl.DataFrame]:
+    """The downloaded file's row groups as frames, one at a time; the folder is removed after.
+
+    Empty row groups are skipped, but a file with no rows at all yields one empty frame with
+    its schema, as a local workspace yields the one empty part of a zero-row version: a caller
+    reading frame by frame still learns the columns and their types.
+    """
     import polars as pl
     import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
     try:
         reader = pq.ParquetFile(str(target))
+        yielded = False
         for index in range(reader.num_row_groups):
             frame = pl.from_arrow(reader.read_row_group(index))
             assert isinstance(frame, pl.DataFrame)
             if frame.height:
+                yielded = True
                 yield frame
+        if not yielded:
+            empty = pl.from_arrow(reader.schema_arrow.empty_table())
+            assert isinstance(empty, pl.DataFrame)
+            yield empty
         reader.close()
     finally:
         folder.cleanup()
