@@ -696,7 +696,7 @@ class DatasetService:
         else:
             frames = stream_steps(lambda: self._frames(ctx, source), parsed)
             record = {"kind": "steps", "steps": [s.to_dict() for s in parsed]}
-        return self._commit_frames(
+        return self.commit_frames(
             ctx,
             target or name,
             frames,
@@ -719,7 +719,7 @@ class DatasetService:
     ) -> DatasetVersion:
         """Store ``frame`` as a version derived from ``parent`` by ``transform``, with the
         parent's classification propagated (removed or anonymized columns drop their labels)."""
-        return self._commit_frames(
+        return self.commit_frames(
             ctx,
             name,
             [frame],
@@ -730,7 +730,7 @@ class DatasetService:
             description=description,
         )
 
-    def _commit_frames(
+    def commit_frames(
         self,
         ctx: Context,
         name: str,

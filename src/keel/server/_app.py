@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from keel.errors import MissingDependencyError
 from keel.settings import Settings
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from fastapi import APIRouter, FastAPI
+    from fastapi.dependencies.models import Dependant
 
     from keel.server._deps import Services
 
@@ -158,7 +159,7 @@ def create_app(
         """Liveness: answers without credentials, says nothing about the store."""
         return {"status": "ok"}
 
-    for router in (
+    api = (
         _identity_routes.router,
         _tracking_routes.uploads,
         _tracking_routes.experiments,
@@ -176,8 +177,19 @@ def create_app(
         _monitor_routes.router,
         _compliance_routes.router,
         _supplychain_routes.router,
-    ):
+    )
+    for router in api:
         app.include_router(router)
+    plain_openapi = app.openapi
+    tokens = _token_operations(api)
+
+    def documented_openapi() -> dict[str, Any]:
+        doc = plain_openapi()  # FastAPI caches it (and rebuilds it when routes change)
+        if "securitySchemes" not in doc.get("components", {}):
+            _document_openapi(doc, tokens)
+        return doc
+
+    app.openapi = documented_openapi  # type: ignore[method-assign]  # FastAPI's documented hook
     from keel.server.mlflow import ArtifactMediaShim, build_routes, is_artifact_upload
 
     # The MLflow-compatible API (docs/mlflow.md): one group matched by its path prefixes,
@@ -216,3 +228,124 @@ def create_app(
     )
     app.add_middleware(ArtifactMediaShim)  # outermost: before the guard
     return app
+
+
+#: The body of every error answer (``keel.server._errors``): FastAPI's default model (422,
+#: ``HTTPValidationError``) describes an answer this server never gives.
+_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {
+                    "type": "string",
+                    "description": "Stable and machine-readable: INVALID_INPUT, NOT_FOUND…",
+                },
+                "message": {"type": "string", "description": "What went wrong and how to fix it."},
+                "details": {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "description": "The error's context (client errors only).",
+                },
+            },
+        }
+    },
+}
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+#: The client errors an operation can answer, by status: when each applies, and its codes.
+_ERRORS = {
+    "400": "Invalid input: a malformed body, parameter or value (INVALID_INPUT, INVALID_FILTER).",
+    "401": "No credential, or an expired, revoked or forged one (UNAUTHENTICATED).",
+    "403": "The caller's roles in the project do not allow this (PERMISSION_DENIED).",
+    "404": "No such project or object, or not in the caller's project (NOT_FOUND).",
+    "409": "A duplicate name, a stale update or a state that forbids it (ALREADY_EXISTS, "
+    "CONFLICT).",
+    "413": "The request body is over the server's limit (PAYLOAD_TOO_LARGE).",
+}
+_BEARER = "bearer"
+_WRITES = frozenset({"post", "put", "patch", "delete"})
+
+
+def _token_operations(routers: Iterable[APIRouter]) -> dict[tuple[str, str], bool]:
+    """Each ``(path, method)`` of the API routers: whether it takes the caller's token (its
+    dependencies, at any depth, include :data:`Caller` or :data:`Someone`)."""
+    from fastapi.routing import APIRoute
+
+    from keel.server._deps import Caller, Someone
+
+    authenticated = {get_args(alias)[1].dependency for alias in (Caller, Someone)}
+    found: dict[tuple[str, str], bool] = {}
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.include_in_schema:
+                needs_token = _depends_on(route.dependant, authenticated)
+                for method in route.methods or ():
+                    found[(route.path_format, method.lower())] = needs_token
+    return found
+
+
+def _document_openapi(doc: dict[str, Any], tokens: dict[tuple[str, str], bool]) -> None:
+    """Make ``doc`` (FastAPI's OpenAPI document) describe what the server really answers.
+
+    Every operation that validated its input lists 400 with the error body instead of 422;
+    every API operation that takes the caller's token (``tokens``) declares the bearer scheme
+    and its 401, 403 and 404 (409 for writes, 413 for a body); an upload declares its raw
+    body. Public operations (``/healthz``) keep no security.
+    """
+    components = doc.setdefault("components", {})
+    components.setdefault("schemas", {})["Error"] = _ERROR_SCHEMA
+    components["securitySchemes"] = {
+        _BEARER: {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A Keel API token (`keel tokens create`), or an access token of "
+            "the OIDC issuer the server trusts.",
+        }
+    }
+    for path, operations in doc.get("paths", {}).items():
+        for method, operation in operations.items():
+            needs_token = tokens.get((path, method), False)
+            _document(operation, method, path, needs_token)
+    schemas = components["schemas"]
+    if "HTTPValidationError" not in str(doc.get("paths")):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+
+
+def _document(operation: dict[str, Any], method: str, path: str, needs_token: bool) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    statuses = {"400"} if responses.pop("422", None) is not None else set()
+    if path.endswith(_UPLOAD_SUFFIX) and method == "post" and "requestBody" not in operation:
+        operation["requestBody"] = {
+            "required": True,
+            "description": "The file's bytes, streamed as they are.",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    if needs_token:
+        operation["security"] = [{_BEARER: []}]
+        statuses |= {"400", "401", "403", "404"}
+        if method in _WRITES:
+            statuses.add("409")
+    if "requestBody" in operation:
+        statuses |= {"400", "413"}
+    for status in sorted(statuses):
+        answer: dict[str, Any] = {
+            "description": _ERRORS[status],
+            "content": {"application/json": {"schema": _ERROR_REF}},
+        }
+        if status == "401":
+            answer["headers"] = {
+                "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}
+            }
+        responses.setdefault(status, answer)
+
+
+def _depends_on(dependant: Dependant, calls: set[Callable[..., Any] | None]) -> bool:
+    """Whether the route (or a dependency of it, at any depth) calls one of ``calls``."""
+    return any(dep.call in calls or _depends_on(dep, calls) for dep in dependant.dependencies)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from keel.data import Dataset, Source, StoredReport, VersionDiff, source_for
 from keel.data._sources import BATCH_ROWS, BlobSink, SourceBatch
-from keel.errors import InvalidInputError, NotFoundError
+from keel.errors import InvalidInputError, KeelError, NotFoundError
 from keel.governance import Permission
 from keel.server._deps import Caller, ServicesDep, ok
 from keel.server._responses import DatasetVersionOut
@@ -78,6 +79,8 @@ class DeriveBody(_Body):
     qualname: Annotated[str, Field(min_length=1, max_length=300)]
     version: VersionRef = None
     target: Name | None = None
+    #: The client called the function on each part: the upload holds a row group per call.
+    per_part: bool = False
 
 
 class ValidateBody(_Body):
@@ -115,17 +118,53 @@ class UseBody(_Body):
     relation: Annotated[str, Field(min_length=1, max_length=64)] = "used_by"
 
 
+class RejectOut(BaseModel):
+    """A row the source could not read."""
+
+    line: int | None = Field(description="The row's line in the file (1 is the first row).")
+    reason: str
+    text: str | None = Field(description="The row as read, cut to a bounded length.")
+
+
+class ReportHtmlOut(BaseModel):
+    """A validation report's stored HTML page, as text (the client renders it, or not)."""
+
+    id: str
+    html: str
+
+
+#: ``GET .../data`` streams a file, not JSON: what it answers in each ``format``.
+_TABLE_FILE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The version's rows: Parquet (a row group per part) or CSV, by "
+        "``format``; the file name is in Content-Disposition.",
+        "content": {
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
 class _Uploaded:
     """A staged file read by its adapter, described as the client described its source."""
 
-    def __init__(self, inner: Source, described: dict[str, Any], *, empty: FsPath | None) -> None:
+    def __init__(
+        self, inner: Source, described: dict[str, Any], *, staged: FsPath, empty: FsPath | None
+    ) -> None:
         self._inner = inner
         self._described = described
+        self._staged = staged
         self._empty = empty
 
     def describe(self) -> dict[str, Any]:
+        """The adapter's settings (delimiter, detected schema…) under the client's own
+        description: the version records where the client's data came from, never where the
+        server staged it."""
         own = {k: v for k, v in self._inner.describe().items() if k not in ("url", "path")}
-        return {**own, **self._described}
+        hidden = _hidden(own, str(self._staged), _display_name(self._described))
+        assert isinstance(hidden, dict)
+        return {**hidden, **self._described}
 
     def batches(self, sink: BlobSink) -> Iterator[SourceBatch]:
         return _checked(self._inner.batches(sink), self._empty)
@@ -174,6 +213,44 @@ def _check_options(kind: str, options: dict[str, Any]) -> None:
             )
 
 
+def _display_name(client: dict[str, Any] | None) -> str:
+    """How the client named what it uploaded (its file's path or URL), else ``upload``."""
+    for key in ("url", "path"):
+        value = (client or {}).get(key)
+        if isinstance(value, str) and value:
+            return value[:500]
+    return "upload"
+
+
+def _hidden(value: Any, staged: str, display: str) -> Any:
+    """``value`` (a string, or a dict or list of them) with the staged path as ``display``."""
+    if isinstance(value, str):
+        return value.replace(staged, display)
+    if isinstance(value, dict):
+        return {k: _hidden(v, staged, display) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_hidden(v, staged, display) for v in value]
+    return value
+
+
+@contextmanager
+def _shown_as(staged: FsPath, display: str) -> Iterator[None]:
+    """Errors raised while reading a staged upload name the client's file, not the staging path.
+
+    The adapters put the path they read in the message and ``details``, as they should locally;
+    here that path is the server's (``<home>/uploads/<project>/<id>``), which tells a client the
+    server's layout and nothing it can act on. The error keeps its class (so its status).
+    """
+    try:
+        yield
+    except KeelError as exc:
+        path = str(staged)
+        exc.message = str(_hidden(exc.message, path, display))
+        exc.args = (exc.message,)
+        exc.details = _hidden(exc.details, path, display)
+        raise
+
+
 def _staged_source(
     staged: FsPath, kind: str, options: dict[str, Any] | None, client: dict[str, Any] | None
 ) -> Source:
@@ -192,7 +269,8 @@ def _staged_source(
     files = described.get("kind") in ("folder", "archive")
     if files != (kind == "archive"):
         described["kind"] = kind
-    return _Uploaded(inner, described, empty=staged if kind == "parquet" else None)
+    empty = staged if kind == "parquet" else None
+    return _Uploaded(inner, described, staged=staged, empty=empty)
 
 
 @router.get("", response_model=list[Dataset])
@@ -227,20 +305,23 @@ def ingest(dataset: DatasetName, body: IngestBody, ctx: Caller, s: ServicesDep) 
     """Ingest a staged upload (CSV, Parquet, JSON, NDJSON or a zip/tar archive of files)."""
     s.governor.check(ctx, Permission.DATASET_WRITE, action="dataset.ingest", object_type="dataset")
     staged = s.uploads.path(ctx.project_id, body.upload_id)
-    source = _staged_source(staged, body.kind, body.options, body.source)
-    version = s.datasets.ingest(
-        ctx,
-        dataset,
-        source,
-        mode=body.mode,
-        description=body.description,
-        part_rows=body.part_rows,
-    )
+    with _shown_as(staged, _display_name(body.source)):
+        source = _staged_source(staged, body.kind, body.options, body.source)
+        version = s.datasets.ingest(
+            ctx,
+            dataset,
+            source,
+            mode=body.mode,
+            description=body.description,
+            part_rows=body.part_rows,
+        )
     s.uploads.discard(ctx.project_id, body.upload_id)
     return ok(version, 201)
 
 
-@router.get("/{dataset}/versions/{ref}/data")
+@router.get(
+    "/{dataset}/versions/{ref}/data", response_class=StreamingResponse, responses=_TABLE_FILE
+)
 def read_version(
     dataset: DatasetName,
     ref: Ref,
@@ -270,7 +351,7 @@ def read_version(
     return stream_table(frames, empty=empty, format=format, name=f"{found.dataset}-{found.version}")
 
 
-@router.get("/{dataset}/versions/{ref}/rejects")
+@router.get("/{dataset}/versions/{ref}/rejects", response_model=list[RejectOut])
 def rejects(dataset: DatasetName, ref: Ref, ctx: Caller, s: ServicesDep) -> JSONResponse:
     """The rows the source could not read: ``[{line, reason, text}]`` (the first 100,000)."""
     return ok(s.datasets.rejects(ctx, dataset, version_ref(ref)).to_dicts())
@@ -317,44 +398,79 @@ def transform(
 @router.post("/{dataset}/derive", status_code=201, response_model=DatasetVersionOut)
 def derive(dataset: DatasetName, body: DeriveBody, ctx: Caller, s: ServicesDep) -> JSONResponse:
     """Record a client-side function transform: the staged Parquet file is its result
-    (recorded as kind ``client_function``, with the caller and the file's digest)."""
-    import polars as pl
-
+    (recorded as kind ``client_function``, with the caller and the file's digest). With
+    ``per_part`` each row group is the function's result on one part, stored as local mode
+    stores it: one part (or more, past the part size) per row group."""
     s.governor.check(
         ctx, Permission.DATASET_WRITE, action="dataset.transform", object_type="dataset"
     )
     staged = s.uploads.path(ctx.project_id, body.upload_id)
-    try:
-        result = pl.read_parquet(staged)
-    except Exception as exc:  # polars raises its own error tree for a file that is not Parquet
-        raise InvalidInputError(
-            f"The staged upload is not a readable Parquet file: {str(exc)[:200]}"
-        ) from exc
-
+    frames = _result_parts(staged) if body.per_part else [_result(staged)]
     digest = hashlib.sha256()
     with open(staged, "rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     source = s.datasets.version(ctx, dataset, version_ref(body.version))
     # the server did not run the function: it records what the client claims it ran, who
-    # sent it, and the digest of the result the client uploaded
-    made = s.datasets.commit_frame(
-        ctx,
-        body.target or dataset,
-        result,
-        parent=source,
-        transform={
-            "id": new_id(),
-            "kind": "client_function",
-            "function": f"{body.module}.{body.qualname}",
-            "per_part": False,
-            "input": source.id,
-            "principal": ctx.principal,
-            "upload_digest": f"sha256:{digest.hexdigest()}",
-        },
-    )
+    # sent it, and the digest of the result the client uploaded. The frames go through the
+    # same commit as a local function transform (one schema across parts, the columns it
+    # removed recorded and their labels dropped), hence the service's own ``commit_frames``.
+    with _shown_as(staged, "upload"):
+        made = s.datasets.commit_frames(
+            ctx,
+            body.target or dataset,
+            frames,
+            parent=source,
+            transform={
+                "id": new_id(),
+                "kind": "client_function",
+                "function": f"{body.module}.{body.qualname}",
+                "per_part": body.per_part,
+                "input": source.id,
+                "principal": ctx.principal,
+                "upload_digest": f"sha256:{digest.hexdigest()}",
+            },
+        )
     s.uploads.discard(ctx.project_id, body.upload_id)
     return ok(made, 201)
+
+
+_NOT_PARQUET = "The staged upload is not a readable Parquet file: {}"
+
+
+def _result(staged: FsPath) -> Any:
+    """The whole uploaded result as one frame (the function ran on the whole version)."""
+    import polars as pl
+
+    try:
+        return pl.read_parquet(staged)
+    except Exception as exc:  # polars raises its own error tree for a file that is not Parquet
+        message = str(exc).replace(str(staged), "upload")[:200]
+        raise InvalidInputError(_NOT_PARQUET.format(message)) from exc
+
+
+def _result_parts(staged: FsPath) -> Iterator[Any]:
+    """The uploaded result one row group (one call of the function) at a time; a result of
+    no row groups still gives its columns, as a local empty result does."""
+    import polars as pl
+    import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+
+    try:
+        reader = pq.ParquetFile(str(staged))
+    except Exception as exc:  # pyarrow raises ArrowInvalid for a file that is not Parquet
+        message = str(exc).replace(str(staged), "upload")[:200]
+        raise InvalidInputError(_NOT_PARQUET.format(message)) from exc
+    with reader:
+        if reader.num_row_groups == 0 and reader.schema_arrow.names:
+            yield pl.DataFrame(schema=pl.read_parquet_schema(staged))
+        for index in range(reader.num_row_groups):
+            try:
+                frame = pl.from_arrow(reader.read_row_group(index))
+            except Exception as exc:  # a damaged row group: pyarrow's own errors
+                message = str(exc).replace(str(staged), "upload")[:200]
+                raise InvalidInputError(_NOT_PARQUET.format(message)) from exc
+            assert isinstance(frame, pl.DataFrame)
+            yield frame
 
 
 @router.post("/{dataset}/validate", status_code=201, response_model=StoredReport)
@@ -432,7 +548,7 @@ def record_use(dataset: DatasetName, body: UseBody, ctx: Caller, s: ServicesDep)
     return ok(found)
 
 
-@reports.get("/{report_id}")
+@reports.get("/{report_id}", response_model=ReportHtmlOut)
 def report_html(
     report_id: Annotated[str, Path(min_length=1, max_length=64)], ctx: Caller, s: ServicesDep
 ) -> JSONResponse:

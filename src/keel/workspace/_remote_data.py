@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -307,7 +307,9 @@ class RemoteDatasetService(DatasetService):
             self._download(ctx, name, ref, require_published, target)
             frame = pl.read_parquet(target)
         if format == "pandas":
-            return frame.to_pandas()
+            from keel.data._frames import to_pandas
+
+            return to_pandas(frame)  # nullable integers and booleans stay exact, as locally
         if format == "arrow":
             return frame.to_arrow()
         return frame
@@ -372,14 +374,18 @@ class RemoteDatasetService(DatasetService):
                 )
             return result
 
-        if per_part:
-            pieces = [checked(function(f)) for f in self.iter_frames(ctx, name, source.version)]
-            result = pl.concat(pieces, how="vertical") if pieces else pl.DataFrame()
-        else:
-            result = checked(function(self.read(ctx, name, source.version)))
         with tempfile.TemporaryDirectory(prefix="keel-derive-") as folder:
             staged = Path(folder) / "result.parquet"
-            result.write_parquet(staged, compression="zstd")
+            if per_part:
+                parts = self.iter_frames(ctx, name, source.version)
+                try:
+                    _write_parts((checked(function(f)) for f in parts), staged, target or name)
+                finally:  # a failed call leaves the download open: remove it now, not at gc
+                    if isinstance(parts, Generator):
+                        parts.close()
+            else:
+                result = checked(function(self.read(ctx, name, source.version)))
+                result.write_parquet(staged, compression="zstd")
             upload = self._http.upload(ctx.project_name, staged)
         body = {
             "upload_id": upload,
@@ -388,6 +394,8 @@ class RemoteDatasetService(DatasetService):
             "version": source.version,
             "target": target,
         }
+        if per_part:  # only then: a server from before per_part takes the rest as it was
+            body["per_part"] = True
         path = f"{self._path(ctx, name)}/derive"
         return self._http.call("POST", path, json=body, into=DatasetVersion)
 
@@ -401,6 +409,33 @@ class RemoteDatasetService(DatasetService):
         }
         path = f"{self._path(ctx, name)}/uses"
         return self._http.call("POST", path, json=body, into=DatasetVersion)
+
+
+def _write_parts(results: Iterator[pl.DataFrame], target: Path, name: str) -> None:
+    """The function's results, one per part, as one Parquet file of a row group each (the
+    server stores a part per row group, as local mode stores a part per call).
+
+    Later results take the first one's columns and types, or fail with local mode's message,
+    before anything is uploaded.
+    """
+    import polars as pl
+
+    from keel.data import SourceBatch
+    from keel.data._parts import schema_of
+    from keel.data._rows import conform
+
+    def conformed() -> Iterator[SourceBatch]:
+        schema, first = None, None
+        for result in results:
+            if schema is None:
+                schema, first = schema_of(result), result.schema
+            elif schema_of(result) != schema:
+                result = conform(result, first, name)
+            yield SourceBatch(result)
+        if schema is None:  # a version without rows: the function was never called
+            yield SourceBatch(pl.DataFrame())
+
+    write_parquet(conformed(), target)
 
 
 class RemoteDatasets(Datasets):
