@@ -272,3 +272,15 @@ def test_an_empty_parquet_file_keeps_its_schema(local_ws: Workspace, tmp_path: P
     assert version.row_count == 0
     assert version.schema == [("id", "Int64"), ("name", "String")]
     assert local_ws.datasets.read("empty").schema == {"id": pl.Int64, "name": pl.String}
+
+
+@pytest.mark.parametrize("url", [PG, MARIADB, "sqlite"])
+def test_a_query_is_run_as_written_with_colons_and_percents(
+    local_ws: Workspace, tmp_path: Path, url: str
+) -> None:
+    """A ':' in a query is never a bind parameter (JSON literals, 'x :y'), '%' stays '%'."""
+    if url == "sqlite":
+        url = f"sqlite:///{tmp_path / 'q.db'}"
+    query = "select '{\"a\":1}' as j, 'x :y' as t, 'a%b' as p, 2 as n"
+    version = local_ws.datasets.ingest("q", url, query=query)
+    assert local_ws.datasets.read("q", version.version).rows() == [('{"a":1}', "x :y", "a%b", 2)]

@@ -427,7 +427,9 @@ class SqlSource:
                         ) from exc
                     result = conn.execute(select(table))
                 else:
-                    result = conn.execute(text(str(self.query)))
+                    # the query is run as written: a ":" is never a bind parameter (a JSON
+                    # literal '{"a":1}', a time '12:30' after a space), so each is escaped
+                    result = conn.execute(text(str(self.query).replace(":", "\\:")))
                 columns = _sql_columns(conn, result, table if self.table else None)
                 empty = True
                 for rows in result.partitions(self.batch_rows):
