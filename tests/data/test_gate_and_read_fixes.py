@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import polars as pl
 import pytest
 
-from keel.errors import ConflictError, NotFoundError
-from keel.workspace import Workspace
+from keel.errors import ConflictError, NotFoundError, PermissionDeniedError
+from keel.workspace import Workspace, connect
+from tests.conftest import make_settings
 
 
 def test_a_published_version_whose_new_report_fails_is_withdrawn(local_ws: Workspace) -> None:
@@ -66,3 +69,26 @@ def test_pandas_read_back_keeps_nullable_integers_and_booleans_exact(
     assert back["flag"].tolist()[0] is True and back["flag"].isna().sum() == 1
     assert str(back.dtypes["full"]) == "int64"  # no nulls: NumPy's dtype, as before
     assert str(back.dtypes["x"]) == "float64"
+
+
+def test_only_who_may_publish_withdraws_a_published_version(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+    with connect(settings=settings, principal="user:owner") as owner:
+        owner.datasets.ingest("sales", pl.DataFrame({"amount": [1.0, 2.0]}))
+        owner.datasets.validate("sales", [{"kind": "not_null", "column": "amount"}])
+        owner.datasets.publish("sales")
+        owner.projects.grant("user:carol", "contributor")
+        with connect(settings=settings, principal="user:carol") as carol:
+            with pytest.raises(PermissionDeniedError):
+                carol.datasets.publish("sales")
+            made_to_fail = [{"kind": "row_count", "min": 10**9}]
+            assert not carol.datasets.validate("sales", made_to_fail, version="published").passed
+        # still published: the failing report is stored and audited, the tag stays
+        assert owner.datasets.read("sales", "published").height == 2
+        event = owner.audit.events(action="dataset.validate", outcome="success")[-1]
+        assert event.details["published_failed"] is True
+        assert event.details["unpublished"] is False
+        # the owner, who may publish, withdraws it with a failing validation
+        owner.datasets.validate("sales", made_to_fail, version="published")
+        with pytest.raises(NotFoundError, match="withdrawn when a validation of it failed"):
+            owner.datasets.read("sales", "published")

@@ -23,7 +23,7 @@ from keel.data._parts import without_personal_values
 from keel.data._rows import VersionRef, dataset_row, version_row, version_value
 from keel.data._service import DatasetService
 from keel.errors import ConflictError, InvalidInputError, NotFoundError
-from keel.governance import Context, Governor, Permission
+from keel.governance import Context, Governor, Permission, allows
 from keel.lineage import LineageService, Node
 from keel.store import DatasetRepository
 from keel.store._schema_data import ValidationReportRow
@@ -121,7 +121,14 @@ class DatasetGate:
             )
             repo.add_report(row)
             repo.clear_pending(work.id)
-            unpublished = not result.passed and _unpublish(repo, name, target.version)
+            # withdrawing takes the right to publish: anyone who may validate must not be able
+            # to take a dataset out of service with a suite made to fail (the failing report
+            # is stored either way, and the audit event says the published version failed)
+            may_withdraw = allows(ctx.roles, Permission.DATASET_PUBLISH)
+            failed_published = not result.passed and target.published
+            unpublished = (
+                failed_published and may_withdraw and _unpublish(repo, name, target.version)
+            )
             node = Node("validation", row.id)
             LineageService.link(
                 w.session, ctx, Node("dataset_version", target.id), node, "validated"
@@ -138,6 +145,7 @@ class DatasetGate:
                 "errors": row.errors,
                 "warnings": row.warnings,
                 "unpublished": unpublished,
+                "published_failed": failed_published,
             }
         return self._report(row, name, target.version, None if ref is None else ref.version)
 

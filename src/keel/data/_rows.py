@@ -113,7 +113,12 @@ def version_row(repo: DatasetRepository, dataset: DatasetRow, ref: VersionRef) -
         if number is None:
             raise NotFoundError(
                 f"Dataset '{dataset.name}' has no tag '{ref}'"
-                + (" (no version has passed the gate yet)" if ref == "published" else "")
+                + (
+                    " (no version is published: none has passed the gate, or the published "
+                    "one was withdrawn when a validation of it failed)"
+                    if ref == "published"
+                    else ""
+                )
                 + ". See its versions with `keel datasets versions "
                 + dataset.name
                 + "`.",
