@@ -68,3 +68,12 @@ def test_describe_redacts_passwords_and_keys(
     )
     at = load_settings(db_url="postgresql://keel:p@ss-hunter2@db/keel").describe()["db_url"]
     assert at == "postgresql://keel:***@db/keel"
+
+
+def test_redact_url_keeps_urls_without_credentials_whole() -> None:
+    from keel.settings import redact_url
+
+    for plain in ("https://example.com:8443/data/file@2024.csv", "https://host/a@b"):
+        assert redact_url(plain) == plain  # a port and an "@" in the path are no password
+    assert redact_url("https://u:pw@host:9000/p@q") == "https://u:***@host:9000/p@q"
+    assert redact_url("mysql://u:a/b?cHunter2@h/db") == "mysql://u:***@h/db"

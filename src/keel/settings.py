@@ -7,6 +7,7 @@ config file is TOML, at ``$KEEL_CONFIG`` or else ``<KEEL_HOME>/config.toml``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -230,19 +231,25 @@ def redact_url(url: str) -> str:
     unencoded, and ``make_url`` takes ``user:p@ss@host`` for user ``user``, password ``p``
     and host ``ss@host`` (so its ``hide_password`` would show the rest of the password).
     Here the credentials are what runs from a user name (no ``/``, ``?`` or ``@`` in it)
-    and a ``:`` to the *last* ``@`` of the URL, so a password holding ``@``, ``/`` or ``?``
-    is hidden whole (an ``@`` further on, in a query value, hides more than needed: never
-    less). Every value of a secret-looking query parameter (``?password=``,
-    ``sslpassword``, ``token``, ``api_key`` …) is replaced by ``***``; the rest of the URL
-    is kept as written.
+    and a ``:`` to the last ``@`` before the path, so a password holding ``@`` is hidden
+    whole; when no ``@`` comes before the path but one comes later and what follows the
+    ``:`` is no port, the password holds a ``/`` or ``?`` and runs to the last ``@`` (an
+    ``@`` further on hides more than needed: never less). Every value of a secret-looking
+    query parameter (``?password=``, ``sslpassword``, ``token``, ``api_key`` …) is replaced
+    by ``***``; the rest of the URL is kept as written.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    user, colon, _ = rest.partition(":")
+    user, colon, after = rest.partition(":")
     at = rest.rfind("@")
+    port = re.match(r"\d*(?=[/?#]|$)", after)  # host:8443/path@x is a port, not a password
     if colon and at > len(user) and not any(c in user for c in "/?@"):
-        rest = f"{user}:***{rest[at:]}"
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+        if "@" in authority:  # the usual case: the credentials end inside the authority
+            rest = f"{user}:***{rest[authority.rfind('@') :]}"
+        elif port is None:  # an unencoded password holding "/" or "?": to the last "@"
+            rest = f"{user}:***{rest[at:]}"
     before_query, question, query = rest.partition("?")
     if question:
         pairs: list[str] = []

@@ -149,8 +149,20 @@ def test_postgres_empty_result_and_unconstrained_numeric_too_fine(
         ("d2", "Decimal(precision=10, scale=2)"),
         ("j", "String"),
     ]
+    # an unconstrained NUMERIC takes nine places, or the first chunk's if it has more ...
+    third = local_ws.datasets.ingest("pg-third", SqlSource(PG, query="SELECT 1.0 / 3 AS x"))
+    assert third.schema == [("x", "Decimal(precision=38, scale=20)")]
+    assert str(local_ws.datasets.read("pg-third")["x"][0]) == "0.33333333333333333333"
+    whole_first = "SELECT x FROM (VALUES (1, 2::numeric), (2, 2.75)) t(n, x) ORDER BY n"
+    late = local_ws.datasets.ingest("pg-late", SqlSource(PG, query=whole_first, batch_rows=1))
+    assert [str(v) for v in local_ws.datasets.read("pg-late")["x"]] == [
+        "2.000000000",
+        "2.750000000",
+    ]
+    # ... and a later value with more places than that is refused, never rounded
+    finer = "SELECT x FROM (VALUES (1, 1.5::numeric), (2, 1.0 / 3)) t(n, x) ORDER BY n"
     with pytest.raises(InvalidInputError, match=r"column 'x' \(numeric\) holds 0\.3333"):
-        local_ws.datasets.ingest("pg-third", SqlSource(PG, query="SELECT 1.0 / 3 AS x"))
+        local_ws.datasets.ingest("pg-finer", SqlSource(PG, query=finer, batch_rows=1))
 
 
 @pytest.fixture(params=["mariadb", "sqlite"])
@@ -281,6 +293,8 @@ def test_a_query_is_run_as_written_with_colons_and_percents(
     """A ':' in a query is never a bind parameter (JSON literals, 'x :y'), '%' stays '%'."""
     if url == "sqlite":
         url = f"sqlite:///{tmp_path / 'q.db'}"
-    query = "select '{\"a\":1}' as j, 'x :y' as t, 'a%b' as p, 2 as n"
+    query = "select '{\"a\":1}' as j, 'x :y' as t, 'a%b' as p, 2 as n, '12\\:30' as c"
     version = local_ws.datasets.ingest("q", url, query=query)
-    assert local_ws.datasets.read("q", version.version).rows() == [('{"a":1}', "x :y", "a%b", 2)]
+    rows = local_ws.datasets.read("q", version.version).rows()
+    # a colon escaped the way SQLAlchemy's text() asks ("\:") is a colon, as it was
+    assert rows == [('{"a":1}', "x :y", "a%b", 2, "12:30")]

@@ -62,13 +62,15 @@ def test_window_and_count_expressions_fold_over_parts_correctly() -> None:
 
 
 def test_aggregate_detector() -> None:
-    from keel.data._evaluate import aggregates
+    from keel.data._transforms import uses_aggregates as aggregates
 
     for expr in ("x <= 2 * AVG(x)", "x > stddev(x)", "COUNT(*) > 3", "x > median(x)",
                  "ROW_NUMBER() OVER (ORDER BY x) > 1", "x < SUM(y) OVER (PARTITION BY g)",
                  "x > QUANTILE_CONT(x, 0.5)"):  # fmt: skip
         assert aggregates(expr), expr
-    for expr in ("x > 0", "end_date >= start_date", "abs(x) > 1 AND upper(s) = s"):
+    row_local = ("x > 0", "end_date >= start_date", "abs(x) > 1 AND upper(s) = s")
+    row_local += ("LEFT(s,2)='a'", "SUBSTR(s,1,1)='a'", "REVERSE(s)<>'x'", "LOG(x) > 0")
+    for expr in row_local:  # string functions read their own row only: folded part by part
         assert not aggregates(expr), expr
 
 
@@ -237,3 +239,10 @@ def test_nan_is_out_of_range_and_nulls_are_not_duplicates() -> None:
     assert unique.passed and unique.message == "All 3 rows pass."
     pair = _one(frame, {"kind": "unique", "columns": ["v", "k"]})
     assert pair.observed == 2  # (1, 2) twice; (null, 2) is no duplicate
+
+
+def test_a_bias_check_that_cannot_run_names_no_other_columns_type() -> None:
+    frame = pl.DataFrame({"g": ["a", "b"], "i": [1, 0]})
+    suite = [{"kind": "disparate_impact", "column": "g", "label": "i", "positive": "1"}]
+    message = run_suite(frame, parse_suite(suite)).checks[0].message
+    assert "String" not in message and "i (Int64)" in message

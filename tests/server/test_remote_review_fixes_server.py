@@ -257,3 +257,14 @@ def test_the_openapi_document_describes_errors_security_and_dataset_payloads(
 
     assert doc["openapi"].startswith("3.1")
     jsonschema.Draft202012Validator(OPENAPI_31).validate(doc)
+
+
+def test_a_json_upload_takes_a_declared_schema_as_locally(
+    remote: Workspace, local: Workspace, tmp_path: Path
+) -> None:
+    data = tmp_path / "prices.ndjson"
+    data.write_text('{"a": 1}\n{"a": 10.75}\n', encoding="utf-8")
+    for ws in (local, remote):
+        version = ws.datasets.ingest("j", data, schema={"a": "float64"})
+        assert version.schema == [("a", "Float64")]
+        assert ws.datasets.read("j")["a"].to_list() == [1.0, 10.75]

@@ -7,9 +7,6 @@ with a message that says why, so a gate fails closed instead of crashing.
 
 from __future__ import annotations
 
-import functools
-import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -28,37 +25,18 @@ from keel.data._results import (
     result,
     row_result,
 )
+from keel.data._transforms import uses_aggregates
 
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["aggregates", "columns_of", "evaluate", "evaluate_parts", "streamed"]
+__all__ = ["columns_of", "evaluate", "evaluate_parts", "streamed"]
 
 _ROW_KINDS = frozenset({"not_null", "unique", "range", "allowed_values", "regex", "expression"})
 _STREAMED = frozenset(
     {"not_null", "range", "allowed_values", "regex", "expression", "freshness", "type", "row_count"}
 )
 _MAX_GROUPS = 50
-
-#: Nodes of a parsed Polars expression whose value depends on rows other than the current one
-#: (aggregates, windows, the frame's length, order-dependent functions).
-_AGGREGATE_NODES = frozenset(
-    {
-        "Agg", "Over", "Window", "Rolling", "Len", "Sort", "SortBy", "Slice", "Gather",
-        "Filter", "Quantile", "NUnique", "UniqueCounts", "Unique", "Mode", "Shift", "Diff",
-        "CumSum", "CumProd", "CumMin", "CumMax", "CumCount", "Rank", "Range", "IntRange",
-        "Reverse", "Skew", "Kurtosis", "ValueCounts", "ArgUnique", "IsDuplicated", "IsUnique",
-        "IsFirstDistinct", "IsLastDistinct", "Ewm", "EwmMean", "EwmStd", "EwmVar",
-    }
-)  # fmt: skip
-#: The same read from the SQL text, in case a Polars release names its nodes differently: a
-#: word here where it is not a function (inside a string literal) only costs a whole read.
-_AGGREGATE_WORDS = re.compile(
-    r"\b(avg|mean|sum|min|max|count|stddev\w*|stdev\w*|var\w*|median|first|last|mode|"
-    r"quantile\w*|percentile\w*|array_agg|string_agg|listagg|bool_and|bool_or|every|any_value|"
-    r"corr|covar\w*|approx_\w+|n_unique)\s*\(|\bover\b",
-    re.IGNORECASE,
-)
 
 
 def columns_of(check: Check) -> list[str]:
@@ -74,37 +52,6 @@ def columns_of(check: Check) -> list[str]:
     if check.kind in ("positive_rate_parity", "disparate_impact"):
         cols.append(check.params["label"])
     return cols
-
-
-@functools.lru_cache(maxsize=1024)
-def aggregates(expr: str) -> bool:
-    """Whether the SQL expression ``expr`` reads more than its own row: an aggregate
-    (``AVG(x)``, ``COUNT(*)``, ...), a window (``... OVER (...)``) or an order-dependent
-    function. Such an expression means something only over the whole version, so it is not
-    folded part by part. Errs towards True: a false alarm costs a whole read, a miss a wrong
-    answer."""
-    import polars as pl
-
-    if _AGGREGATE_WORDS.search(expr):
-        return True
-    try:
-        tree = json.loads(pl.sql_expr(expr).meta.serialize(format="json"))
-    except Exception:  # an expression Polars cannot serialise: read it whole, to be safe
-        return True
-    return _has_aggregate(tree)
-
-
-def _has_aggregate(node: object) -> bool:
-    if isinstance(node, str):
-        return node in _AGGREGATE_NODES
-    if isinstance(node, list):
-        return any(_has_aggregate(item) for item in node)
-    if isinstance(node, dict):
-        return any(
-            key in _AGGREGATE_NODES or (key != "Literal" and _has_aggregate(value))
-            for key, value in node.items()
-        )
-    return False
 
 
 def _violation(check: Check, schema: pl.Schema) -> pl.Expr:
@@ -175,7 +122,7 @@ def streamed(check: Check) -> bool:
     """Whether ``check`` can be folded over a version's parts one at a time: counts, extremes
     and the schema merge, whereas ``unique``, an expression with an aggregate or a window,
     the bias checks and the comparisons with a reference need their columns whole."""
-    if check.kind == "expression" and aggregates(str(check.params["expr"])):
+    if check.kind == "expression" and uses_aggregates(str(check.params["expr"])):
         return False
     return check.kind in _STREAMED
 
@@ -242,7 +189,10 @@ def _missing(check: Check, schema: pl.Schema) -> CheckResult | None:
 
 
 def _cannot_run(check: Check, schema: pl.Schema, exc: Exception) -> CheckResult:
-    dtype = schema[check.column] if check.column and check.column in schema else None
+    # a check of one column names its type; a bias check reads two (the group and the label)
+    # and its message names the one at fault itself
+    column = check.column or ""
+    dtype = schema[column] if column in schema and "label" not in check.params else None
     return result(
         check,
         False,

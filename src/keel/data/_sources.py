@@ -427,20 +427,21 @@ class SqlSource:
                         ) from exc
                     result = conn.execute(select(table))
                 else:
-                    # the query is run as written: a ":" is never a bind parameter (a JSON
-                    # literal '{"a":1}', a time '12:30' after a space), so each is escaped
-                    result = conn.execute(text(str(self.query).replace(":", "\\:")))
-                columns = _sql_columns(conn, result, table if self.table else None)
-                empty = True
-                for rows in result.partitions(self.batch_rows):
-                    frame = _sql_frame(rows, columns, self._where(), self.batch_rows, empty)
-                    if empty:  # the first chunk fixed the types the database did not give
-                        columns = [c.settled(frame[c.name].dtype) for c in columns]
-                        frame = frame.cast({c.name: c.dtype for c in columns if c.dtype})
-                    empty = False
-                    yield SourceBatch(frame)
-                if empty:
-                    yield SourceBatch(_sql_frame([], columns, self._where(), 0, True))
+                    result = conn.execute(text(_as_written(str(self.query))))
+                try:  # closed here, also when a value is refused: a server-side cursor
+                    columns = _sql_columns(conn, result, table if self.table else None)
+                    empty = True
+                    for rows in result.partitions(self.batch_rows):
+                        frame = _sql_frame(rows, columns, self._where(), self.batch_rows, empty)
+                        if empty:  # the first chunk fixed the types the database did not give
+                            columns = [c.settled(frame[c.name].dtype) for c in columns]
+                            frame = frame.cast({c.name: c.dtype for c in columns if c.dtype})
+                        empty = False
+                        yield SourceBatch(frame)
+                    if empty:
+                        yield SourceBatch(_sql_frame([], columns, self._where(), 0, True))
+                finally:
+                    result.close()
         except SQLAlchemyError as exc:
             raise StorageError(
                 f"The SQL source {redact_url(self.url)!r} failed: {str(exc)[:300]}"
@@ -452,9 +453,10 @@ class SqlSource:
 #: Polars' widest Decimal. A NUMERIC declared wider, or declared without a precision (in
 #: PostgreSQL), is read as ``Decimal(38, scale)``; every value is checked to fit it exactly.
 _MAX_PRECISION = 38
-#: The scale given to PostgreSQL's unconstrained NUMERIC (no declared precision and scale,
-#: as ``x::numeric``, ``sum(bigint)`` or ``avg(x)`` give): nine places cover money and most
-#: measures, and a value with more is an error asking for a cast, never rounded.
+#: The least scale of PostgreSQL's unconstrained NUMERIC (no declared precision and scale, as
+#: ``x::numeric``, ``sum(bigint)`` or ``avg(x)`` give): nine places, or more when the first
+#: chunk's values have more (``avg`` gives 16), so whole numbers first and fractions later
+#: still fit. A later value with more places is an error asking for a cast, never rounded.
 _UNCONSTRAINED_SCALE = 9
 
 #: PostgreSQL type OIDs (pg_type) whose Polars type does not depend on the values.
@@ -536,6 +538,12 @@ class _SqlColumn:
 
         if self.dtype is not None:
             return self
+        if self.convert == "decimal":  # an unconstrained NUMERIC: see _UNCONSTRAINED_SCALE
+            first = (dtype.scale or 0) if isinstance(dtype, pl.Decimal) else 0
+            scale = min(max(first, _UNCONSTRAINED_SCALE), _MAX_PRECISION)
+            return _SqlColumn(
+                self.name, self.declared, pl.Decimal(_MAX_PRECISION, scale), "decimal"
+            )
         if dtype == pl.Null:  # NULL throughout the first chunk, and no type: text
             return _SqlColumn(self.name, self.declared, pl.String(), "unknown")
         return _SqlColumn(self.name, self.declared, dtype)
@@ -557,11 +565,18 @@ def _decimal_column(
 ) -> _SqlColumn:
     import polars as pl
 
-    if precision is None:
-        precision, scale = _MAX_PRECISION, _UNCONSTRAINED_SCALE
+    if precision is None:  # the first chunk's values give the scale (see _SqlColumn.settled)
+        return _SqlColumn(name, declared, None, "decimal")
     scale = min(max(scale or 0, 0), _MAX_PRECISION)
     precision = min(max(precision, scale, 1), _MAX_PRECISION)
     return _SqlColumn(name, declared, pl.Decimal(precision, scale), "decimal")
+
+
+def _as_written(query: str) -> str:
+    """``query`` for SQLAlchemy's ``text()`` with no bind parameters: every ``:`` escaped, so
+    a JSON literal ``'{"a":1}'`` or ``'x :y'`` is sent as written. A ``\\:`` already escaped
+    the way ``text()`` asks is sent as ``:`` too (as before), not as a backslash and a colon."""
+    return query.replace("\\:", ":").replace(":", "\\:")
 
 
 def _json_as_text(conn: Any) -> None:
@@ -702,6 +717,9 @@ def _sql_series(column: _SqlColumn, values: Sequence[Any], where: str, batch_row
     elif column.convert == "text":
         data = [None if v is None else str(v) for v in data]
     elif column.convert == "decimal" and isinstance(dtype, pl.Decimal):
+        exact = _exact_decimals(column.name, data, dtype)
+        if exact is not None:
+            return exact
         precision, scale = dtype.precision or _MAX_PRECISION, dtype.scale
         for index, value in enumerate(data):
             if value is None:
@@ -743,6 +761,25 @@ def _sql_series(column: _SqlColumn, values: Sequence[Any], where: str, batch_row
         ) from exc
 
 
+def _exact_decimals(name: str, data: list[Any], dtype: pl.Decimal) -> pl.Series | None:
+    """The values as ``dtype`` when Polars shows that nothing is lost, without a look at each
+    value in Python: read at their own largest scale (exact), no more places than ``dtype``
+    keeps (widening the scale is exact), and a strict cast refuses too many digits. None
+    when that cannot be shown (more places, trailing zeros, mixed values): the caller checks
+    value by value and names the one that does not fit."""
+    import polars as pl
+
+    try:
+        exact = pl.Series(name, data, strict=False)
+        if exact.dtype == pl.Null:
+            return exact.cast(dtype)
+        if not isinstance(exact.dtype, pl.Decimal) or (exact.dtype.scale or 0) > (dtype.scale or 0):
+            return None
+        return exact.cast(dtype, strict=True)
+    except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+        return None
+
+
 def _fits(value: Any, dtype: Any) -> bool:
     import polars as pl
 
@@ -770,7 +807,7 @@ def _sql_frame(
         return pl.DataFrame(
             {c.name: pl.Series(c.name, [], dtype=c.dtype or pl.String()) for c in columns}
         )
-    values = list(zip(*(tuple(r) for r in rows), strict=True))
+    values = list(zip(*rows, strict=True))
     return pl.DataFrame(
         [
             _sql_series(column, values[index], where, batch_rows)

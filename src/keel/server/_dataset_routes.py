@@ -188,7 +188,8 @@ def _checked(batches: Iterator[SourceBatch], parquet: FsPath | None) -> Iterator
 #: Adapter options a client may set on an upload (limits such as an archive's stay the server's).
 _OPTIONS: dict[str, dict[str, type]] = {
     "csv": {"delimiter": str, "header": bool, "encoding": str, "schema": dict},
-    "json": {"lines": bool},
+    "json": {"lines": bool, "schema": dict},
+    "ndjson": {"schema": dict},
 }
 
 
