@@ -154,7 +154,7 @@ def test_postgres_empty_result_and_unconstrained_numeric_too_fine(
     assert third.schema == [("x", "Decimal(precision=38, scale=20)")]
     assert str(local_ws.datasets.read("pg-third")["x"][0]) == "0.33333333333333333333"
     whole_first = "SELECT x FROM (VALUES (1, 2::numeric), (2, 2.75)) t(n, x) ORDER BY n"
-    late = local_ws.datasets.ingest("pg-late", SqlSource(PG, query=whole_first, batch_rows=1))
+    local_ws.datasets.ingest("pg-late", SqlSource(PG, query=whole_first, batch_rows=1))
     assert [str(v) for v in local_ws.datasets.read("pg-late")["x"]] == [
         "2.000000000",
         "2.750000000",
