@@ -56,7 +56,9 @@ class RemoteDatasetService(DatasetService):
     """DatasetService over HTTP."""
 
     COMPOSED: ClassVar[frozenset[str]] = frozenset({"ingest_frame"})
-    SERVER_ONLY: ClassVar[frozenset[str]] = frozenset({"commit_frame", "ingest_stream"})
+    SERVER_ONLY: ClassVar[frozenset[str]] = frozenset(
+        {"commit_frame", "commit_frames", "ingest_stream"}
+    )
 
     def __init__(self, http: HttpClient) -> None:
         self._http = http
@@ -223,6 +225,14 @@ class RemoteDatasetService(DatasetService):
     def commit_frame(self, ctx: Context, name: str, frame: Any, **_: Any) -> DatasetVersion:
         raise errors.InvalidInputError(
             _LOCAL_ONLY.format(what="commit_frame", why="writes parts straight to the blob store")
+        )
+
+    def commit_frames(self, ctx: Context, name: str, frames: Any, **_: Any) -> DatasetVersion:
+        raise errors.InvalidInputError(
+            _LOCAL_ONLY.format(
+                what="commit_frames",
+                why="writes parts straight to the blob store (use transform(function=...))",
+            )
         )
 
     # --- reads ----------------------------------------------------------------------------
