@@ -170,3 +170,20 @@ def test_a_zero_row_version_is_read_as_one_empty_frame_with_its_schema(
     # a version with rows still yields only its row groups, no extra empty frame
     either.datasets.ingest("full", pl.DataFrame({"id": list(range(10))}), part_rows=4)
     assert [f.height for f in either.datasets.iter_frames("full")] == [4, 4, 2]
+
+
+def test_row_groups_stopped_early_close_the_file_and_remove_the_folder() -> None:
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from keel.workspace._remote_files import row_groups
+
+    folder = tempfile.TemporaryDirectory()
+    target = Path(folder.name) / "part.parquet"
+    pq.write_table(pa.table({"a": list(range(10))}), target, row_group_size=4)
+    frames = row_groups(folder, target)
+    assert next(frames)["a"].to_list() == [0, 1, 2, 3]
+    frames.close()  # what a caller that stops reading does (or garbage collection)
+    assert not Path(folder.name).exists()

@@ -98,18 +98,17 @@ def row_groups(folder: tempfile.TemporaryDirectory[str], target: Path) -> Iterat
     import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
     try:
-        reader = pq.ParquetFile(str(target))
-        yielded = False
-        for index in range(reader.num_row_groups):
-            frame = pl.from_arrow(reader.read_row_group(index))
-            assert isinstance(frame, pl.DataFrame)
-            if frame.height:
-                yielded = True
-                yield frame
-        if not yielded:
-            empty = pl.from_arrow(reader.schema_arrow.empty_table())
-            assert isinstance(empty, pl.DataFrame)
-            yield empty
-        reader.close()
+        with pq.ParquetFile(str(target)) as reader:  # closed also when the caller stops early
+            yielded = False
+            for index in range(reader.num_row_groups):
+                frame = pl.from_arrow(reader.read_row_group(index))
+                assert isinstance(frame, pl.DataFrame)
+                if frame.height:
+                    yielded = True
+                    yield frame
+            if not yielded:
+                empty = pl.from_arrow(reader.schema_arrow.empty_table())
+                assert isinstance(empty, pl.DataFrame)
+                yield empty
     finally:
         folder.cleanup()
