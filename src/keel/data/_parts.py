@@ -209,6 +209,9 @@ def merge_stats(
 #: of a single row): withheld for columns that hold personal data. Parts also lose the sums
 #: that a version's mean is merged from.
 _VALUE_STATS = ("min", "max", "mean", "std")
+#: Levels whose columns keep no row's value in metadata even without a category (a salary
+#: column an override made ``restricted``).
+_WITHHELD_LEVELS = ("confidential", "restricted")
 _PART_VALUE_STATS = ("min", "max", "sum", "sumsq")
 
 
@@ -216,8 +219,8 @@ def without_personal_values(
     manifest: Mapping[str, Any], classification: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """``manifest`` without the statistics that are a row's value, for every column its
-    ``classification`` labels with a personal-data category (in the version's and in each
-    part's statistics).
+    ``classification`` labels with a personal-data category or as confidential or restricted
+    (in the version's and in each part's statistics).
 
     A version's metadata outlives erasure of its rows and is shown to anyone who may read the
     dataset's description, so a date-of-birth or an integer phone column must not keep its
@@ -227,7 +230,8 @@ def without_personal_values(
     personal = {
         str(name)
         for name, label in labels.items()
-        if isinstance(label, Mapping) and label.get("categories")
+        if isinstance(label, Mapping)
+        and (label.get("categories") or label.get("sensitivity") in _WITHHELD_LEVELS)
     }
     result = dict(manifest)
     if not personal:

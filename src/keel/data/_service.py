@@ -751,6 +751,8 @@ class DatasetService:
         schema: builtins.list[tuple[str, str]] | None = None
         first: Any = None
         empty: pl.DataFrame | None = None
+        sample: builtins.list[pl.DataFrame] = []  # of the output, for its labels
+        sampled = 0
         try:
             for frame in frames:
                 if schema is None:
@@ -760,6 +762,9 @@ class DatasetService:
                 if frame.height == 0:
                     empty = frame
                     continue
+                if sampled < _LABEL_SAMPLE and parent.classification is not None:
+                    sample.append(frame.head(_LABEL_SAMPLE - sampled))
+                    sampled += sample[-1].height
                 work.add_frame(frame, part_rows=BATCH_ROWS)
             if not work.parts and empty is not None:
                 work.add_empty(empty)
@@ -771,7 +776,9 @@ class DatasetService:
         if removed_columns is None:
             removed_columns = [c for c in parent.columns if c not in columns]
             transform = {**transform, "removed_columns": list(removed_columns)}
-        classification = self._derived_labels(parent, columns, removed_columns, anonymized_columns)
+        classification = self._derived_labels(
+            parent, columns, removed_columns, anonymized_columns, sample
+        )
         return self._commit(
             ctx,
             name,
@@ -793,7 +800,13 @@ class DatasetService:
         columns: Sequence[str],
         removed_columns: Sequence[str],
         anonymized_columns: Sequence[str],
+        sample: Sequence[pl.DataFrame] = (),
     ) -> dict[str, Any] | None:
+        """The labels of a version derived from ``parent``: its labels carried by column name
+        (see below), raised to what detection finds in a ``sample`` of the derived rows. Names
+        alone would let a step launder personal data: a derive or a function that writes emails
+        into an existing column, a rename swap, a join that brings a labelled dataset's columns
+        in. Anonymized columns keep what their anonymization record decided."""
         if parent.classification is None:
             return None
         from keel.data._classify import Classification, ColumnClassification, Sensitivity, propagate
@@ -826,6 +839,8 @@ class DatasetService:
                 inherited["columns"][new[0]] = moved["label"]
                 inherited.setdefault("overrides", {})[new[0]] = moved
             inherited = Classification.from_dict(inherited).to_dict()
+        if sample:
+            inherited = _raised_by_detection(inherited, sample, anonymized_columns)
         return inherited
 
     def _appended_labels(
@@ -996,6 +1011,29 @@ def _kept_changing(name: str, what: str) -> ConflictError:
 
 def _columns(version: DatasetVersion | None) -> builtins.list[tuple[str, str]] | None:
     return None if version is None else version.schema
+
+
+def _raised_by_detection(
+    inherited: dict[str, Any], sample: Sequence[pl.DataFrame], anonymized: Sequence[str]
+) -> dict[str, Any]:
+    """``inherited`` labels raised, column by column, to what detection finds in ``sample``
+    (never lowered); anonymized columns and audited overrides stay as they are."""
+    import polars as pl
+
+    from keel.data._classify import Classification, at_least, classify_frame
+
+    rows = pl.concat(list(sample), how="vertical_relaxed")
+    checked = rows.drop([c for c in anonymized if c in rows.columns])
+    if not checked.width:
+        return inherited
+    found = at_least(classify_frame(checked), Classification.from_dict(inherited)).to_dict()
+    overrides = inherited.get("overrides", {})
+    merged = {
+        **inherited["columns"],
+        **found["columns"],
+        **{c: o["label"] for c, o in overrides.items() if c in inherited["columns"]},
+    }
+    return Classification.from_dict({"columns": merged, "overrides": overrides}).to_dict()
 
 
 def _declared_schema(schema: Mapping[str, str] | None) -> dict[str, Any]:
