@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -89,7 +90,8 @@ class AnonymizationRecord:
     #: The k-anonymity of the output over ``quasi_identifiers``, measured on the final rows.
     k: int | None = None
     #: Columns a step transformed that still hold personal data: a mask whose ``keep_last`` or a
-    #: ``keep_first`` that covered most values whole, or an output a detector still recognises.
+    #: ``keep_first`` that covered most values whole, a truncation or bins that left most values
+    #: as they were (``truncate: day`` on a Date), or an output a detector still recognises.
     retained: tuple[str, ...] = ()
 
     @property
@@ -309,14 +311,17 @@ def apply_anonymization(
     suppressed: list[str] = []
     rows_in = frame.height
     enforced: list[tuple[tuple[str, ...], int]] = []
-    #: per column whose last step kept part of each value (a mask's ``keep_last``, a
-    #: ``keep_first``), the share of its values that step left whole
+    #: per column a mask or generalization transformed, the share of its values the steps left
+    #: whole (a mask's ``keep_last``, a ``keep_first``, a truncation or bins no coarser than
+    #: the values themselves)
     whole: dict[str, float] = {}
     for step in steps:
         p = step.params
         if step.kind == "mask":
             _require(frame, p["columns"], kind="mask")
-            whole |= {c: _share_kept_whole(frame, c, p["keep_last"]) for c in p["columns"]}
+            for c in p["columns"]:
+                share = _share_kept_whole(frame, c, p["keep_last"])
+                whole[c] = min(share, whole.get(c, share))
             frame = frame.with_columns(
                 _mask(pl.col(c), p["keep_last"], p["char"]) for c in p["columns"]
             )
@@ -330,14 +335,15 @@ def apply_anonymization(
             for c in p["columns"]:  # keyed hashes: nothing of the values is left
                 whole.pop(c, None)
         elif step.kind == "generalize":
-            _require(frame, [p["column"]], kind="generalize")
-            keep = p["keep_first"]
-            if keep is None:  # bins and truncated dates keep no value whole
-                whole.pop(p["column"], None)
-            else:
-                whole[p["column"]] = _share_kept_whole(frame, p["column"], keep)
+            name = p["column"]
+            _require(frame, [name], kind="generalize")
+            before = frame.get_column(name)
             frame = frame.with_columns(_generalize(frame, p))
-            done["generalized"].append(p["column"])
+            share = _share_generalized_whole(before, frame.get_column(name), p)
+            # A later step can only keep what an earlier one left: truncating to the month and
+            # then to the day leaves the month's coarseness, not the day's.
+            whole[name] = min(share, whole.get(name, share))
+            done["generalized"].append(name)
         elif step.kind == "suppress":
             _require(frame, p["columns"])
             frame = frame.drop(p["columns"])
@@ -403,6 +409,65 @@ def _share_kept_whole(frame: pl.DataFrame, column: str, keep: int) -> float:
     if present.len() == 0:
         return 0.0
     return float((present <= 2 * keep).sum()) / present.len()
+
+
+def _share_generalized_whole(before: pl.Series, after: pl.Series, p: Mapping[str, Any]) -> float:
+    """The share of the non-empty values of a column that a generalization left whole,
+    measured on its output, so a step that coarsens nothing keeps the personal-data label
+    (``truncate: day`` on a Date is the identity; bins of width 1 on whole numbers name
+    each value).
+
+    ``keep_first`` is judged as a mask is (at least half of each value's characters kept). A
+    truncation keeps a value whole when its output equals it. A bin keeps a value whole when
+    the bin can hold no other value at the column's precision: whole numbers (an integer
+    column, or a float one whose values are all whole) and a bin spanning a single one of
+    them.
+    """
+    import polars as pl
+
+    if p["keep_first"] is not None:
+        frame = pl.DataFrame([before])
+        return _share_kept_whole(frame, before.name, p["keep_first"])
+    present = before.is_not_null()
+    total = int(present.sum())
+    if total == 0:
+        return 0.0
+    if p["truncate"] is not None:
+        return float((present & (before == after).fill_null(False)).sum()) / total
+    values = before.filter(present)
+    if values.dtype.is_decimal() or values.dtype.is_float():
+        values = values.cast(pl.Float64)
+        if not bool((values == values.round(0)).all()):
+            return 0.0  # fractions: any bin is a range of values
+    unsigned = values.dtype.is_unsigned_integer()
+    low, high = _bin_bounds(values.cast(pl.Float64), p, floor=0.0 if unsigned else -math.inf)
+    # whole numbers in [low, high): one means the bin names the value
+    count = high.ceil() - low.ceil()
+    return float((count == 1).sum()) / total
+
+
+def _bin_bounds(
+    values: pl.Series, p: Mapping[str, Any], *, floor: float
+) -> tuple[pl.Series, pl.Series]:
+    """Each value's bin as ``[low, high)``, outer bins reaching to ``floor`` and infinity."""
+    import polars as pl
+
+    if p["bin_width"] is not None:
+        width = float(p["bin_width"])
+        low = (values / width).floor() * width
+        return low, low + width
+    edges = [float(e) for e in p["bins"]]
+    frame = pl.DataFrame({"v": values})
+    low_expr: Any = pl.when(pl.col("v") < edges[0]).then(pl.lit(floor))
+    high_expr: Any = pl.when(pl.col("v") < edges[0]).then(pl.lit(edges[0]))
+    for a, b in itertools.pairwise(edges):
+        low_expr = low_expr.when(pl.col("v") < b).then(pl.lit(a))
+        high_expr = high_expr.when(pl.col("v") < b).then(pl.lit(b))
+    bounds = frame.select(
+        low_expr.otherwise(pl.lit(edges[-1])).alias("low"),
+        high_expr.otherwise(pl.lit(math.inf)).alias("high"),
+    )
+    return bounds.get_column("low"), bounds.get_column("high")
 
 
 _CHECKED_VALUES = 10_000
@@ -472,8 +537,16 @@ def _generalize(frame: pl.DataFrame, p: Mapping[str, Any]) -> pl.Expr:
     col = pl.col(name)
     dtype = frame.schema[name]
     if p["truncate"] is not None:
-        if not dtype.is_temporal():
-            raise InvalidInputError(f"Column {name} is {dtype}; date truncation needs a date.")
+        # ``dt.truncate`` works on calendar points only: a Time or Duration has no year or
+        # month to truncate to, and Polars would fail with its own traceback.
+        if not isinstance(dtype, pl.Date | pl.Datetime):
+            raise InvalidInputError(
+                f"Column {name} is {dtype}; 'truncate' works on Date and Datetime columns only. "
+                "For a time of day or a duration, cast it to a number (e.g. the hour, or "
+                "seconds) and generalize it with bin_width or bins, or suppress it.",
+                column=name,
+                dtype=str(dtype),
+            )
         return col.dt.truncate(_TRUNCATE[p["truncate"]])
     if p["keep_first"] is not None:
         text = col.cast(pl.String)
