@@ -153,22 +153,27 @@ class DatasetService:
                 self._finish_unchanged(ctx, work)
                 return parent
             parent = None  # a new version holds only the source's rows
-        return self._commit(
-            ctx,
-            name,
-            description=description,
-            kind=kind,
-            schema=schema,
-            parts=work.parts,
-            source={**source.describe(), "mode": mode},
-            parents=[],
-            rejected=work.rejected,
-            rejects_digest=rejects_digest,
-            extra_blobs=[(d, "file") for d in work.file_digests],
-            ingest_id=work.id,
-            append=_Append(sample) if mode == "append" else None,
-            action="dataset.ingest",
-        )
+        try:
+            return self._commit(
+                ctx,
+                name,
+                description=description,
+                kind=kind,
+                schema=schema,
+                parts=work.parts,
+                source={**source.describe(), "mode": mode},
+                parents=[],
+                rejected=work.rejected,
+                rejects_digest=rejects_digest,
+                extra_blobs=[(d, "file") for d in work.file_digests],
+                ingest_id=work.id,
+                append=_Append(sample) if mode == "append" else None,
+                unchanged=mode == "new",
+                action="dataset.ingest",
+            )
+        except _SameAsLatestError as same:  # an ingest of the same content committed meanwhile
+            self._finish_unchanged(ctx, work)
+            return same.version
 
     def ingest_stream(
         self,
@@ -347,9 +352,13 @@ class DatasetService:
         classification: dict[str, Any] | None = None,
         stream: tuple[str, Sequence[str]] | None = None,
         append: _Append | None = None,
+        unchanged: bool = False,
         action: str,
     ) -> DatasetVersion:
         """Create the version row, its blob references, ``latest`` and lineage, atomically.
+
+        With ``unchanged``, content identical to the latest version (as it is under the lock)
+        makes no version: ``_SameAsLatestError`` carries the latest.
 
         With ``append``, ``parts`` are the new rows' and the version appends them to the
         dataset's latest version as it is under the dataset's lock (its parts first, reused),
@@ -367,6 +376,14 @@ class DatasetService:
             number = repo.latest_number(dataset.id) + 1
             if stream is not None and repo.seen_messages(dataset.id, stream[0], stream[1]):
                 raise _StaleLatestError(name)
+            if unchanged and number > 1:  # checked again under the lock: two ingests at once
+                latest = repo.version(dataset.id, number - 1)
+                if (
+                    latest is not None
+                    and latest.digest == manifest_digest(schema, parts, kind)
+                    and latest.rejected_rows == rejected
+                ):
+                    raise _SameAsLatestError(version_value(repo, dataset, latest))
             if append is not None:
                 row_now = repo.version(dataset.id, number - 1) if number > 1 else None
                 parent = None if row_now is None else version_value(repo, dataset, row_now)
@@ -959,6 +976,15 @@ USE_RELATIONS = ("used_by", "trained_on", "evaluated_on")
 _SCHEMAS_KEPT = 256
 #: Appended rows classified (from the first batch) when the version appended to is labelled.
 _LABEL_SAMPLE = 10_000
+
+
+class _SameAsLatestError(Exception):
+    """The version an ingest would make is the latest one already (raised inside the commit's
+    transaction, so nothing is written or audited)."""
+
+    def __init__(self, version: DatasetVersion) -> None:
+        super().__init__(version.id)
+        self.version = version
 
 
 class _StaleLatestError(ConflictError):
