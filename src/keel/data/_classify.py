@@ -10,6 +10,11 @@ and phones) is labelled with each kind holding at least 5% of them once together
 that lost their leading ``0``, Emirates IDs, cards); list, array and struct columns are
 classified by their string and integer leaves.
 
+Column names are read as words ("contactId" is ``contact``, ``id``), never as substrings: a
+name saying phone lets bare national digits count as phones (in text, and at all in integer
+columns), and a name saying a person's name ("first_name") labels name-like values without the
+given-names dictionary, which must vouch for a bare ``name`` or any other "…_name".
+
 Sensitivity rule: national IDs, payment cards and IBANs are ``restricted``; email, phone,
 IP address, date of birth and person name are ``confidential``; other text columns (and nested
 columns holding text) are ``internal`` (free text can hide what no detector recognises); other
@@ -45,14 +50,42 @@ MIN_CONFIDENCE = 0.5
 _MAX_SAMPLE = 1_000_000
 
 _BIRTH = re.compile(r"(birth|\bdob\b|^dob|dob$|_dob_|born)", re.IGNORECASE)
-_NAME_HINT = re.compile(
-    r"(^|_)(first|last|given|family|middle|full|maiden|sur|customer|person|patient|holder|"
-    r"employee|contact|owner)?_?names?($|_)|surname|forename",
-    re.IGNORECASE,
+# A column named for a person's name ("first_name", "customerName", "surname"): labelled from
+# its name-like values alone. Any other "…_name" ("store_name", "plan_name") or a bare "name"
+# needs the given-names dictionary to vouch for some of its values too.
+_PERSON_PREFIXES = frozenset((
+    "first", "last", "full", "given", "family", "middle", "maiden", "sur", "fore", "customer",
+    "client", "employee", "patient", "person", "holder", "cardholder", "contact", "user",
+    "owner", "guest", "passenger", "member", "student", "applicant", "beneficiary", "spouse",
+    "father", "mother",
+))  # fmt: skip
+_PERSON_WORDS = frozenset((
+    "surname", "surnames", "forename", "forenames", "firstname", "lastname", "fullname",
+    "givenname", "familyname", "middlename", "maidenname",
+))  # fmt: skip
+_NAME_WORDS = frozenset(("name", "names"))
+#: For a bare ``name`` or an unknown "…_name", the share of the values whose first word is in
+#: the given-names dictionary that makes the column a person-name column.
+_NAME_DICTIONARY_SUPPORT = 0.2
+# A column named for phone numbers: the words (not substrings: "hotel" is no "tel", and
+# "cancellation" no "cell") phone, mobile, tel, cell, msisdn, whatsapp, contact, alone or as
+# in "phone_no", "mobileNumber", "telephone". A hint word followed by an id or a count
+# ("contact_id", "phone_count") names something else, as does "contact" followed by a number:
+# "contact_no" is the record number of a contact in CRM exports.
+_PHONE_WORD = re.compile(
+    r"^(?:(?:tele|cell|mobile|home|work|office|land)?phone|mobile|msisdn|tel|cell|whatsapp)"
+    r"(?:s|no|num|number|nr)?$"
 )
-_PHONE_HINT = re.compile(r"(phone|mobile|msisdn|\btel|_tel|tel_|cell|whatsapp|contact)", re.I)
+_CONTACT_WORD = re.compile(r"^contacts?$")
+_NOT_PHONE_AFTER = frozenset((
+    "id", "ids", "key", "keys", "uuid", "guid", "pk", "fk", "ref", "idx", "index", "count",
+    "counts", "cnt", "total", "type",
+))  # fmt: skip
+_NUMBER_AFTER = frozenset(("no", "num", "number", "nr"))
+_COUNT_BEFORE = frozenset(("n", "nb", "num", "count", "total"))
+_COUNTS = frozenset(("number", "num", "no", "count", "total"))
 _NOT_A_PERSON = re.compile(
-    r"(file|host|user|product|company|org|city|country|street|brand|model|column|table|"
+    r"(file|host|product|company|org|city|country|street|brand|model|column|table|"
     r"dataset|domain|item|path|key|type|field|class|category)_?names?",
     re.IGNORECASE,
 )
@@ -179,7 +212,11 @@ def _classify_column(column: pl.Series) -> ColumnClassification:
         return ColumnClassification((), base, 0.0, 0, "none")
     if is_text:
         text = values.cast(pl.String)
-        matches = {d.name: d.detect(text) for d in DETECTORS}
+        phone_named = _says_phone(name)
+        matches = {
+            d.name: d.detect_column(text, named=d.name == "phone" and phone_named)
+            for d in DETECTORS
+        }
     elif dtype.is_integer():
         # Phones, Emirates IDs and card numbers are often typed as integers by a CSV reader.
         # A phone's digits alone (a mobile that lost its leading 0 is any 9-digit number
@@ -188,7 +225,7 @@ def _classify_column(column: pl.Series) -> ColumnClassification:
         matches = {
             d.name: d.detect_integers(text)
             for d in DETECTORS
-            if d.digits_only and (d.name != "phone" or _PHONE_HINT.search(name))
+            if d.digits_only and (d.name != "phone" or _says_phone(name))
         }
     else:
         return ColumnClassification((), Sensitivity.PUBLIC, 1.0, samples, "none")
@@ -278,18 +315,67 @@ def _leaves(column: pl.Series, depth: int = 0) -> list[pl.Series]:
     return []
 
 
+def _words(name: str) -> list[str]:
+    """The words of a column name, lower case: split at ``_``, ``-``, spaces and other
+    punctuation, at camelCase humps and between letters and digits ("contactId2" is
+    ``["contact", "id", "2"]``)."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])|([A-Z])([A-Z][a-z])", r"\1\3 \2\4", name)
+    return re.findall(r"[a-z]+|[0-9]+", spaced.lower())
+
+
+def _says_phone(name: str) -> bool:
+    """Whether a column's name says it holds phone numbers (see ``_PHONE_WORD``)."""
+    words = _words(name)
+    for i, word in enumerate(words):
+        contact = _CONTACT_WORD.match(word) is not None
+        if not contact and not _PHONE_WORD.match(word):
+            continue
+        after = words[i + 1] if i + 1 < len(words) else ""
+        before = words[i - 1] if i > 0 else ""
+        # "num_phones", "number_of_contacts": a count of them
+        counted = before in _COUNT_BEFORE or (before == "of" and i > 1 and words[i - 2] in _COUNTS)
+        if after in _NOT_PHONE_AFTER or counted or (contact and after in _NUMBER_AFTER):
+            continue
+        return True
+    return False
+
+
+def _name_kind(name: str) -> str:
+    """How a column's name speaks of person names: ``"person"`` ("first_name", "surname"),
+    ``"name"`` (a bare "name" or an unknown "…_name", which need the dictionary's support),
+    or ``""`` (no name, or a name of something else: "product_name", "file_name")."""
+    if _NOT_A_PERSON.search(name):
+        return ""
+    words = _words(name)
+    if any(word in _PERSON_WORDS for word in words):
+        return "person"
+    for i, word in enumerate(words):
+        if word in _NAME_WORDS:
+            if i > 0 and words[i - 1] in _PERSON_PREFIXES:
+                return "person"
+            return "name"
+    return ""
+
+
 def _text_shares(name: str, text: pl.Series, samples: int) -> dict[str, float]:
     shares: dict[str, float] = {}
     if _BIRTH.search(name):
         shares["date_of_birth"] = float(text.str.contains(_DATE_VALUE).sum()) / samples
     name_like = text.str.contains(_NAME_VALUE) & text.str.contains(r"[^\W\d_]")
-    if _NAME_HINT.search(name) and not _NOT_A_PERSON.search(name):
+    kind = _name_kind(name)
+    if kind == "person":
         shares["person_name"] = float(name_like.sum()) / samples
+        return shares
+    first = text.str.strip_chars().str.to_lowercase().str.extract(r"^([^\W\d_]+)", 1)
+    in_dictionary = first.is_in(list(GIVEN_NAMES)).fill_null(False) & name_like
+    share = float(in_dictionary.sum()) / samples
+    if kind == "name":
+        # "store_name", "plan_name", a bare "name": person names only when the dictionary
+        # knows a good share of their first words (people's names, not branches or plans).
+        supported = share >= _NAME_DICTIONARY_SUPPORT
+        shares["person_name"] = float(name_like.sum()) / samples if supported else 0.0
     else:
-        first = text.str.strip_chars().str.to_lowercase().str.extract(r"^([^\W\d_]+)", 1)
-        in_dictionary = first.is_in(list(GIVEN_NAMES)).fill_null(False) & name_like
         # Without a hint from the column name, the dictionary must vouch for most values.
-        share = float(in_dictionary.sum()) / samples
         shares["person_name"] = share if share >= 0.6 else 0.0
     return shares
 

@@ -242,11 +242,9 @@ def _checksum(
     return pl.Series(series.name, result, dtype=pl.Boolean)
 
 
-def _pattern(
-    regex: str, *, strip: bool = False, trim: bool = False
-) -> Callable[[pl.Series], pl.Series]:
+def _pattern(regex: str, *, trim: bool = False) -> Callable[[pl.Series], pl.Series]:
     def detect(series: pl.Series) -> pl.Series:
-        values = _strip(series) if strip else series.str.strip_chars() if trim else series
+        values = series.str.strip_chars() if trim else series
         return values.str.contains(regex).fill_null(False)
 
     return detect
@@ -268,6 +266,25 @@ def _normalised(detect: Callable[[pl.Series], pl.Series]) -> Callable[[pl.Series
     return run
 
 
+def _phone_detector(*, named: bool) -> Callable[[pl.Series], pl.Series]:
+    """The phone recogniser. ``named``: the column's name says it holds phones, so bare
+    national digits ("0501234567") count too; otherwise they need a ``+``, the UAE
+    international form or phone-shaped grouping ("050 123 4567")."""
+
+    def detect(series: pl.Series) -> pl.Series:
+        trimmed = series.str.strip_chars()
+        digits = _strip(trimmed)
+        found = digits.str.contains(_PHONE)
+        if not found.any():  # most columns: skip the shape checks
+            return found.fill_null(False)
+        found &= ~trimmed.str.contains(_NOT_A_PHONE)
+        if not named:
+            found &= digits.str.contains(_PHONE_BARE) | trimmed.str.contains(_PHONE_GROUPED)
+        return found.fill_null(False)
+
+    return detect
+
+
 _EMAIL_BODY = (
     r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
@@ -280,9 +297,15 @@ _PHONE = (
     r"^(?:(?:\+|00)[1-9][0-9]{7,14}|971(?:5[0-9]{8}|[234679][0-9]{7})"
     r"|0(?:5[0-9]{8}|[234679][0-9]{7})|800[0-9]{4,7})$"
 )
-# The same numbers stored as integers, which lose the leading ``0`` (or ``00``) and the ``+``:
-# 5X XXX XXXX for a mobile, 971… for the international form. Landlines and toll-free numbers are
-# left out: as integers they are 7-8 digit numbers that plain ids and amounts look like.
+# What no phone looks like, however its digits read once the separators go: a decimal number
+# ("0.13436424", "+441149.88"), a dot that does not sit between two digits, a leading minus.
+_NOT_A_PHONE = r"^[+-]?[0-9]+\.[0-9]+$|(?:^|[^0-9])\.|\.(?:[^0-9]|$)|^-"
+# The bare digit strings that are phones on their own: with a ``+``, or UAE numbers in
+# international form (``971…``, ``00971…``). Other bare digits of the right length ("0098652112",
+# "8008441979", "020000013") are as often ids, so without a column name saying phone they need
+# the grouping people write phones with (spaces, dashes, dots, slashes, brackets).
+_PHONE_BARE = r"^(?:\+[1-9][0-9]{7,14}|(?:00)?971(?:5[0-9]{8}|[234679][0-9]{7}))$"
+_PHONE_GROUPED = r"[0-9][\s\-./()]+[0-9]|^\("
 _PHONE_INTEGER = r"^(?:5[0-9]{8}|971(?:5[0-9]{8}|[234679][0-9]{7}))$"
 
 
@@ -299,10 +322,19 @@ class Detector:
     #: The recogniser for integer columns when it differs from ``detect`` (a phone stored as
     #: an integer has lost its leading ``0`` or ``+``).
     integer_detect: Callable[[pl.Series], pl.Series] | None = None
+    #: The stricter recogniser for a text column whose name does not say it holds this kind,
+    #: when it differs from ``detect`` (bare "0098652112" is an id in ``customer_no``, a phone
+    #: in ``mobile``). ``detect`` itself is the lenient one: redaction errs towards hiding.
+    unnamed_detect: Callable[[pl.Series], pl.Series] | None = None
 
     def detect_integers(self, digits: pl.Series) -> pl.Series:
         """Which integers, rendered as ASCII digits, are values of this kind."""
         return (self.integer_detect or self.detect)(digits)
+
+    def detect_column(self, values: pl.Series, *, named: bool) -> pl.Series:
+        """Which values of a text column are of this kind; ``named`` says whether the
+        column's name says it holds this kind (a column named ``mobile`` for phones)."""
+        return self.detect(values) if named else (self.unnamed_detect or self.detect)(values)
 
 
 DETECTORS: tuple[Detector, ...] = (
@@ -313,9 +345,10 @@ DETECTORS: tuple[Detector, ...] = (
         "phone",
         "contact.phone",
         Sensitivity.CONFIDENTIAL,
-        _normalised(_pattern(_PHONE, strip=True)),
+        _normalised(_phone_detector(named=True)),
         digits_only=True,
         integer_detect=_pattern(_PHONE_INTEGER),
+        unnamed_detect=_normalised(_phone_detector(named=False)),
     ),
     Detector(
         "emirates_id",
