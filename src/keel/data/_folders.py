@@ -159,6 +159,33 @@ def _changed(rel: str, why: str) -> ConflictError:
     )
 
 
+def _shown(rel: str) -> str:
+    """``rel`` as text that can be printed (a name that is not UTF-8 keeps its bytes as
+    escapes)."""
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
+
+
+def _unreadable(rel: str, exc: OSError) -> KeelError:
+    """The error for a file or folder of the folder that could not be listed or opened: one
+    removed or moved since it was listed is a change (as a modified file is), permission
+    denied is the user's to fix, anything else is the disk's. Never a silent skip: a version
+    missing a subfolder would look complete."""
+    shown = _shown(rel)
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return _changed(shown, "it was removed or moved")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return InvalidInputError(
+            f"{shown!r} in the folder cannot be read: permission denied; nothing was ingested. "
+            "Give the ingesting user read access to it (or move it out of the folder) and "
+            "ingest again.",
+            path=shown,
+        )
+    return StorageError(
+        f"{shown!r} in the folder cannot be read ({exc.strerror or exc}); nothing was ingested.",
+        path=shown,
+    )
+
+
 class _Capped(io.RawIOBase):
     """A file read through ``readinto`` that refuses to yield more than ``limit`` bytes (a
     file that grows while it is streamed is not read on without end)."""
@@ -280,7 +307,7 @@ def _open_listed(rel: str, path: Path, info: os.stat_result) -> io.FileIO:
     except OSError as exc:
         if os.path.islink(path):
             raise _changed(rel, "it was replaced by a symbolic link") from exc
-        raise
+        raise _unreadable(rel, exc) from exc
     handle = open(fd, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
     now = os.fstat(fd)
     if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino) or not stat.S_ISREG(now.st_mode):
@@ -327,26 +354,46 @@ class FolderSource:
                 "folder of your files instead.",
                 path=str(self._path),
             )
-        for current, dirs, files in os.walk(root, followlinks=False):
+
+        def failed(exc: OSError) -> None:
+            raise self._unreadable_at(root, exc) from exc
+
+        # a subfolder that cannot be listed (permission denied, removed meanwhile) fails the
+        # ingest through ``failed``; os.walk would otherwise leave it out without a word
+        for current, dirs, files in os.walk(root, followlinks=False, onerror=failed):
             dirs.sort()
             here = Path(current)
-            for name in list(dirs):
-                entry = here / name
-                if entry.is_symlink():
-                    self._check_link(root, entry)
-                    dirs.remove(name)  # an in-folder link to a folder is walked there anyway
-                elif _is_keel_home(entry):
-                    dirs.remove(name)  # a Keel home (e.g. ./.keel): its keys never leave it
-            for name in sorted(files):
-                entry = here / name
-                opened = entry
-                if entry.is_symlink():
-                    opened = self._check_link(root, entry)
-                    if not opened.is_file() or _inside_keel_home(root, opened):
+            try:  # one try a folder: a name that cannot be examined fails, never is skipped
+                for name in list(dirs):
+                    entry = here / name
+                    if entry.is_symlink():
+                        self._check_link(root, entry)
+                        dirs.remove(name)  # an in-folder link to a folder is walked there anyway
+                    elif _is_keel_home(entry):
+                        dirs.remove(name)  # a Keel home (e.g. ./.keel): its keys never leave it
+                for name in sorted(files):
+                    entry = here / name
+                    opened = entry
+                    if entry.is_symlink():
+                        opened = self._check_link(root, entry)
+                        if not opened.is_file() or _inside_keel_home(root, opened):
+                            continue
+                    elif not entry.is_file():
                         continue
-                elif not entry.is_file():
-                    continue
-                yield _text_path(root, entry), opened
+                    yield _text_path(root, entry), opened
+            except OSError as exc:
+                if isinstance(exc, KeelError):
+                    raise
+                raise self._unreadable_at(root, exc) from exc
+
+    def _unreadable_at(self, root: Path, exc: OSError) -> KeelError:
+        """:func:`_unreadable` for an error of the walk, named by its path in the folder."""
+        where = exc.filename if isinstance(exc.filename, str) else None
+        if where is None or Path(where) == root:
+            return _unreadable(str(self._path), exc)
+        target = Path(where)
+        rel = target.relative_to(root).as_posix() if target.is_relative_to(root) else where
+        return _unreadable(rel, exc)
 
     @staticmethod
     def _check_link(root: Path, entry: Path) -> Path:
@@ -395,7 +442,10 @@ class FolderSource:
         )
         try:
             for rel, entry in self._files():
-                info = os.lstat(entry)
+                try:
+                    info = os.lstat(entry)
+                except OSError as exc:  # removed since it was listed, or its folder locked
+                    raise _unreadable(rel, exc) from exc
                 if not stat.S_ISREG(info.st_mode):
                     raise _changed(rel, "it is no longer a regular file")
                 if info.st_size > self._max_file_bytes:
@@ -523,6 +573,7 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (
     NotImplementedError,
     RuntimeError,  # zipfile: an encrypted member without a password
     OSError,  # gzip.BadGzipFile, bz2 "Invalid data stream", a short read
+    UnicodeDecodeError,  # zipfile: a local header's name flagged UTF-8 that is not
 )
 
 
@@ -618,8 +669,39 @@ _BAD_HEADERS: tuple[type[Exception], ...] = (
 )
 
 
+#: tarfile's reading of the rest of a header of any type (not in its stubs).
+_PROC_MEMBER = vars(_tarfile.TarInfo)["_proc_member"]
+#: The extended headers tarfile reads whole into memory before it yields the member they
+#: describe (GNU long names and link targets, pax records), the most bytes a run of them before
+#: one member may take (their 512-byte blocks and declared sizes), and the most headers in a
+#: run. Real ones hold a path or a few records, well under a kibibyte: one declaring gigabytes
+#: is a decompression bomb that would be read before any check sees a member.
+_EXTENDED_TYPES = frozenset(
+    {
+        _tarfile.GNUTYPE_LONGNAME,
+        _tarfile.GNUTYPE_LONGLINK,
+        _tarfile.XHDTYPE,
+        _tarfile.XGLTYPE,
+        _tarfile.SOLARIS_XHDTYPE,
+    }
+)
+_MAX_EXTENDED_BYTES = 1 << 20
+_MAX_EXTENDED_RUN = 16
+
+
+class _OversizedHeaderError(Exception):
+    """An extended tar header (long name, pax records) over the bounds, refused before tarfile
+    reads its declared bytes."""
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(f"oversized tar header at byte {offset}: {reason}")
+        self.offset = offset
+        self.reason = reason
+
+
 class _CheckedTarInfo(tarfile.TarInfo):
-    """A tar header reader that tells a damaged header from the end of the archive."""
+    """A tar header reader that tells a damaged header from the end of the archive, and that
+    bounds extended headers before tarfile reads them whole into memory."""
 
     @classmethod
     def fromtarfile(cls, tarfile: tarfile.TarFile) -> Self:
@@ -630,6 +712,59 @@ class _CheckedTarInfo(tarfile.TarInfo):
             if archive.offset == 0:
                 raise  # not a tar at all: tarfile.open says so (or tries another format)
             raise _DamagedHeaderError(archive.offset, str(exc)) from exc
+
+    def _proc_member(self, tarfile: tarfile.TarFile) -> Self:
+        # called by fromtarfile once the 512-byte block is parsed, before the bytes an
+        # extended header declares are read (tarfile reads them whole, then calls fromtarfile
+        # again for the header after it)
+        archive = tarfile
+        if isinstance(archive, _CheckedTarFile):
+            archive.count_header(self)
+        return cast(Self, _PROC_MEMBER(self, archive))
+
+
+class _CheckedTarFile(tarfile.TarFile):
+    """A tar reader whose headers are :class:`_CheckedTarInfo`, keeping the bytes of the
+    extended headers read, for the plan to count toward the unpacked size and ratio."""
+
+    tarinfo = _CheckedTarInfo
+    #: declared bytes of extended headers not yet counted by the plan; the current run of
+    #: extended headers (bytes, headers) before the member they describe
+    extended_bytes = 0
+    _run_bytes = 0
+    _run_headers = 0
+
+    def count_header(self, header: tarfile.TarInfo) -> None:
+        """Count one header just parsed; refuse an extended one over the bounds."""
+        if header.type not in _EXTENDED_TYPES:
+            self._run_bytes = self._run_headers = 0
+            return
+        kind = header.type.decode("ascii", "backslashreplace")
+        if header.size < 0:
+            raise _OversizedHeaderError(
+                header.offset, f"has an extended header (type {kind!r}) of negative size"
+            )
+        self._run_headers += 1
+        self._run_bytes += _tarfile.BLOCKSIZE + header.size
+        self.extended_bytes += header.size
+        if self._run_bytes > _MAX_EXTENDED_BYTES:
+            raise _OversizedHeaderError(
+                header.offset,
+                f"has an extended header (type {kind!r}: long name or pax records) declaring "
+                f"{header.size} bytes, over the limit of {_MAX_EXTENDED_BYTES} for the "
+                "headers of one member (a decompression bomb)",
+            )
+        if self._run_headers > _MAX_EXTENDED_RUN:
+            raise _OversizedHeaderError(
+                header.offset,
+                f"has more than {_MAX_EXTENDED_RUN} extended headers (long names or pax "
+                "records) in a row; repack the archive",
+            )
+
+    def take_extended(self) -> int:
+        """The declared bytes of extended headers read since the last call."""
+        taken, self.extended_bytes = self.extended_bytes, 0
+        return taken
 
 
 class _Plan:
@@ -654,8 +789,9 @@ class _Plan:
                 "*", f"has more than {self._source._max_members} entries, over the limit"
             )
 
-    def add(self, name: str, rel: PurePosixPath, size: int) -> None:
-        """Take one file member of ``size`` bytes to be written at ``rel``."""
+    def grow(self, name: str, size: int) -> None:
+        """Count ``size`` more bytes unpacked (a member, or extended headers read whole);
+        refuse the total or ratio over its limit."""
         refuse = self._source._refuse
         self.total += max(0, size)
         if self.total > self._source._max_total:
@@ -670,6 +806,11 @@ class _Plan:
                 f"brings the expansion to {self.total / self._packed:.0f}x, over the limit of "
                 f"{self._source._max_ratio:.0f}x (a decompression bomb)",
             )
+
+    def add(self, name: str, rel: PurePosixPath, size: int) -> None:
+        """Take one file member of ``size`` bytes to be written at ``rel``."""
+        refuse = self._source._refuse
+        self.grow(name, size)
         text = str(rel)
         try:
             encoded = text.encode("utf-8")
@@ -770,9 +911,11 @@ class ArchiveSource:
         if self._format() == "zip" and zipfile.is_zipfile(self._path):
             return self._unpack_zip(target)
         try:
-            archive = tarfile.open(self._path, "r:*", tarinfo=_CheckedTarInfo)  # noqa: SIM115
+            archive = _CheckedTarFile.open(self._path, "r:*")
         except KeelError:
             raise
+        except _OversizedHeaderError as exc:
+            raise self._refuse("*", exc.reason) from exc
         except _READ_ERRORS as exc:
             if zipfile.is_zipfile(self._path):  # not a tar: a zip with data before it (a
                 return self._unpack_zip(target)  # self-extracting one)
@@ -787,6 +930,11 @@ class ArchiveSource:
     def _unpack_zip(self, target: Path) -> int:
         try:
             archive = zipfile.ZipFile(self._path)
+        except UnicodeDecodeError as exc:  # a name flagged UTF-8 that is not
+            raise self._refuse(
+                bytes(exc.object).decode("utf-8", "backslashreplace"),
+                "has a name that is not UTF-8 text; repack it with UTF-8 names",
+            ) from exc
         except _READ_ERRORS as exc:
             raise self._damaged("*", exc) from exc
         with archive:
@@ -794,8 +942,15 @@ class ArchiveSource:
             members: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
             for info in archive.infolist():
                 plan.entry()
-                if stat.S_ISLNK(info.external_attr >> 16):
+                mode = info.external_attr >> 16
+                if stat.S_ISLNK(mode):
                     raise self._refuse(info.filename, "is a symbolic link")
+                if (
+                    info.create_system == 3  # Unix: the high bits are a st_mode
+                    and stat.S_IFMT(mode)
+                    and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+                ):
+                    raise self._refuse(info.filename, "is a device, FIFO or other special file")
                 rel = self._safe_name(info.filename)
                 if rel is None or info.is_dir():
                     continue
@@ -825,7 +980,7 @@ class ArchiveSource:
                 self._stamp(target, rel, _zip_ns(info))
             return written
 
-    def _unpack_tar(self, archive: tarfile.TarFile, target: Path) -> int:
+    def _unpack_tar(self, archive: _CheckedTarFile, target: Path) -> int:
         plan = _Plan(self)
         members: list[tuple[tarfile.TarInfo, PurePosixPath]] = []
         last = "*"
@@ -835,6 +990,7 @@ class ArchiveSource:
             for member in archive:
                 last = member.name
                 plan.entry()
+                plan.grow(member.name, archive.take_extended())
                 rel = self._safe_name(member.name)
                 if member.issym() or member.islnk():
                     raise self._refuse(member.name, "is a link")
@@ -846,6 +1002,8 @@ class ArchiveSource:
                 members.append((member, rel))
         except KeelError:
             raise
+        except _OversizedHeaderError as exc:
+            raise self._refuse(f"after {last}", exc.reason) from exc
         except _DamagedHeaderError as exc:
             raise self._refuse(
                 f"after {last}",
