@@ -48,9 +48,9 @@ from keel.data._sources import (
     ParquetSource,
     Source,
     SourceBatch,
-    SqlSource,
     source_for,
 )
+from keel.data._sql import SqlSource
 from keel.data._streams import JetStreamSource, Message, RedisStreamSource, StreamSource
 from keel.data._transforms import CleanStep, apply_steps, parse_transform
 
