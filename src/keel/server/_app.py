@@ -181,12 +181,11 @@ def create_app(
     for router in api:
         app.include_router(router)
     plain_openapi = app.openapi
-    tokens = _token_operations(api)
 
     def documented_openapi() -> dict[str, Any]:
         doc = plain_openapi()  # FastAPI caches it (and rebuilds it when routes change)
-        if "securitySchemes" not in doc.get("components", {}):
-            _document_openapi(doc, tokens)
+        if "securitySchemes" not in doc.get("components", {}):  # worked out on first ask,
+            _document_openapi(doc, _token_operations(api))  # not at every server start
         return doc
 
     app.openapi = documented_openapi  # type: ignore[method-assign]  # FastAPI's documented hook
