@@ -111,3 +111,38 @@ def test_mann_whitney_matches_scipy() -> None:
         b = np.round(rng.normal(size=120) * 4)
         expected = mannwhitneyu(a, b, alternative="greater", method="asymptotic").pvalue
         assert mann_whitney_greater(a, b) == pytest.approx(expected, rel=1e-9)
+
+
+def _labelled(sample: VariantSample, labelled: int, correct: int) -> VariantSample:
+    return VariantSample(
+        sample.requests, sample.errors, sample.latencies_ms, sample.predictions, labelled, correct
+    )
+
+
+def test_a_shift_is_explained_only_by_labels_showing_the_canary_at_least_as_accurate() -> None:
+    config = AnalysisConfig(min_requests=100, min_labels=50)
+    baseline = _labelled(_sample(500, 0, 1.0), 500, 330)
+    shifted = _sample(500, 0, 1.0, shift=0.5)
+
+    better = analyse(baseline, _labelled(shifted, 300, 275), config)
+    assert better.action == "promote", better.reasons
+    assert better.stats["psi"] > config.max_psi and better.stats["psi_explained_by_accuracy"]
+    assert "predictions shifted" in better.reasons[0] and "91.67%" in better.reasons[0]
+
+    # Slightly worse (not significantly): the labels do not vouch for the shift.
+    worse = analyse(baseline, _labelled(shifted, 300, 195), config)
+    assert worse.action == "rollback" and worse.reasons == (
+        f"Prediction distribution shifted: PSI {worse.stats['psi']:.3f} > 0.25 against the "
+        "baseline.",
+    )
+    assert worse.stats["psi_explained_by_accuracy"] is False
+
+    # Too few labels on the canary: the shift alone decides, as before.
+    unlabelled = analyse(baseline, _labelled(shifted, 49, 49), config)
+    assert unlabelled.action == "rollback" and "PSI" in unlabelled.reasons[0]
+    assert "accuracy" not in unlabelled.stats
+
+    # Significantly worse: both reasons, accuracy included.
+    broken = analyse(baseline, _labelled(shifted, 300, 120), config)
+    assert broken.action == "rollback" and len(broken.reasons) == 2
+    assert "Accuracy 40.00% vs baseline 66.00% is lower" in broken.reasons[0]

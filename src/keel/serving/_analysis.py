@@ -46,7 +46,9 @@ class AnalysisConfig:
         alpha: significance level of the one-sided tests.
         max_latency_ratio: a significantly slower canary is rolled back only when its p95
             also exceeds the baseline's by this factor.
-        max_psi: prediction-distribution shift (PSI) above which the canary is rolled back.
+        max_psi: prediction-distribution shift (PSI) above which the canary is rolled back,
+            unless both variants have ``min_labels`` labels and the canary is at least as
+            accurate (a retrained model is meant to answer differently where it is right to).
     """
 
     min_requests: int = 200
@@ -182,32 +184,40 @@ def analyse(baseline: VariantSample, canary: VariantSample, config: AnalysisConf
         )
     shift = psi(baseline.predictions, canary.predictions)
     stats["psi"] = shift
-    if shift > config.max_psi:
+    vouched = False
+    if baseline.labelled >= config.min_labels and canary.labelled >= config.min_labels:
+        accuracy_b = baseline.correct / baseline.labelled
+        accuracy_c = canary.correct / canary.labelled
+        wrong_c, wrong_b = canary.labelled - canary.correct, baseline.labelled - baseline.correct
+        p_acc = two_proportion_greater(wrong_c, canary.labelled, wrong_b, baseline.labelled)
+        stats["accuracy"] = {"baseline": accuracy_b, "canary": accuracy_c, "p_value": p_acc}
+        if p_acc < config.alpha:
+            reasons.append(
+                f"Accuracy {accuracy_c:.2%} vs baseline {accuracy_b:.2%} is lower "
+                f"(two-proportion z-test p={p_acc:.2g} < {config.alpha})."
+            )
+        # A retrained model is meant to answer differently; labels say whether it is right to.
+        vouched = accuracy_c >= accuracy_b
+    shifted = shift > config.max_psi
+    stats["psi_explained_by_accuracy"] = shifted and vouched
+    if shifted and not vouched:
         reasons.append(
             f"Prediction distribution shifted: PSI {shift:.3f} > {config.max_psi} against "
             "the baseline."
         )
-    if baseline.labelled >= config.min_labels and canary.labelled >= config.min_labels:
-        wrong_c, wrong_b = canary.labelled - canary.correct, baseline.labelled - baseline.correct
-        p_acc = two_proportion_greater(wrong_c, canary.labelled, wrong_b, baseline.labelled)
-        stats["accuracy"] = {
-            "baseline": baseline.correct / baseline.labelled,
-            "canary": canary.correct / canary.labelled,
-            "p_value": p_acc,
-        }
-        if p_acc < config.alpha:
-            reasons.append(
-                f"Accuracy {stats['accuracy']['canary']:.2%} vs baseline "
-                f"{stats['accuracy']['baseline']:.2%} is lower (two-proportion z-test "
-                f"p={p_acc:.2g} < {config.alpha})."
-            )
     if reasons:
         return Decision("rollback", tuple(reasons), stats)
-    return Decision(
-        "promote",
-        (
+    if shifted:
+        accuracy = stats["accuracy"]
+        because = (
+            f"Canary matches baseline on {canary.requests} requests: error rate and latency "
+            f"within limits; its predictions shifted (PSI {shift:.3f} > {config.max_psi}) but "
+            f"its accuracy on {canary.labelled} labels is {accuracy['canary']:.2%} against "
+            f"the baseline's {accuracy['baseline']:.2%}."
+        )
+    else:
+        because = (
             f"Canary matches baseline on {canary.requests} requests: error rate, latency and "
-            f"prediction distribution (PSI {shift:.3f}) within limits.",
-        ),
-        stats,
-    )
+            f"prediction distribution (PSI {shift:.3f}) within limits."
+        )
+    return Decision("promote", (because,), stats)
