@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -9,6 +10,7 @@ __all__ = [
     "dataset_context",
     "deployment_context",
     "features_of",
+    "gate_metrics",
     "model_context",
     "model_subject",
 ]
@@ -62,7 +64,7 @@ def model_context(
             "version": version,
             "format": fmt,
             "digest": digest,
-            "metrics": dict(metrics or {}),
+            "metrics": gate_metrics(metrics or {}),
             "tags": dict(tags or {}),
             "features": features_of(signature),
             "run_id": run_id,
@@ -70,6 +72,29 @@ def model_context(
         "alias": alias,
         "regions": regions,
     }
+
+
+def gate_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics a model gate reads: those registered, plus the short names a rule means.
+
+    ``train_model`` registers held-out scores as ``test.<metric>``; a rule on
+    ``model.metrics.auc`` means that score, so each ``test.<metric>`` is also given as
+    ``<metric>`` unless a metric of that name was registered itself. ``disparate_impact`` is
+    the lowest ``disparate_impact.<attribute>`` (the four-fifths rule holds only if it holds for
+    every sensitive attribute), again unless registered itself.
+    """
+    out = dict(metrics)
+    for key, value in metrics.items():
+        if key.startswith("test.") and len(key) > len("test."):
+            out.setdefault(key[len("test.") :], value)
+    ratios = [
+        float(value)
+        for key, value in out.items()
+        if key.startswith("disparate_impact.") and isinstance(value, int | float)
+    ]
+    if ratios and "disparate_impact" not in out:  # a NaN ratio fails every comparison
+        out["disparate_impact"] = math.nan if any(map(math.isnan, ratios)) else min(ratios)
+    return out
 
 
 def dataset_context(

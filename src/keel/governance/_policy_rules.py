@@ -282,14 +282,27 @@ def _rego_interpreter() -> Any:
 
 
 def lookup(context: Mapping[str, Any], path: str) -> tuple[bool, Any]:
-    """The value at a dotted ``path`` of ``context`` and whether it was there."""
-    node: Any = context
-    for part in path.split("."):
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        else:
-            return False, None
-    return True, node
+    """The value at a dotted ``path`` of ``context`` and whether it was there.
+
+    A key may hold dots itself (metric names do: ``test.auc``), so at each level the longest
+    key matching the next parts is tried first: ``model.metrics.test.auc`` finds the metric
+    ``test.auc`` of ``model.metrics``.
+    """
+    return _walk(context, path.split("."))
+
+
+def _walk(node: Any, parts: list[str]) -> tuple[bool, Any]:
+    if not parts:
+        return True, node
+    if not isinstance(node, Mapping):
+        return False, None
+    for end in range(len(parts), 0, -1):
+        key = ".".join(parts[:end])
+        if key in node:
+            found, value = _walk(node[key], parts[end:])
+            if found:
+                return True, value
+    return False, None
 
 
 def _matches(rule: Rule, context: Mapping[str, Any]) -> bool:
