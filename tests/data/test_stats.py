@@ -73,9 +73,9 @@ def test_numeric_psi_bins_at_reference_deciles() -> None:
 
 def test_group_shares_and_rates() -> None:
     frame = pl.DataFrame({"g": ["x", "x", "y", None], "label": [1, 0, 1, 1]})
-    assert group_shares(frame, "g") == {"x": 0.5, "y": 0.25, "(null)": 0.25}
+    assert group_shares(frame, "g") == {"x": 0.5, "y": 0.25, None: 0.25}
     rates = group_rates(frame, "g", "label", 1)
-    assert rates.rates == {"x": 0.5, "y": 1.0, "(null)": 1.0}
+    assert rates.rates == {"x": 0.5, "y": 1.0, None: 1.0}
     assert rates.difference == 0.5
     assert rates.impact_ratio() == 0.5
     assert rates.impact_ratio("y") == 0.5

@@ -1,40 +1,193 @@
 """Group statistics for bias checks on a declared sensitive attribute.
 
 Representation share per group, positive-label rate per group, their largest difference
-(statistical parity) and the disparate-impact ratio (lowest rate over the highest, or over a
-declared privileged group; the four-fifths rule asks for at least 0.8).
+(statistical parity) and the disparate-impact ratio (lowest rate over the highest, or the most
+unequal ratio between a declared privileged group and any other, either way round; the
+four-fifths rule asks for at least 0.8).
 
 The attribute and the label are read under fixed names of their own (``group``, ``label``) so
 that no column name, ``n`` say, can collide with the names of the statistics.
+
+Groups are keyed by their values as the column holds them (``"f"``, ``1.0``, ``True``, a
+``date``) and the null group by ``None``, which no value can stand for: a text group
+``"(null)"`` is a group of its own. ``group_name`` and ``group_names`` name them for a report,
+bounded and distinct (``null``, or ``(null)`` as a key, for the null group; text quoted when
+it would read the same), and ``find_group`` matches a declared privileged group by value in
+the column's type: ``1`` is the group ``1.0`` of a float column, ``"2024-01-01"`` a date
+column's day, ``"true"`` a boolean column's ``True`` and ``true`` a text column's ``"true"``.
+
+A rate is measured over the rows whose label is known: a null (or, in a float column, NaN)
+label is neither positive nor negative, so those rows are left out of every rate rather than
+counted as negatives. What cannot be measured raises ``InvalidInputError`` naming what was
+seen, with what was measured in its details (``rows`` per group for a single group,
+``measured``, a ``GroupRates``, for the labels), so a check fails with that reason and still
+shows the groups (a gate fails closed): a single group to compare shares of, a label that is
+null everywhere, a positive value the label never takes. With a privileged group the
+disparate-impact ratio is two-sided (see ``GroupRates.impact_ratio``): a privileged group never
+selected while another group is gives 0.0, as one selected far more often does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from keel.data._checks import temporal_value
+from keel.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["GroupRates", "group_rates", "group_shares"]
+__all__ = [
+    "NAME_WIDTH",
+    "NULL_GROUP",
+    "GroupRates",
+    "Redact",
+    "find_group",
+    "group_name",
+    "group_names",
+    "group_rates",
+    "group_shares",
+    "listed",
+    "shown_rates",
+]
+
+#: label values and groups named in a message, at most
+_SHOWN = 5
+#: characters of a group's name (or a value) shown
+NAME_WIDTH = 40
+#: the null group's name as a key of a report's mapping of groups
+NULL_GROUP = "(null)"
+
+#: ``(column, values) -> values as a report may show them`` (``Redactor.values``)
+Redact = Callable[[str, Sequence[Any]], list[Any]]
 
 
-def _key(value: Any) -> str:
-    if value is None:
-        return "(null)"
-    # ISO, as ``parse_suite`` keeps a date given as ``privileged``
-    return value.isoformat() if isinstance(value, date) else str(value)
+def _cut(text: str, width: int = NAME_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def group_shares(frame: pl.DataFrame, attribute: str) -> dict[str, float]:
-    """Each group's share of the rows (null is a group of its own), largest first."""
+def _text(group: Any) -> str:
+    # ISO for dates and date-times, as ``parse_suite`` keeps a date given as ``privileged``
+    return group.isoformat() if isinstance(group, date) else str(group)
+
+
+def group_name(group: Any) -> str:
+    """A group as a message names it: ``null`` for the null group, text quoted (``'f'``,
+    ``'(null)'``), any other value as written (``1.0``, ``2024-01-01``), cut to
+    ``NAME_WIDTH`` characters."""
+    if group is None:
+        return "null"
+    return _cut(repr(group) if isinstance(group, str) else _text(group))
+
+
+def group_names(groups: Iterable[Any]) -> dict[Any, str]:
+    """Distinct names for ``groups`` as keys of a report's mapping: ``(null)`` for the null
+    group and only for it (a text value that reads the same is quoted), a value's text cut to
+    ``NAME_WIDTH`` characters otherwise; two values that read the same once cut get ``#2``,
+    ``#3``, … after the second and later ones."""
+    names: dict[Any, str] = {}
+    taken = {NULL_GROUP}
+    for group in groups:
+        if group is None:
+            names[group] = NULL_GROUP
+            continue
+        name = _cut(_text(group))
+        if name == NULL_GROUP:
+            name = repr(group)
+        base, number = name, 2
+        while name in taken:
+            name, number = f"{_cut(base, NAME_WIDTH - 4)} #{number}", number + 1
+        taken.add(name)
+        names[group] = name
+    return names
+
+
+def listed(groups: Sequence[Any], describe: Callable[[Any], str] = group_name) -> str:
+    """``'a', 'b', … and 7 more``: the first few of ``groups`` for a message."""
+    shown = ", ".join(describe(g) for g in groups[:_SHOWN])
+    return shown + (f" and {len(groups) - _SHOWN:,} more" if len(groups) > _SHOWN else "")
+
+
+def find_group(value: object, dtype: pl.DataType, groups: Iterable[Any]) -> Any:
+    """The group of ``groups`` (the values of a column of ``dtype``) that ``value`` declares,
+    compared by value in the column's type, or None when there is none (``value`` names a
+    group, never the null one, so None is no group here).
+
+    ``1`` and ``"1"`` match ``1.0`` in a float column and ``1`` in an integer one (``1.5``
+    matches neither); an ISO string a date or date-time (as instants: ``temporal_value``);
+    ``"true"`` and ``"false"`` a boolean column's values; a number or boolean a text column's
+    text of it (``True`` is ``"True"``, or else ``"true"`` or ``"TRUE"``).
+    """
+    present = list(groups)
+    for candidate in _candidates(value, dtype):
+        for group in present:
+            if (
+                group is not None
+                and isinstance(group, str) == isinstance(candidate, str)
+                and group == candidate
+            ):
+                return group
+    return None
+
+
+def _candidates(value: object, dtype: pl.DataType) -> list[object]:
+    import polars as pl
+
+    value = temporal_value(value, dtype)
+    if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum):
+        if isinstance(value, str):
+            return [value]
+        text = _text(value)
+        return [text, text.lower(), text.upper()] if isinstance(value, bool) else [text]
+    if isinstance(value, str) and dtype == pl.Boolean:
+        word = value.strip().lower()
+        return [word == "true"] if word in ("true", "false") else []
+    if isinstance(value, str) and dtype.is_numeric():
+        try:
+            return [int(value.strip())]
+        except ValueError:
+            pass
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            return []
+        return [number if isinstance(dtype, pl.Decimal) else float(number)]
+    if isinstance(value, float) and isinstance(dtype, pl.Decimal):
+        return [Decimal(repr(value))]
+    return [value]
+
+
+def _groups(frame: pl.DataFrame, attribute: str) -> None:
+    """Raises InvalidInputError when ``attribute`` holds lists, structs or Python objects: a
+    group is one value, compared by value."""
+    import polars as pl
+
+    dtype = frame.schema[attribute]
+    if dtype.is_nested() or dtype == pl.Object:
+        raise InvalidInputError(
+            f"{attribute:.40} is {dtype!s:.40}: a bias check groups the rows by one value of "
+            "the sensitive attribute each; set 'column' to a column of single values."
+        )
+
+
+def group_shares(frame: pl.DataFrame, attribute: str) -> dict[Any, float]:
+    """Each group's share of the rows (null, keyed None, is a group of its own), largest
+    first.
+
+    Empty for no rows. Raises InvalidInputError when the rows hold a single group (every value
+    the same, or every value null): shares are compared between groups, and one group's 100%
+    says nothing about those missing from the data. The error's ``rows`` detail counts the
+    rows of that group.
+    """
     import polars as pl
 
     if frame.height == 0:
         return {}
+    _groups(frame, attribute)
     counts = (
         frame.select(pl.col(attribute).alias("group"))
         .group_by("group")
@@ -42,20 +195,45 @@ def group_shares(frame: pl.DataFrame, attribute: str) -> dict[str, float]:
         .sort("n", descending=True)
     )
     total = frame.height
-    return {
-        _key(g): n / total
-        for g, n in zip(counts.get_column("group"), counts.get_column("n"), strict=True)
-    }
+    keys = counts.get_column("group").to_list()
+    shares = {g: int(n) / total for g, n in zip(keys, counts.get_column("n"), strict=True)}
+    if len(shares) < 2:
+        only = next(iter(shares))
+        held = "null" if only is None else group_name(only)
+        raise InvalidInputError(
+            f"Every value of {attribute:.40} is {held} ({total:,} rows): one group holds 100% "
+            "of the rows, and representation compares the shares of at least two groups; "
+            "check that 'column' names the sensitive attribute and that the data holds its "
+            "groups.",
+            rows={only: total},
+        )
+    return shares
 
 
 @dataclass(frozen=True, slots=True)
 class GroupRates:
-    """Positive-label rate per group, and the parity measures derived from them."""
+    """Positive-label rate per group, and the parity measures derived from them.
 
-    rates: dict[str, float]
-    counts: dict[str, int]
+    ``rates`` and ``counts`` are for the groups kept: ``counts`` are the rows with a known
+    label per group (the rates' denominators). ``rows`` and ``labelled`` count every group
+    met, kept or left out (too few labelled rows for ``min_count``, or none), by all its rows
+    and by those with a known label; ``unlabelled`` the rows left out of every rate for a null
+    or NaN label.
+    """
+
+    rates: dict[Any, float]
+    counts: dict[Any, int]
     #: rows with the positive label, over the groups kept
     positives: int = 0
+    #: rows whose label is null (or NaN), in any group
+    unlabelled: int = 0
+    rows: dict[Any, int] = field(default_factory=dict)
+    labelled: dict[Any, int] = field(default_factory=dict)
+
+    @property
+    def left_out(self) -> dict[Any, int]:
+        """The groups met but not kept, with their rows that have a known label."""
+        return {g: self.labelled.get(g, 0) for g in self.rows if g not in self.rates}
 
     @property
     def difference(self) -> float:
@@ -64,60 +242,143 @@ class GroupRates:
             return 0.0
         return max(self.rates.values()) - min(self.rates.values())
 
-    def impact_ratio(self, privileged: str | None = None) -> float:
-        """Lowest rate divided by the highest (or by the privileged group's rate).
+    def impact_ratio(self, privileged: Any = None) -> float:
+        """Lowest rate divided by the highest; or, with ``privileged`` (a group's key; None
+        declares none, and the null group cannot be privileged), each other group's rate
+        compared with the privileged group's both ways, the most unequal pair's smaller rate
+        over its larger: 0.8 holds exactly when every other group's rate is within 0.8-1.25
+        times the privileged group's. Two-sided, so a privileged group favoured by half
+        (0.5) and one disfavoured by half (also 0.5) read the same, and a privileged group
+        never selected while another is gives 0.0, the widest disparity, not an infinite
+        ratio that a one-sided rule would pass.
 
-        1.0 when every group has the same rate, including when all rates are zero; a check
-        fails before asking when there are fewer than two groups or no positive row.
+        Always within 0-1; 1.0 when every group has the same rate, including when all rates
+        are zero, and when there are fewer than two groups (a check fails before asking then,
+        and when no row is positive).
+
+        Raises:
+            InvalidInputError: ``privileged`` is not one of the groups.
         """
+        if privileged is not None and privileged not in self.rates:
+            raise InvalidInputError(
+                f"The privileged group {group_name(privileged)} is not among the groups "
+                f"measured ({listed(list(self.rates))}); set 'privileged' to one of them."
+            )
         if len(self.rates) < 2:
             return 1.0
-        if privileged is not None:
-            base = self.rates[privileged]
-            others = [r for g, r in self.rates.items() if g != privileged]
-            lowest = min(others)
-        else:
-            base = max(self.rates.values())
-            lowest = min(self.rates.values())
-        if base == 0:
-            return 1.0 if lowest == 0 else float("inf")
-        return lowest / base
+        if privileged is None:
+            return _ratio(min(self.rates.values()), max(self.rates.values()))
+        base = self.rates[privileged]
+        return min(
+            _ratio(min(rate, base), max(rate, base))
+            for group, rate in self.rates.items()
+            if group != privileged
+        )
+
+    def most_unequal(self, privileged: Any) -> Any:
+        """The other group whose rate is furthest, as a ratio, from the privileged group's."""
+        base = self.rates[privileged]
+        others = [g for g in self.rates if g != privileged]
+        return min(others, key=lambda g: _ratio(min(self.rates[g], base), max(self.rates[g], base)))
+
+
+def _ratio(low: float, high: float) -> float:
+    return 1.0 if high == 0 else low / high
 
 
 def group_rates(
-    frame: pl.DataFrame, attribute: str, label: str, positive: Any, *, min_count: int = 1
+    frame: pl.DataFrame,
+    attribute: str,
+    label: str,
+    positive: Any,
+    *,
+    min_count: int = 1,
+    redact: Redact | None = None,
 ) -> GroupRates:
     """The share of rows whose ``label`` equals ``positive``, per group of ``attribute``.
 
-    Groups with fewer than ``min_count`` rows are left out (their rates are noise). Raises
-    ValueError when ``positive`` cannot be compared with the label column (``1`` against a
-    column of ``yes``/``no``).
+    Rows whose label is null or NaN are left out (``GroupRates.unlabelled`` counts them), and
+    so are groups with fewer than ``min_count`` labelled rows (their rates are noise), or none.
+    No rows at all gives no groups. ``redact`` (``Redactor.values``) replaces personal data
+    among the label values an error names.
+
+    Raises:
+        InvalidInputError: ``attribute`` holds lists, structs or objects; ``positive`` cannot be
+            compared with the label column (``1`` against a column of ``yes``/``no``); every
+            label is null or NaN; or no label equals ``positive``, which measures nothing and
+            is most likely a wrong ``positive`` (the message names the values the label holds,
+            a few of them). The last two carry the groups measured as ``measured``.
     """
     import polars as pl
 
+    _groups(frame, attribute)
     data = frame.select(pl.col(attribute).alias("group"), pl.col(label).alias("label"))
     dtype = data.schema["label"]
     target = temporal_value(positive, dtype)
+    known = pl.col("label").is_not_null()
+    if dtype.is_float():
+        known = known & pl.col("label").is_not_nan()
+    hit = known & (pl.col("label") == pl.lit(target))
     try:
-        stats = (
-            data.group_by("group")
-            .agg(
-                pl.len().alias("n"),
-                (pl.col("label") == pl.lit(target)).fill_null(False).sum().alias("positives"),
-            )
-            .filter(pl.col("n") >= min_count)
-            .sort("group", nulls_last=True)
-        )
+        data.head(0).select(hit)  # a comparison of the wrong types fails here, on no rows
     except pl.exceptions.PolarsError as exc:
-        raise ValueError(
-            f"the positive label {positive!r} cannot be compared with {label} ({dtype}): "
-            "set 'positive' to one of the label's values."
+        raise InvalidInputError(
+            f"The positive label {positive!r:.30} cannot be compared with {label:.40} "
+            f"({dtype!s:.40}): set 'positive' to one of the label's values"
+            f"{_present(data, known, label, redact)}."
         ) from exc
-    groups = [_key(g) for g in stats.get_column("group").to_list()]
+    stats = (
+        data.group_by("group")
+        .agg(
+            pl.len().alias("rows"),
+            known.sum().alias("n"),
+            hit.fill_null(False).sum().alias("positives"),
+        )
+        .sort("group", nulls_last=True)
+    )
+    keys = stats.get_column("group").to_list()
+    rows = [int(n) for n in stats.get_column("rows")]
     counts = [int(n) for n in stats.get_column("n")]
     hits = [int(h) for h in stats.get_column("positives")]
-    return GroupRates(
-        rates=dict(zip(groups, (h / n for h, n in zip(hits, counts, strict=True)), strict=True)),
-        counts=dict(zip(groups, counts, strict=True)),
-        positives=sum(hits),
+    kept = [i for i, n in enumerate(counts) if n >= max(min_count, 1)]
+    measured = GroupRates(
+        rates={keys[i]: hits[i] / counts[i] for i in kept},
+        counts={keys[i]: counts[i] for i in kept},
+        positives=sum(hits[i] for i in kept),
+        unlabelled=data.height - sum(counts),
+        rows=dict(zip(keys, rows, strict=True)),
+        labelled=dict(zip(keys, counts, strict=True)),
     )
+    if data.height and not sum(counts):
+        missing = "null or NaN" if dtype.is_float() else "null"
+        raise InvalidInputError(
+            f"Every value of {label:.40} is {missing} ({data.height:,} rows): there is no "
+            "label to measure a positive rate on; check that 'label' names the outcome column.",
+            measured=measured,
+        )
+    if sum(counts) and not sum(hits):
+        raise InvalidInputError(
+            f"No row has the positive label ({label:.40} = {positive!r:.30})"
+            f"{_present(data, known, label, redact)}: set 'positive' to the value of a "
+            "positive outcome (every rate is 0, which measures nothing).",
+            measured=measured,
+        )
+    return measured
+
+
+def _present(data: pl.DataFrame, known: pl.Expr, label: str, redact: Redact | None) -> str:
+    """``; the label holds 0, 2`` — the label's first few known values (in the order met,
+    personal data replaced by ``redact``), for an error."""
+    values = data.filter(known).get_column("label").unique(maintain_order=True)
+    if values.is_empty():
+        return ""
+    first = values.head(_SHOWN).to_list()
+    shown = ", ".join(repr(v)[:20] for v in (redact(label, first) if redact else first))
+    more = f" and {values.len() - _SHOWN:,} more" if values.len() > _SHOWN else ""
+    return f"; the label holds {shown}{more}"
+
+
+def shown_rates(rates: Mapping[Any, float]) -> str:
+    """``'a': 50.00%, 'b': 25.00%, … and 7 more`` for a message."""
+    items = list(rates.items())
+    return listed(items, lambda item: f"{group_name(item[0])}: {item[1]:.2%}")

@@ -27,7 +27,9 @@ Semantics worth knowing:
 - Dates in a suite (an unquoted ``2024-01-01`` in YAML) are kept as ISO strings, so the suite
   and its report stay JSON, and are turned back into the column's dates when a check runs.
 - A bias check with nothing to measure (no rows, fewer than two groups, no positive label)
-  fails with the reason rather than passing.
+  fails with the reason rather than passing, and so does a disparate-impact check whose
+  privileged group's positive rate is 0 while another group's is not (the ratio over it
+  divides by 0). Rates count the rows with a known label: null and NaN labels are left out.
 """
 
 from __future__ import annotations
@@ -203,8 +205,8 @@ def _parse_check(index: int, item: object) -> Check:
     params = {key: item.get(key, default) for key, default in optional.items()}
     params.update({key: item[key] for key in required if key != "column"})
     column = item.get("column")
-    if column is not None and not isinstance(column, str):
-        raise _bad(index, label, "'column' must be a column name (a string).")
+    if (column is not None or "column" in required) and (not isinstance(column, str) or not column):
+        raise _bad(index, label, "'column' must be a column name (a non-empty string).")
     params.pop("column", None)
     _validate_params(index, label, str(kind), column, params)
     name = item.get("name") or (f"{kind}:{column}" if column else str(kind))
@@ -264,6 +266,8 @@ def _validate_params(
         _check_expression(index, label, params["expr"])
     if kind == "freshness":
         params["max_age"] = _seconds(index, label, params["max_age"])
+    if kind in _BIAS_KINDS:
+        _bias_params(index, label, column, params)
     if kind == "distribution_shift":
         method = params["method"]
         if method not in ("psi", "ks"):
@@ -273,6 +277,41 @@ def _validate_params(
         bins = params["bins"]
         if not isinstance(bins, int) or isinstance(bins, bool) or not 2 <= bins <= 100:
             raise _bad(index, label, f"'bins' must be an integer from 2 to 100; got {bins!r:.20}.")
+
+
+def _bias_params(index: int, label: str, column: str | None, params: dict[str, Any]) -> None:
+    """Bounds that are shares or ratios, a ``label`` other than the attribute, single values
+    for ``positive`` and ``privileged``, ``min_count`` in rows: anything else makes a bias
+    check that cannot fail, or one that crashes on every frame."""
+    for key in ("min_share", "max_difference", "threshold"):
+        if key in params and (params[key] is None or not 0 <= params[key] <= 1):
+            got = f"got {params[key]!r:.40}"
+            raise _bad(index, label, f"'{key}' must be a number between 0 and 1; {got}.")
+    if "label" not in params:
+        return
+    name, count = params["label"], params["min_count"]
+    problem = None
+    if not isinstance(name, str) or not name:
+        problem = f"'label' must be the label column's name; got {name!r:.40}."
+    elif name == column:
+        problem = (
+            f"'label' and 'column' both name {name!r:.40}; "
+            "'column' is the sensitive attribute, 'label' the outcome."
+        )
+    elif isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        problem = f"'min_count' must be a whole number of rows, at least 1; got {count!r:.40}."
+    for key, of in (("privileged", "column"), ("positive", "label")):
+        value = params.get(key)
+        if (value is not None or key == "positive") and (
+            not isinstance(value, str | int | float)
+            or (isinstance(value, float) and math.isnan(value))
+        ):
+            problem = problem or (
+                f"'{key}' must be one value of the {of} "
+                f"(a string, number, boolean or date); got {value!r:.40}."
+            )
+    if problem:
+        raise _bad(index, label, problem)
 
 
 def _iso_dates(params: dict[str, Any]) -> None:

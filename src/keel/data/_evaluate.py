@@ -20,6 +20,7 @@ from keel.data._checks import (
 from keel.data._redact import Redactor
 from keel.data._results import (
     bias_result,
+    bias_threshold,
     frame_check,
     freshness,
     result,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["columns_of", "evaluate", "evaluate_parts", "streamed"]
 
 _ROW_KINDS = frozenset({"not_null", "unique", "range", "allowed_values", "regex", "expression"})
+_BIAS_KINDS = frozenset({"representation", "positive_rate_parity", "disparate_impact"})
 _STREAMED = frozenset(
     {"not_null", "range", "allowed_values", "regex", "expression", "freshness", "type", "row_count"}
 )
@@ -190,14 +192,15 @@ def _missing(check: Check, schema: pl.Schema) -> CheckResult | None:
 
 def _cannot_run(check: Check, schema: pl.Schema, exc: Exception) -> CheckResult:
     # a check of one column names its type; a bias check reads two (the group and the label)
-    # and its message names the one at fault itself
+    # and its message names the one at fault itself. A bias check still shows its threshold:
+    # what it measures on data it can read fails with its own reason in ``bias_result``.
     column = check.column or ""
     dtype = schema[column] if column in schema and "label" not in check.params else None
     return result(
         check,
         False,
         None,
-        None,
+        bias_threshold(check) if check.kind in _BIAS_KINDS else None,
         f"The check cannot run on this data{f' (column dtype {dtype})' if dtype else ''}: "
         f"{str(exc).splitlines()[0][:300]}",
     )
@@ -345,8 +348,8 @@ def _whole(
 def _other(
     frame: pl.DataFrame, check: Check, reference: pl.DataFrame | None, redactor: Redactor
 ) -> CheckResult:
-    if check.kind in ("representation", "positive_rate_parity", "disparate_impact"):
-        return bias_result(frame, check)
+    if check.kind in _BIAS_KINDS:
+        return bias_result(frame, check, redact=redactor.values)
     if reference is None:
         return result(
             check,

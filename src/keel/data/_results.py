@@ -1,21 +1,57 @@
-"""The outcome of each kind of check, as a ``CheckResult`` with a message that reads well."""
+"""The outcome of each kind of check, as a ``CheckResult`` with a message that reads well.
+
+Bias checks report what was measured even when they fail on degenerate data: the threshold,
+the groups' rates (or shares) and the rows they were measured over, for at most
+``_MAX_GROUPS`` groups named at most ``NAME_WIDTH`` characters (``keel.data._bias``; the null
+group is ``(null)``), and the groups left out of the rates with why. No row of the data is
+shown, only the groups of the sensitive attribute, counts, and a few of the label's values
+(with personal data redacted) when ``positive`` matches none of them.
+
+With a privileged group the disparate-impact ratio is two-sided (``GroupRates.impact_ratio``):
+the most unequal pair of the privileged group and another, smaller rate over larger, so a
+privileged group whose positive rate is 0 while another group's is not fails with observed 0.0,
+the widest disparity there is, as a check must: an infinite ratio would pass a one-sided rule,
+and an empty observed value would read as "not measured". A compliance officer reading the
+report sees a failed measurement with a number to set against the threshold; the details say
+which ratio was reported (``measure``) and name the least and the most favoured groups, and the
+message says that the privileged group is the one never selected (most likely a swapped
+'privileged' or 'positive').
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from keel.data._bias import GroupRates, group_rates, group_shares
+from keel.data._bias import (
+    GroupRates,
+    Redact,
+    find_group,
+    group_name,
+    group_names,
+    group_rates,
+    group_shares,
+    listed,
+    shown_rates,
+)
 from keel.data._checks import Check, CheckResult, as_datetime, human_age
+from keel.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import polars as pl
 
     from keel.data._redact import Redactor
 
-__all__ = ["bias_result", "dtype_matches", "frame_check", "freshness", "result", "row_result"]
+__all__ = [
+    "bias_result",
+    "bias_threshold",
+    "dtype_matches",
+    "frame_check",
+    "freshness",
+    "result",
+    "row_result",
+]
 
 _MAX_GROUPS = 50
 
@@ -142,99 +178,260 @@ def _bounds(bounds: Mapping[str, Any]) -> str:
     return f"at least {bounds['min']:,}" if "min" in bounds else f"at most {bounds['max']:,}"
 
 
-def bias_result(frame: pl.DataFrame, check: Check) -> CheckResult:
+def bias_threshold(check: Check) -> Any:
+    """The bound a bias check compares with: ``min_share``, ``max_difference`` or
+    ``threshold``."""
+    key = {"representation": "min_share", "positive_rate_parity": "max_difference"}
+    return check.params[key.get(check.kind, "threshold")]
+
+
+def bias_result(frame: pl.DataFrame, check: Check, redact: Redact | None = None) -> CheckResult:
     """A bias check's outcome. With nothing to measure (no rows, fewer than two groups to
     compare, no row with the positive label) it fails with the reason: a parity that holds
-    only because nothing was measured must not pass a gate."""
+    only because nothing was measured must not pass a gate. Every failure shows the check's
+    threshold and, as far as they were measured, the groups' rates and counts; ``redact``
+    (``Redactor.values``) replaces personal data among the label values a message names."""
     p = check.params
     attribute = check.column or ""
-    if check.kind == "representation":
-        shares = group_shares(frame, attribute)
-        if not shares:
-            return result(
-                check,
-                False,
-                None,
-                p["min_share"],
-                f"No rows to measure the representation of {attribute} in.",
-            )
-        lowest = min(shares.values())
-        under = [g for g, s in shares.items() if s < p["min_share"]]
-        message = (
-            f"Every group of {attribute} holds at least {p['min_share']:.1%} of the rows."
-            if not under
-            else f"Groups under {p['min_share']:.1%} of the rows: "
-            + ", ".join(f"{g} ({shares[g]:.2%})" for g in under[:10])
+    try:
+        if check.kind == "representation":
+            return _representation(frame, check)
+        rates = group_rates(
+            frame, attribute, p["label"], p["positive"], min_count=p["min_count"], redact=redact
         )
-        return result(
-            check,
-            not under,
-            round(lowest, 6),
-            p["min_share"],
-            message,
-            shares=_capped(shares),
-        )
-    rates = group_rates(frame, attribute, p["label"], p["positive"], min_count=p["min_count"])
-    summary = ", ".join(f"{g}: {r:.2%}" for g, r in list(rates.rates.items())[:10])
-    limit = p["max_difference"] if check.kind == "positive_rate_parity" else p["threshold"]
-    extra = {"rates": _capped(rates.rates), "counts": _capped(rates.counts)}
+    except InvalidInputError as exc:
+        return _not_measured(check, frame.height, exc)
+    limit = bias_threshold(check)
+    key, also = None, []
+    if check.kind == "disparate_impact" and p["privileged"] is not None:
+        # None: no such group (the null group is never the privileged one)
+        key = find_group(p["privileged"], frame.schema[attribute], rates.rows)
+        if key in rates.rates and len(rates.rates) > 1:
+            also = [key, rates.most_unequal(key)]
+    names = _names(rates, also)
+    extra = _rate_details(rates, names)
     if (reason := _unmeasurable(check, frame.height, rates)) is not None:
         return result(check, False, None, limit, reason, **extra)
+    label, positive = f"{p['label']:.40}", f"{p['positive']!r:.30}"
     if check.kind == "positive_rate_parity":
         diff = rates.difference
-        passed = diff <= p["max_difference"]
         return result(
             check,
-            passed,
+            diff <= limit,
             round(diff, 6),
-            p["max_difference"],
-            f"Positive rate ({p['label']} = {p['positive']!r}) differs by {diff:.2%} "
-            f"across {attribute} groups ({summary}).",
+            limit,
+            f"Positive rate ({label} = {positive}) differs by {diff:.2%} across "
+            f"{attribute:.40} groups ({shown_rates(rates.rates)}); at most {limit:.2%} allowed.",
             **extra,
         )
-    privileged = p["privileged"]
-    if privileged is not None and str(privileged) not in rates.rates:
+    if p["privileged"] is not None:
+        if not also:
+            return result(
+                check, False, None, limit, _privileged_missing(check, key, rates), **extra
+            )
+        top = also[1]
+        if rates.rates[key] == 0 and rates.rates[top] > 0:
+            return _privileged_never_positive(check, key, top, rates, extra, names)
+        extra["privileged"] = names[key]
+    ratio = rates.impact_ratio(key)
+    between = ""
+    if key is not None:
+        other = also[1]
+        favoured = key if rates.rates[key] > rates.rates[other] else other
+        between = (
+            f" between the privileged group {group_name(key)} and {group_name(other)}, the "
+            f"most unequal pair{'' if ratio == 1 else f' ({group_name(favoured)} favoured)'},"
+        )
+        both_ways = f" (either way round: within {limit:g}-{1 / limit:.3g} times)" if limit else ""
+    else:
+        both_ways = ""
+    return result(
+        check,
+        ratio >= limit,
+        round(ratio, 6),
+        limit,
+        f"Disparate-impact ratio{between} is {ratio:.3f} (rates: "
+        f"{shown_rates(rates.rates)}); at least {limit} required{both_ways}.",
+        **extra,
+    )
+
+
+def _representation(frame: pl.DataFrame, check: Check) -> CheckResult:
+    attribute, limit = check.column or "", check.params["min_share"]
+    shares = group_shares(frame, attribute)
+    if not shares:
         return result(
             check,
             False,
             None,
-            p["threshold"],
-            f"The privileged group {privileged!r} has no rows in {attribute}.",
+            limit,
+            f"No rows to measure the representation of {attribute:.40} in.",
         )
-    ratio = rates.impact_ratio(None if privileged is None else str(privileged))
-    passed = ratio >= p["threshold"]
-    over = f" over {privileged!r}" if privileged is not None else ""
-    return result(
-        check,
-        passed,
-        round(ratio, 6) if math.isfinite(ratio) else None,
-        p["threshold"],
-        f"Disparate-impact ratio{over} is {ratio:.3f} (rates: {summary}); "
-        f"at least {p['threshold']} required.",
-        **extra,
+    lowest = min(shares.values())
+    under = [g for g, s in shares.items() if s < limit]
+    message = (
+        f"Every group of {attribute:.40} holds at least {limit:.1%} of the rows."
+        if not under
+        else f"Groups of {attribute:.40} under {limit:.1%} of the rows: "
+        + listed(under, lambda g: f"{group_name(g)} ({shares[g]:.2%})")
+        + "."
     )
+    rows = {g: round(s * frame.height) for g, s in shares.items()}
+    return result(check, not under, round(lowest, 6), limit, message, **_share_details(rows))
+
+
+def _share_details(rows: Mapping[Any, int]) -> dict[str, Any]:
+    total = sum(rows.values())
+    names = group_names(list(rows)[:_MAX_GROUPS])
+    return {
+        "shares": _table({g: n / total for g, n in rows.items()}, names),
+        "counts": _table(rows, names),
+        "groups": len(rows),
+    }
+
+
+def _not_measured(check: Check, rows: int, exc: InvalidInputError) -> CheckResult:
+    """A bias check failed on what its data cannot measure (one group, every label null, no
+    positive label, a label of another type): the reason, the threshold, and the groups as
+    far as they were counted."""
+    extra: dict[str, Any] = {}
+    measured = exc.details.get("measured")
+    counted = exc.details.get("rows")
+    if isinstance(measured, GroupRates):
+        extra = _rate_details(measured, _names(measured))
+    elif isinstance(counted, dict) and rows:
+        extra = _share_details(counted)
+    return result(check, False, None, bias_threshold(check), exc.message, **extra)
+
+
+def _names(rates: GroupRates, also: Sequence[Any] = ()) -> dict[Any, str]:
+    """One distinct name per group shown (the first groups measured, those left out, and
+    ``also``, the groups a result names), the same in every mapping of a report."""
+    shown = [*list(rates.rates)[:_MAX_GROUPS], *list(rates.left_out)[:_MAX_GROUPS], *also]
+    return group_names(dict.fromkeys(shown))
+
+
+def _rate_details(rates: GroupRates, names: Mapping[Any, str]) -> dict[str, Any]:
+    """Per group measured (the first ``_MAX_GROUPS``): its positive rate and the rows with a
+    known label it was measured over; the groups left out, with their rows and labelled rows;
+    the rows with no label."""
+    extra: dict[str, Any] = {
+        "rates": _table(rates.rates, names),
+        "counts": _table(rates.counts, names),
+        "groups": len(rates.rates),
+    }
+    if rates.unlabelled:
+        extra["unlabelled"] = rates.unlabelled
+    if left := rates.left_out:
+        rows = rates.rows
+        extra["left_out"] = _table(
+            {g: {"rows": rows.get(g, 0), "labelled": n} for g, n in left.items()}, names
+        )
+    return extra
+
+
+def _table(values: Mapping[Any, Any], names: Mapping[Any, str]) -> dict[str, Any]:
+    """The first ``_MAX_GROUPS`` of ``values`` (keyed by group), keyed by the groups' names."""
+    return {names[g]: v for g, v in list(values.items())[:_MAX_GROUPS]}
 
 
 def _unmeasurable(check: Check, rows: int, rates: GroupRates) -> str | None:
     """Why a parity check has nothing to measure, or None when it has."""
     p = check.params
-    attribute = check.column or ""
+    attribute = f"{check.column or '':.40}"
     if not rows:
-        return f"No rows to measure the positive rate of {p['label']} across {attribute} in."
+        return f"No rows to measure the positive rate of {p['label']:.40} across {attribute} in."
+    left = _left_out(check, rates)
     if len(rates.rates) < 2:
         kept = f" with at least {p['min_count']} rows" if p["min_count"] > 1 else ""
+        only = [f"{group_name(g)} ({r:.2%})" for g, r in rates.rates.items()]
+        measured = f"only {only[0]} is measured" if only else "none is measured"
         return (
-            f"Fewer than two groups of {attribute}{kept} ({len(rates.rates)}): "
-            "there is nothing to compare."
+            f"Fewer than two groups of {attribute}{kept}: {measured}, so there is nothing "
+            f"to compare{left}."
         )
     if not rates.positives:
         return (
-            f"No row has the positive label ({p['label']} = {p['positive']!r}): "
-            "every rate is 0, which measures nothing; set 'positive' to the label's "
-            "positive value."
+            f"No row of the groups measured has the positive label ({p['label']:.40} = "
+            f"{p['positive']!r:.30}): every rate is 0, which measures nothing{left}; set "
+            "'positive' to the label's positive value, or lower 'min_count'."
         )
     return None
 
 
-def _capped(values: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(list(values.items())[:_MAX_GROUPS])
+def _left_out(check: Check, rates: GroupRates) -> str:
+    """``; left out: 'm' (every label null, 3 rows), …`` for a message, or nothing."""
+    left = list(rates.left_out)
+    if not left:
+        return ""
+    return "; left out: " + listed(left, lambda g: f"{group_name(g)} ({_why(check, g, rates)})")
+
+
+def _why(check: Check, group: Any, rates: GroupRates) -> str:
+    labelled, rows = rates.labelled.get(group, 0), rates.rows.get(group, 0)
+    if not labelled:
+        return f"every label null, {rows:,} row{'s' * (rows != 1)}"
+    of = f" of {rows:,}" if rows != labelled else ""
+    return (
+        f"{labelled:,} labelled row{'s' * (labelled != 1)}{of}, "
+        f"under min_count {check.params['min_count']}"
+    )
+
+
+def _privileged_missing(check: Check, key: Any, rates: GroupRates) -> str:
+    """Why the privileged group has no rate: it is not in the data, or was left out (every
+    label null, or too few labelled rows for ``min_count``), with the groups there are."""
+    p = check.params
+    attribute = f"{check.column or '':.40}"
+    measured = listed(list(rates.rates))
+    if key is None:
+        every = listed(list(rates.rows))
+        return (
+            f"The privileged group {p['privileged']!r:.40} has no rows in {attribute} "
+            f"(its groups: {every}); set 'privileged' to one of them."
+        )
+    labelled = rates.labelled.get(key, 0)
+    if not labelled:
+        rows = rates.rows.get(key, 0)
+        return (
+            f"The privileged group {group_name(key)} has {rows:,} row{'s' * (rows != 1)} in "
+            f"{attribute} but every one has a null label ({p['label']:.40}), so it has no rate "
+            f"to compare the others' with (groups measured: {measured}); check the labels of "
+            "that group."
+        )
+    return (
+        f"The privileged group {group_name(key)} has only {labelled:,} row"
+        f"{'s' * (labelled != 1)} with a known label, fewer than min_count {p['min_count']}, "
+        f"so it was left out of the rates (groups measured: {measured}); lower 'min_count' "
+        "or gather more rows of that group."
+    )
+
+
+def _privileged_never_positive(
+    check: Check,
+    key: Any,
+    top: Any,
+    rates: GroupRates,
+    extra: dict[str, Any],
+    names: Mapping[Any, str],
+) -> CheckResult:
+    """The privileged group's rate is 0 while ``top``'s is not: the check fails as a measured,
+    total disparity (see the module docstring)."""
+    limit = check.params["threshold"]
+    rows = rates.counts[key]
+    return result(
+        check,
+        False,
+        0.0,
+        limit,
+        f"The ratio over the privileged group {group_name(key)} divides by its positive rate, "
+        f"0 (none of its {rows:,} rows is positive), while {group_name(top)} has "
+        f"{rates.rates[top]:.2%}: the privileged group is the least favoured, the widest "
+        f"disparity; reported as 0.000, the lowest rate over the highest (at least {limit} "
+        "required). Check 'privileged' and 'positive'.",
+        **extra,
+        privileged=names[key],
+        measure="lowest rate over the highest",
+        least_favoured=names[key],
+        most_favoured=names[top],
+    )

@@ -115,6 +115,21 @@ def _slice_key(value: Any) -> str:
     return _UNSAFE_KEY.sub("_", str(value)).strip("_")[:60] or "empty"
 
 
+def _slice_keys(values: Sequence[str]) -> dict[str, str]:
+    """Each group's metric-key form; groups whose forms collide (``a b`` and ``a_b``, two
+    names in Arabic script, both ``empty``) each get a short digest of their own value, so
+    no group's metrics overwrite another's."""
+    import hashlib
+    from collections import Counter
+
+    keys = {value: _slice_key(value) for value in values}
+    taken = Counter(keys.values())
+    return {
+        value: key if taken[key] == 1 else f"{key}_{hashlib.sha256(value.encode()).hexdigest()[:8]}"
+        for value, key in keys.items()
+    }
+
+
 def slice_metrics(
     task: Task,
     groups: Any,
@@ -126,7 +141,9 @@ def slice_metrics(
     """Metrics per group of a sensitive attribute, plus ``count`` and ``selection_rate``.
 
     ``selection_rate`` is the share of rows predicted as the positive (second) class for a
-    binary classifier, and the mean prediction for a regressor.
+    binary classifier, and the mean prediction for a regressor. Groups are keyed by their
+    value with characters outside ``A-Za-z0-9_-`` replaced by ``_`` (cut at 60 characters);
+    values whose keys would collide get a short digest of the value appended.
     """
     import numpy as np
 
@@ -134,7 +151,9 @@ def slice_metrics(
     truth, pred = np.asarray(y_true), np.asarray(y_pred)
     scores = None if proba is None else np.asarray(proba)
     out: dict[str, dict[str, float]] = {}
-    for value in sorted(np.unique(group)):
+    values = [str(v) for v in sorted(np.unique(group))]
+    keys = _slice_keys(values)
+    for value in values:
         mask = group == value
         metrics = evaluate(
             task, truth[mask], pred[mask], None if scores is None else scores[mask], classes
@@ -144,17 +163,25 @@ def slice_metrics(
             metrics["selection_rate"] = float(np.mean(pred[mask] == classes[1]))
         elif task == "regression":
             metrics["selection_rate"] = float(np.mean(pred[mask].astype(np.float64)))
-        out[_slice_key(value)] = metrics
+        out[keys[value]] = metrics
     return out
 
 
 def disparate_impact(slices: dict[str, dict[str, float]]) -> float | None:
     """The lowest selection rate divided by the highest (1.0 is parity; < 0.8 fails 4/5ths).
 
-    None when there are fewer than two groups or no group is ever selected.
+    A group never selected while another is gives 0.0, the widest disparity. None when the
+    ratio is undefined: fewer than two slices have a ``selection_rate`` (one group, or a
+    classifier of more than two classes, which has none); no group is ever selected (every
+    rate 0, nothing to compare); or a rate is negative or not a number (a regressor's mean
+    prediction below 0 is no selection rate). ``flatten_metrics`` then logs no
+    ``disparate_impact`` metric, and a policy that requires one denies, as for any metric
+    missing.
     """
     rates = [m["selection_rate"] for m in slices.values() if "selection_rate" in m]
-    if len(rates) < 2 or max(rates) <= 0:
+    if len(rates) < 2 or not all(math.isfinite(r) and r >= 0 for r in rates):
+        return None
+    if max(rates) == 0:
         return None
     return min(rates) / max(rates)
 
@@ -167,7 +194,7 @@ def flatten_metrics(
     slices: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, float]:
     """Metric keys as logged: ``test.auc``, ``test.slice.<attr>.<group>.auc``, and
-    ``test.disparate_impact.<attr>``."""
+    ``test.disparate_impact.<attr>`` (left out when ``disparate_impact`` is None)."""
     out = {f"{split}.{k}": v for k, v in metrics.items()}
     if attribute and slices:
         attr = _slice_key(attribute)
