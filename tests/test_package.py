@@ -447,6 +447,7 @@ EXPORTS = {
         "ModelHost",
         "ModelLoader",
         "PredictionLogger",
+        "PredictionPage",
         "RegistryLoader",
         "Route",
         "ServeOptions",

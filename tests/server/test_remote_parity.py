@@ -361,18 +361,3 @@ def test_signed_push_deliveries_fire_commit_triggers_once(
             assert "service:webhook-github" in principals
         finally:
             remote.close()
-
-
-def test_a_predictions_window_too_large_for_one_download_is_refused_up_front(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from keel.server import _deployment_routes
-
-    monkeypatch.setattr(_deployment_routes, "MAX_PREDICTION_ROWS", -1)
-    with (
-        live_server(tmp_path / "home") as server,
-        keel.connect(server.url, token=server.token_for("admin", name="user:t")) as remote,
-    ):
-        with pytest.raises(keel.errors.InvalidInputError, match="Narrow it with since/until"):
-            remote.deployments.read_predictions("churn-production")
-        assert remote.deployments.list() == []  # the connection is still fine

@@ -40,12 +40,20 @@ class _Logs:
         self.calls: list[tuple[datetime, datetime | None]] = []
 
     def read_predictions(
-        self, ctx: Any, deployment: str, *, since: datetime, until: datetime | None
+        self,
+        ctx: Any,
+        deployment: str,
+        *,
+        since: datetime,
+        until: datetime | None,
+        limit: int | None = None,
     ) -> pl.DataFrame:
         self.calls.append((since, until))
         found = self.frame.filter(pl.col("timestamp") >= since)
         if until is not None:
             found = found.filter(pl.col("timestamp") < until)
+        if limit is not None:  # as the service: the oldest rows of the window first
+            found = found.head(limit)
         self.read += found.height
         return found
 

@@ -7,10 +7,10 @@ published on its own ``/metrics``, so they are not part of this API.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, StreamingResponse
 
@@ -50,15 +50,35 @@ class RollbackBody(_Body):
     reason: Text = ""
 
 
-#: The most logged predictions one download carries.
+#: Logged predictions one response carries unless the request gives another ``limit``.
+DEFAULT_PREDICTION_ROWS = 100_000
+#: The largest ``limit``: the server holds one page in memory while it sends it.
 MAX_PREDICTION_ROWS = 2_000_000
+#: The header holding the token of the next page; absent on the last page.
+NEXT_PAGE_HEADER = "x-keel-next-page-token"
+_MAX_TOKEN = 512  # the service's MAX_PAGE_TOKEN_CHARS (the server does not import serving early)
 
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """A time without a zone is UTC (every stored time is)."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+_PAGE_HEADERS = {
+    "X-Keel-Next-Page-Token": {
+        "description": "Present when more rows exist: pass it as page_token for the next page.",
+        "schema": {"type": "string"},
+    },
+    "Link": {
+        "description": 'The next page, as `<...?page_token=...>; rel="next"`, when more exist.',
+        "schema": {"type": "string"},
+    },
+}
+_PREDICTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The page: Parquet or CSV by ``format``; the file name is in "
+        "Content-Disposition.",
+        "content": {
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+        "headers": _PAGE_HEADERS,
+    }
+}
 
 
 @router.post("", status_code=201, response_model=DeploymentOut)
@@ -110,45 +130,63 @@ def rollback(
     return ok(s.deployments.rollback(ctx, deployment, reason=body.reason))
 
 
-@router.get("/{deployment}/predictions")
+@router.get(
+    "/{deployment}/predictions",
+    response_class=StreamingResponse,
+    responses=_PREDICTION_RESPONSES,
+)
 def predictions(
     deployment: DeploymentName,
+    request: Request,
     ctx: Caller,
     s: ServicesDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[
+        datetime | None,
+        Query(description="The earliest timestamp included (ISO 8601; without a zone: UTC)."),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        Query(description="The timestamp the window ends before (excluded)."),
+    ] = None,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_PREDICTION_ROWS,
+            description="The most rows of this page. When more rows exist, the response "
+            "carries the X-Keel-Next-Page-Token header (and a Link header, rel=next).",
+        ),
+    ] = DEFAULT_PREDICTION_ROWS,
+    page_token: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=_MAX_TOKEN,
+            description="The X-Keel-Next-Page-Token of the previous page (same window): the "
+            "page continues right after it, so pages never repeat or skip a row.",
+        ),
+    ] = None,
     format: Literal["parquet", "csv"] = "parquet",
 ) -> StreamingResponse:
-    """Logged predictions with ``since <= timestamp < until``, as Parquet or CSV (at most
-    ``MAX_PREDICTION_ROWS`` rows: a larger window is refused before anything is read)."""
-    from keel.errors import InvalidInputError
-    from keel.governance import Permission
-    from keel.store import DeploymentRepository
-
-    start, end = _utc(since), _utc(until)
-    s.governor.check(
+    """Logged predictions with ``since <= timestamp < until``, one page of at most ``limit``
+    rows at a time, in (timestamp, prediction id) order, as Parquet or CSV. When more rows
+    exist, the X-Keel-Next-Page-Token header holds the ``page_token`` of the next page."""
+    page = s.deployments.read_prediction_page(
         ctx,
-        Permission.DEPLOYMENT_READ,
-        action="deployment.read_predictions",
-        object_type="prediction_log",
+        deployment,
+        since=since,
+        until=until,
+        limit=limit,
+        page_token=page_token,
     )
-    with s.governor.db.read() as session:
-        batches = DeploymentRepository(session, ctx.project_id).log_batches(
-            deployment, since=start, until=end
-        )
-        rows = sum(b.rows for b in batches)
-    if rows > MAX_PREDICTION_ROWS:
-        raise InvalidInputError(
-            f"The window holds up to {rows:,} logged predictions of '{deployment}', more than "
-            f"the {MAX_PREDICTION_ROWS:,} one download carries (the server builds it in "
-            "memory). Narrow it with since/until, e.g. one day at a time.",
-            rows=rows,
-            limit=MAX_PREDICTION_ROWS,
-        )
-    frame = s.deployments.read_predictions(ctx, deployment, since=start, until=end)
-    return stream_table(
-        iter([frame]) if frame.height else iter(()),
-        empty=frame,
+    response = stream_table(
+        iter([page.frame]) if page.frame.height else iter(()),
+        empty=page.frame,
         format=format,
         name=f"{deployment}-predictions",
     )
+    if page.next_page_token is not None:
+        response.headers[NEXT_PAGE_HEADER] = page.next_page_token
+        following = request.url.include_query_params(page_token=page.next_page_token)
+        response.headers["link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return response

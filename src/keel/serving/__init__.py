@@ -15,7 +15,12 @@ from keel.serving._serve import (
     run_server,
     start_in_thread,
 )
-from keel.serving._service import Deployment, DeploymentRevision, DeploymentService
+from keel.serving._service import (
+    Deployment,
+    DeploymentRevision,
+    DeploymentService,
+    PredictionPage,
+)
 
 __all__ = [
     "AnalysisConfig",
@@ -29,6 +34,7 @@ __all__ = [
     "ModelHost",
     "ModelLoader",
     "PredictionLogger",
+    "PredictionPage",
     "RegistryLoader",
     "Route",
     "ServeOptions",

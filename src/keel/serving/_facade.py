@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 
 from keel.governance import Context
 from keel.serving._serve import ServeOptions, build_server
-from keel.serving._service import Deployment, DeploymentRevision, DeploymentService
+from keel.serving._service import (
+    DEFAULT_PREDICTION_ROWS,
+    Deployment,
+    DeploymentRevision,
+    DeploymentService,
+    PredictionPage,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -54,9 +60,31 @@ class Deployments:
         return self.service.rollback(self._ctx, name, reason=reason)
 
     def read_predictions(
-        self, name: str, since: datetime | None = None, until: datetime | None = None
+        self,
+        name: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        limit: int | None = DEFAULT_PREDICTION_ROWS,
     ) -> pl.DataFrame:
-        return self.service.read_predictions(self._ctx, name, since=since, until=until)
+        """Logged predictions with ``since <= timestamp < until``: at most ``limit`` rows (the
+        oldest first; ``limit=None`` reads the whole window). ``read_prediction_page`` pages."""
+        return self.service.read_predictions(self._ctx, name, since=since, until=until, limit=limit)
+
+    def read_prediction_page(
+        self,
+        name: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        limit: int | None = DEFAULT_PREDICTION_ROWS,
+        page_token: str | None = None,
+    ) -> PredictionPage:
+        """One page of logged predictions in (timestamp, prediction id) order; pass its
+        ``next_page_token`` back as ``page_token`` for the next page (None: the last page)."""
+        return self.service.read_prediction_page(
+            self._ctx, name, since=since, until=until, limit=limit, page_token=page_token
+        )
 
     def server(self, options: ServeOptions) -> ServerApp:
         """A model server app for ``options`` (run it with ``keel.serving.run_server``)."""

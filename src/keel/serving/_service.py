@@ -19,6 +19,20 @@ from keel.errors import ConflictError, IntegrityError, InvalidInputError, NotFou
 from keel.governance import Context, Governor, Permission
 from keel.lineage import LineageService, Node
 from keel.serving._analysis import Decision
+from keel.serving._pages import (
+    AT,
+    DEFAULT_PREDICTION_ROWS,
+    KEY,
+    MAX_PAGE_TOKEN_CHARS,
+    PredictionPage,
+    as_utc,
+    check_prediction_limit,
+    decode_page_token,
+    first_rows,
+    micros,
+    rows_of,
+    token_after,
+)
 from keel.serving._routing import DEFAULT_STEPS, STRATEGIES, DeploymentState
 from keel.serving._runtime import ModelLoader, RegistryLoader, smoke_test
 from keel.store import DeploymentRepository, GroundTruthRepository
@@ -33,7 +47,18 @@ if TYPE_CHECKING:
     from keel.blobs import BlobStore
     from keel.data import DatasetService
 
-__all__ = ["ENVIRONMENTS", "Deployment", "DeploymentRevision", "DeploymentService"]
+__all__ = [
+    "DEFAULT_PREDICTION_ROWS",
+    "ENVIRONMENTS",
+    "MAX_PAGE_TOKEN_CHARS",
+    "Deployment",
+    "DeploymentRevision",
+    "DeploymentService",
+    "PredictionPage",
+    "check_prediction_limit",
+    "decode_page_token",
+    "token_after",
+]
 
 ENVIRONMENTS = ("dev", "staging", "production")
 
@@ -453,34 +478,84 @@ class DeploymentService:
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        limit: int | None = DEFAULT_PREDICTION_ROWS,
     ) -> pl.DataFrame:
-        """Logged predictions of ``deployment`` with ``since <= timestamp < until``."""
+        """Logged predictions of ``deployment`` with ``since <= timestamp < until``.
+
+        At most ``limit`` rows (default ``DEFAULT_PREDICTION_ROWS``): the oldest of the window,
+        in (timestamp, prediction id) order. ``limit=None`` reads the whole window into memory,
+        however large. ``read_prediction_page`` says whether more rows exist and continues.
+        """
+        return self.read_prediction_page(
+            ctx, deployment, since=since, until=until, limit=limit
+        ).frame
+
+    def read_prediction_page(
+        self,
+        ctx: Context,
+        deployment: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = DEFAULT_PREDICTION_ROWS,
+        page_token: str | None = None,
+    ) -> PredictionPage:
+        """One page of the logged predictions of ``deployment`` with ``since <= timestamp <
+        until`` (a time without a zone is UTC), in (timestamp, prediction id) order.
+
+        Args:
+            limit: the most rows of the page (None: every row, into memory).
+            page_token: the ``next_page_token`` of the previous page of the same window.
+
+        Only the stored batches that can hold rows of the page are read: batches outside the
+        window or before the token are skipped, and reading stops at the first batch whose
+        earliest row sorts after the page. Memory holds the page and one batch.
+        """
         import polars as pl
 
+        from keel.serving._predlog import _to_table
+
+        cap = check_prediction_limit(limit)
+        after = decode_page_token(page_token)
+        since, until = as_utc(since), as_utc(until)
+        start = since
+        if after is not None and (since is None or after.moment > since):
+            start = after.moment  # batches ending before the cursor hold nothing after it
         with self._gov.read(
             ctx,
             Permission.DEPLOYMENT_READ,
             "deployment.read_predictions",
             object_type="prediction_log",
         ) as session:
-            batches = DeploymentRepository(session, ctx.project_id).log_batches(
-                deployment, since=since, until=until
-            )
-            digests = [b.digest for b in batches]
-        frames = [
-            pl.read_parquet(io.BytesIO(self._blobs.get_bytes(d, scope=ctx.project_id)))
-            for d in digests
-        ]
-        if not frames:
-            from keel.serving._predlog import _to_table
+            batches = [
+                (micros(b.first_at), b.digest)
+                for b in DeploymentRepository(session, ctx.project_id).log_batches(
+                    deployment, since=start, until=until
+                )
+            ]  # ordered by first_at
 
-            return pl.from_arrow(_to_table([]))  # type: ignore[return-value]
-        frame = pl.concat(frames, how="diagonal_relaxed")  # older logs lack the score columns
-        if since is not None:
-            frame = frame.filter(pl.col("timestamp") >= since)
-        if until is not None:
-            frame = frame.filter(pl.col("timestamp") < until)
-        return frame.sort("timestamp")
+        def read(digest: str) -> pl.DataFrame:
+            stored = pl.read_parquet(
+                io.BytesIO(self._blobs.get_bytes(digest, scope=ctx.project_id))
+            )
+            return rows_of(stored, since=since, until=until, after=after)
+
+        held: pl.DataFrame | None
+        if cap is None:
+            parts = [read(digest) for _, digest in batches]
+            held = pl.concat(parts, how="diagonal_relaxed").sort(KEY) if parts else None
+        else:
+            held = first_rows(batches, read, cap + 1)  # one more: do more rows exist?
+        # the full log schema first: older logs lack the score columns, which read as null
+        empty: pl.DataFrame = pl.from_arrow(_to_table([]))  # type: ignore[assignment]
+        if held is None or held.height == 0:
+            return PredictionPage(empty, None)
+        token = None
+        if cap is not None and held.height > cap:
+            held = held.head(cap)
+            token = token_after(held)
+        frame = pl.concat([empty, held.drop(AT)], how="diagonal_relaxed")
+        return PredictionPage(frame, token)
 
     # --- late ground truth -------------------------------------------------------------------
 

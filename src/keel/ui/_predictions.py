@@ -124,6 +124,7 @@ def summarize_predictions(viewer: Viewer, deployment: str, *, hours: int = 24) -
             deployment,
             since=now - timedelta(hours=start),
             until=now - timedelta(hours=end) if end else None,
+            limit=MAX_ROWS - held,
         )
         if frame.height:
             frames.append(frame)

@@ -33,6 +33,13 @@ from keel.pipelines._runner import Progress
 from keel.pipelines._serialize import loads
 from keel.pipelines._triggers import TriggerService
 from keel.serving import Deployment, DeploymentRevision, DeploymentService
+from keel.serving._service import (
+    DEFAULT_PREDICTION_ROWS,
+    PredictionPage,
+    check_prediction_limit,
+    decode_page_token,
+    token_after,
+)
 from keel.workspace._http import HttpClient
 from keel.workspace._http import base_path as _base
 from keel.workspace._http import segment as _seg
@@ -52,10 +59,14 @@ def _beside_the_store(what: str) -> errors.InvalidInputError:
     )
 
 
+#: The most logged predictions one request asks for (the server allows up to 2,000,000).
+_REQUEST_ROWS = 1_000_000
+
+
 class RemoteDeploymentService(DeploymentService):
     """DeploymentService over HTTP (model servers run beside the store and read its state)."""
 
-    COMPOSED: ClassVar[frozenset[str]] = frozenset()
+    COMPOSED: ClassVar[frozenset[str]] = frozenset({"read_predictions"})
     SERVER_ONLY: ClassVar[frozenset[str]] = frozenset(
         {
             "apply_decision",
@@ -120,23 +131,46 @@ class RemoteDeploymentService(DeploymentService):
         path = f"{self._path(ctx, name)}/rollback"
         return self._http.call("POST", path, json={"reason": reason}, into=Deployment)
 
-    def read_predictions(
+    def read_prediction_page(
         self,
         ctx: Context,
         deployment: str,
         *,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> pl.DataFrame:
+        limit: int | None = DEFAULT_PREDICTION_ROWS,
+        page_token: str | None = None,
+    ) -> PredictionPage:
+        """The page over ``GET .../predictions``, one request per ``_REQUEST_ROWS`` rows.
+
+        Each request asks for one row more than it keeps: that row coming back is how the
+        client knows more rows exist, and the next request starts after the last row kept.
+        """
         import polars as pl
 
-        params = {
-            "since": None if since is None else _utc(since).isoformat(),
-            "until": None if until is None else _utc(until).isoformat(),
-            "format": "parquet",
-        }
-        data = self._http.download(f"{self._path(ctx, deployment)}/predictions", params=params)
-        return pl.read_parquet(io.BytesIO(data))
+        cap = check_prediction_limit(limit)
+        decode_page_token(page_token)  # a bad token is refused before anything is sent
+        path = f"{self._path(ctx, deployment)}/predictions"
+        parts: builtins.list[pl.DataFrame] = []
+        held, token = 0, page_token
+        while True:
+            ask = _REQUEST_ROWS if cap is None else min(cap - held, _REQUEST_ROWS)
+            params = {
+                "since": None if since is None else _utc(since).isoformat(),
+                "until": None if until is None else _utc(until).isoformat(),
+                "limit": ask + 1,
+                "page_token": token,
+                "format": "parquet",
+            }
+            part = pl.read_parquet(io.BytesIO(self._http.download(path, params=params)))
+            more = part.height > ask
+            part = part.head(ask)
+            parts.append(part)
+            held += part.height
+            token = token_after(part) if more else None
+            if token is None or (cap is not None and held >= cap):
+                frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed")
+                return PredictionPage(frame, token)
 
     def loader(self, ctx: Context) -> RegistryLoader:
         raise _beside_the_store("A model server")
