@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from keel.data import _folders
+from keel.data import _folders, _tar_headers
 from keel.data._folders import ArchiveSource, FolderSource
 from keel.errors import ConflictError, InvalidInputError, NotFoundError
 from keel.workspace import Workspace
@@ -73,13 +73,13 @@ def test_an_extended_tar_header_declaring_megabytes_is_refused_before_it_is_read
     archive = _header_bomb(tmp_path / "bomb.tar.bz2", kind, 8 * MIB)
     assert archive.stat().st_size < 4096  # megabytes of zeros pack to almost nothing
     reads: list[int] = []
-    original = _folders._PROC_MEMBER
+    original = _tar_headers._PROC_MEMBER
 
     def proc_member(header: tarfile.TarInfo, archive: tarfile.TarFile) -> tarfile.TarInfo:
         reads.append(header.size)
         return original(header, archive)  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(_folders, "_PROC_MEMBER", proc_member)
+    monkeypatch.setattr(_tar_headers, "_PROC_MEMBER", proc_member)
     target = tmp_path / "out"
     target.mkdir()
     with pytest.raises(InvalidInputError, match="declaring 8388608 bytes") as refused:

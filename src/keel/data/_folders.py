@@ -3,42 +3,33 @@
 A folder becomes a manifest table (relative path, size, media type, digest, and metadata:
 image width/height/mode, text length and line count, PDF page count) with the bytes in the
 blob store. Symlinks that leave the folder are refused. Archives (zip, tar, tar.gz) are
-checked member by member before anything is written — no absolute paths, no ``..``, no links
-or devices, bounded member count, size and compression ratio — and then unpacked into a
-private temporary folder whose writes are bounded again as they happen.
+checked member by member before anything is written and unpacked into a private temporary
+folder (``_archives.py``), which is then read as a folder.
 """
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import errno
 import io
-import lzma
 import mimetypes
 import os
-import shutil
 import stat
-import tarfile
-import tarfile as _tarfile
-import tempfile
-import time
-import zipfile
-import zlib
 from collections import deque
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, Self, cast, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast, runtime_checkable
 
+from keel.data._archives import (
+    MAX_FOLDER_DEPTH,
+    ArchiveUnpacker,
+    remove_stale_unpacks,
+    unpack_folder,
+)
 from keel.data._sources import BlobSink, SourceBatch
 from keel.errors import ConflictError, InvalidInputError, KeelError, NotFoundError, StorageError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks
-    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from keel.data._ingest import PreparedStream
@@ -299,6 +290,15 @@ def _text_path(root: Path, entry: Path) -> str:
     return rel
 
 
+def _too_deep(rel: str) -> InvalidInputError:
+    """The error for a folder nested deeper than Keel walks (os.walk recurses once a level)."""
+    return InvalidInputError(
+        f"{rel[:200]!r} in the folder is nested more than {MAX_FOLDER_DEPTH} folders deep; "
+        "nothing was ingested. Move its files to a folder nearer the top and ingest again.",
+        path=rel,
+    )
+
+
 def _open_listed(rel: str, path: Path, info: os.stat_result) -> io.FileIO:
     """Open the listed file without following a symlink put in its place since it was
     listed, and refuse one that is no longer the same file."""
@@ -371,6 +371,8 @@ class FolderSource:
                         dirs.remove(name)  # an in-folder link to a folder is walked there anyway
                     elif _is_keel_home(entry):
                         dirs.remove(name)  # a Keel home (e.g. ./.keel): its keys never leave it
+                if dirs and len(here.relative_to(root).parts) >= MAX_FOLDER_DEPTH:
+                    raise _too_deep(_text_path(root, here / dirs[0]))
                 for name in sorted(files):
                     entry = here / name
                     opened = entry
@@ -552,283 +554,6 @@ def _check_unchanged(rel: str, before: os.stat_result, after: os.stat_result, re
         raise _changed(rel, "it was replaced by another file")
 
 
-#: Where archives are unpacked (a private folder under the system temp folder), how old an
-#: unpack folder must be before a later ingest may remove it as left by a killed one, and the
-#: lock a live ingest holds on it (a killed process drops its lock).
-_UNPACK_PREFIX = "keel-unpack-"
-_UNPACK_LOCK = ".keel-unpack.lock"
-_STALE_UNPACK_SECONDS = 3600.0
-_STALE_UNLOCKED_SECONDS = 86400.0
-#: Zip compression methods this Python reads.
-_ZIP_METHODS = frozenset(
-    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
-)
-#: What a damaged or truncated archive raises while it is read (and the decompressors under it).
-_READ_ERRORS: tuple[type[BaseException], ...] = (
-    tarfile.TarError,
-    zipfile.BadZipFile,
-    zlib.error,
-    lzma.LZMAError,
-    EOFError,
-    NotImplementedError,
-    RuntimeError,  # zipfile: an encrypted member without a password
-    OSError,  # gzip.BadGzipFile, bz2 "Invalid data stream", a short read
-    UnicodeDecodeError,  # zipfile: a local header's name flagged UTF-8 that is not
-)
-
-
-def _member_ns(seconds: float) -> int:
-    """A member's modification time in nanoseconds (0 when the archive holds none usable)."""
-    try:
-        return max(0, int(seconds * 1_000_000_000))
-    except (OverflowError, ValueError):
-        return 0
-
-
-def _zip_ns(info: zipfile.ZipInfo) -> int:
-    """A zip member's date and time (local time without a zone in the format; read as UTC, so
-    the same archive gives the same times on every machine)."""
-    try:
-        return _member_ns(calendar.timegm((*info.date_time, 0, 0, 0)))
-    except (OverflowError, ValueError, TypeError):
-        return 0
-
-
-@contextlib.contextmanager
-def _unpack_folder() -> Iterator[Path]:
-    """A private unpack folder, locked while in use and removed after; stale ones that killed
-    ingests of this user left are removed first."""
-    remove_stale_unpacks()
-    home = Path(tempfile.mkdtemp(prefix=_UNPACK_PREFIX))
-    try:
-        with open(home / _UNPACK_LOCK, "wb") as lock:
-            if fcntl is not None:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            files = home / "files"
-            files.mkdir()
-            yield files
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def remove_stale_unpacks(
-    temp: Path | None = None, *, older_than_seconds: float = _STALE_UNPACK_SECONDS
-) -> int:
-    """Remove this user's unpack folders (under ``temp``, the system's temporary folder by
-    default) older than ``older_than_seconds`` whose lock no process holds (an ingest killed
-    while it read them); return how many. Best effort, never failing."""
-    if fcntl is None:
-        return 0  # no locks to tell a live ingest from a dead one (and no owner ids)
-    now = time.time()
-    try:
-        candidates = list((temp or Path(tempfile.gettempdir())).glob(f"{_UNPACK_PREFIX}*"))
-    except OSError:
-        return 0
-    removed = 0
-    for folder in candidates:
-        try:
-            info = os.lstat(folder)
-            if (
-                not stat.S_ISDIR(info.st_mode)
-                or info.st_uid != os.getuid()
-                or now - info.st_mtime < older_than_seconds
-            ):
-                continue
-            if not (folder / _UNPACK_LOCK).exists():
-                # left by a Keel without unpack locks: only once nothing could still use it
-                if now - info.st_mtime >= _STALE_UNLOCKED_SECONDS:
-                    shutil.rmtree(folder, ignore_errors=True)
-                    removed += 1
-                continue
-            with open(folder / _UNPACK_LOCK, "rb") as lock:
-                try:
-                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    continue  # a live ingest holds it
-                shutil.rmtree(folder, ignore_errors=True)
-                removed += 1
-        except OSError:
-            continue
-    return removed
-
-
-class _DamagedHeaderError(Exception):
-    """A tar header after the first that does not parse (tarfile would end the listing
-    there without a word, and the members after it would be lost)."""
-
-    def __init__(self, offset: int, reason: str) -> None:
-        super().__init__(f"damaged tar header at byte {offset}: {reason}")
-        self.offset = offset
-        self.reason = reason
-
-
-#: tarfile's errors for a header that does not parse or is cut short (not in its stubs).
-_BAD_HEADERS: tuple[type[Exception], ...] = (
-    vars(_tarfile)["InvalidHeaderError"],
-    vars(_tarfile)["TruncatedHeaderError"],
-)
-
-
-#: tarfile's reading of the rest of a header of any type (not in its stubs).
-_PROC_MEMBER = vars(_tarfile.TarInfo)["_proc_member"]
-#: The extended headers tarfile reads whole into memory before it yields the member they
-#: describe (GNU long names and link targets, pax records), the most bytes a run of them before
-#: one member may take (their 512-byte blocks and declared sizes), and the most headers in a
-#: run. Real ones hold a path or a few records, well under a kibibyte: one declaring gigabytes
-#: is a decompression bomb that would be read before any check sees a member.
-_EXTENDED_TYPES = frozenset(
-    {
-        _tarfile.GNUTYPE_LONGNAME,
-        _tarfile.GNUTYPE_LONGLINK,
-        _tarfile.XHDTYPE,
-        _tarfile.XGLTYPE,
-        _tarfile.SOLARIS_XHDTYPE,
-    }
-)
-_MAX_EXTENDED_BYTES = 1 << 20
-_MAX_EXTENDED_RUN = 16
-
-
-class _OversizedHeaderError(Exception):
-    """An extended tar header (long name, pax records) over the bounds, refused before tarfile
-    reads its declared bytes."""
-
-    def __init__(self, offset: int, reason: str) -> None:
-        super().__init__(f"oversized tar header at byte {offset}: {reason}")
-        self.offset = offset
-        self.reason = reason
-
-
-class _CheckedTarInfo(tarfile.TarInfo):
-    """A tar header reader that tells a damaged header from the end of the archive, and that
-    bounds extended headers before tarfile reads them whole into memory."""
-
-    @classmethod
-    def fromtarfile(cls, tarfile: tarfile.TarFile) -> Self:
-        archive = tarfile
-        try:
-            return super().fromtarfile(archive)
-        except _BAD_HEADERS as exc:
-            if archive.offset == 0:
-                raise  # not a tar at all: tarfile.open says so (or tries another format)
-            raise _DamagedHeaderError(archive.offset, str(exc)) from exc
-
-    def _proc_member(self, tarfile: tarfile.TarFile) -> Self:
-        # called by fromtarfile once the 512-byte block is parsed, before the bytes an
-        # extended header declares are read (tarfile reads them whole, then calls fromtarfile
-        # again for the header after it)
-        archive = tarfile
-        if isinstance(archive, _CheckedTarFile):
-            archive.count_header(self)
-        return cast(Self, _PROC_MEMBER(self, archive))
-
-
-class _CheckedTarFile(tarfile.TarFile):
-    """A tar reader whose headers are :class:`_CheckedTarInfo`, keeping the bytes of the
-    extended headers read, for the plan to count toward the unpacked size and ratio."""
-
-    tarinfo = _CheckedTarInfo
-    #: declared bytes of extended headers not yet counted by the plan; the current run of
-    #: extended headers (bytes, headers) before the member they describe
-    extended_bytes = 0
-    _run_bytes = 0
-    _run_headers = 0
-
-    def count_header(self, header: tarfile.TarInfo) -> None:
-        """Count one header just parsed; refuse an extended one over the bounds."""
-        if header.type not in _EXTENDED_TYPES:
-            self._run_bytes = self._run_headers = 0
-            return
-        kind = header.type.decode("ascii", "backslashreplace")
-        if header.size < 0:
-            raise _OversizedHeaderError(
-                header.offset, f"has an extended header (type {kind!r}) of negative size"
-            )
-        self._run_headers += 1
-        self._run_bytes += _tarfile.BLOCKSIZE + header.size
-        self.extended_bytes += header.size
-        if self._run_bytes > _MAX_EXTENDED_BYTES:
-            raise _OversizedHeaderError(
-                header.offset,
-                f"has an extended header (type {kind!r}: long name or pax records) declaring "
-                f"{header.size} bytes, over the limit of {_MAX_EXTENDED_BYTES} for the "
-                "headers of one member (a decompression bomb)",
-            )
-        if self._run_headers > _MAX_EXTENDED_RUN:
-            raise _OversizedHeaderError(
-                header.offset,
-                f"has more than {_MAX_EXTENDED_RUN} extended headers (long names or pax "
-                "records) in a row; repack the archive",
-            )
-
-    def take_extended(self) -> int:
-        """The declared bytes of extended headers read since the last call."""
-        taken, self.extended_bytes = self.extended_bytes, 0
-        return taken
-
-
-class _Plan:
-    """The members to unpack, checked one by one as they are listed: count, running size and
-    ratio (a bomb is refused at the member that crosses a limit, before more is decompressed),
-    names that can be written (UTF-8, not too long), and no name given twice or used both as a
-    file and as a folder."""
-
-    def __init__(self, source: ArchiveSource) -> None:
-        self._source = source
-        self.count = 0
-        self.total = 0
-        self._packed = max(1, os.path.getsize(source._path))
-        self._files: set[PurePosixPath] = set()
-        self._folders: set[PurePosixPath] = set()
-
-    def entry(self) -> None:
-        """Count one entry of any kind (folders and skipped ones too)."""
-        self.count += 1
-        if self.count > self._source._max_members:
-            raise self._source._refuse(
-                "*", f"has more than {self._source._max_members} entries, over the limit"
-            )
-
-    def grow(self, name: str, size: int) -> None:
-        """Count ``size`` more bytes unpacked (a member, or extended headers read whole);
-        refuse the total or ratio over its limit."""
-        refuse = self._source._refuse
-        self.total += max(0, size)
-        if self.total > self._source._max_total:
-            raise refuse(
-                name,
-                f"brings the unpacked size to {self.total} bytes, over the limit of "
-                f"{self._source._max_total}",
-            )
-        if self.total / self._packed > self._source._max_ratio:
-            raise refuse(
-                name,
-                f"brings the expansion to {self.total / self._packed:.0f}x, over the limit of "
-                f"{self._source._max_ratio:.0f}x (a decompression bomb)",
-            )
-
-    def add(self, name: str, rel: PurePosixPath, size: int) -> None:
-        """Take one file member of ``size`` bytes to be written at ``rel``."""
-        refuse = self._source._refuse
-        self.grow(name, size)
-        text = str(rel)
-        try:
-            encoded = text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise refuse(
-                os.fsencode(name).decode("utf-8", "backslashreplace"),
-                "has a name that is not UTF-8 text; repack it with UTF-8 names",
-            ) from None
-        if len(encoded) > 4000 or any(len(part.encode()) > 255 for part in rel.parts):
-            raise refuse(name, "has a name too long for a file system (255 bytes a part)")
-        if rel in self._files:
-            raise refuse(name, "appears twice in the archive; repack it with each name once")
-        if rel in self._folders or any(parent in self._files for parent in rel.parents):
-            raise refuse(name, "is both a file and a folder in the archive; rename one of them")
-        self._files.add(rel)
-        self._folders.update(rel.parents)
-
-
 class ArchiveSource:
     """A zip or tar archive, checked and unpacked by Keel's own code, then read as a folder.
 
@@ -853,9 +578,12 @@ class ArchiveSource:
         max_ratio: float = 200.0,
     ) -> None:
         self._path = Path(path)
-        self._max_members = max_members
-        self._max_total = max_total_bytes
-        self._max_ratio = max_ratio
+        self._unpacker = ArchiveUnpacker(
+            self._path,
+            max_members=max_members,
+            max_total_bytes=max_total_bytes,
+            max_ratio=max_ratio,
+        )
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "archive", "path": str(self._path)}
@@ -863,204 +591,13 @@ class ArchiveSource:
     def batches(self, sink: BlobSink) -> Iterator[SourceBatch]:
         if not self._path.is_file():
             raise NotFoundError(f"No archive at {str(self._path)!r}.", path=str(self._path))
-        with _unpack_folder() as target:
+        with unpack_folder() as target:
             self.unpack(target)
             folder = FolderSource(target)
             folder._label = str(self._path)
             folder._reuse = False
             yield from folder.batches(sink)
 
-    def _refuse(self, member: str, why: str) -> InvalidInputError:
-        return InvalidInputError(
-            f"The archive {str(self._path)!r} was refused: member {member[:120]!r} {why}. "
-            "Nothing was ingested.",
-            path=str(self._path),
-            member=member[:120],
-        )
-
-    def _damaged(self, member: str, exc: BaseException) -> InvalidInputError:
-        return self._refuse(
-            member,
-            f"cannot be read ({type(exc).__name__}: {str(exc)[:200]}); the archive is damaged "
-            "or truncated — get a fresh copy of it",
-        )
-
-    def _safe_name(self, name: str) -> PurePosixPath | None:
-        clean = name.replace("\\", "/")
-        if clean.startswith("/") or (
-            len(clean) > 2 and clean[0].isalpha() and clean[1] == ":" and clean[2] == "/"
-        ):
-            raise self._refuse(name, "has an absolute path")
-        parts = [p for p in clean.split("/") if p not in ("", ".")]
-        if ".." in parts:
-            raise self._refuse(name, "climbs out of the archive with '..'")
-        if os.name == "nt" and any(":" in part for part in parts):
-            raise self._refuse(name, "has a ':', which Windows reads as a drive or a data stream")
-        return PurePosixPath(*parts) if parts else None
-
-    def _format(self) -> str:
-        """'zip' when the file starts as a zip does, else 'tar' (plain or compressed; a file
-        that is no tar but holds a zip directory at its end, a self-extracting zip, is then
-        read as a zip)."""
-        with open(self._path, "rb") as handle:
-            head = handle.read(4)
-        return "zip" if head in (b"PK\x03\x04", b"PK\x05\x06") else "tar"
-
     def unpack(self, target: Path) -> int:
         """Check every member, then unpack into ``target``; return the bytes written."""
-        if self._format() == "zip" and zipfile.is_zipfile(self._path):
-            return self._unpack_zip(target)
-        try:
-            archive = _CheckedTarFile.open(self._path, "r:*")
-        except KeelError:
-            raise
-        except _OversizedHeaderError as exc:
-            raise self._refuse("*", exc.reason) from exc
-        except _READ_ERRORS as exc:
-            if zipfile.is_zipfile(self._path):  # not a tar: a zip with data before it (a
-                return self._unpack_zip(target)  # self-extracting one)
-            raise InvalidInputError(
-                f"{str(self._path)!r} is not a zip or tar archive, or it is damaged "
-                f"({type(exc).__name__}: {exc}). Nothing was ingested.",
-                path=str(self._path),
-            ) from exc
-        with archive:
-            return self._unpack_tar(archive, target)
-
-    def _unpack_zip(self, target: Path) -> int:
-        try:
-            archive = zipfile.ZipFile(self._path)
-        except UnicodeDecodeError as exc:  # a name flagged UTF-8 that is not
-            raise self._refuse(
-                bytes(exc.object).decode("utf-8", "backslashreplace"),
-                "has a name that is not UTF-8 text; repack it with UTF-8 names",
-            ) from exc
-        except _READ_ERRORS as exc:
-            raise self._damaged("*", exc) from exc
-        with archive:
-            plan = _Plan(self)
-            members: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
-            for info in archive.infolist():
-                plan.entry()
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    raise self._refuse(info.filename, "is a symbolic link")
-                if (
-                    info.create_system == 3  # Unix: the high bits are a st_mode
-                    and stat.S_IFMT(mode)
-                    and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
-                ):
-                    raise self._refuse(info.filename, "is a device, FIFO or other special file")
-                rel = self._safe_name(info.filename)
-                if rel is None or info.is_dir():
-                    continue
-                if info.flag_bits & 0x1:
-                    raise self._refuse(
-                        info.filename,
-                        "is encrypted; Keel does not take passwords — unpack it yourself and "
-                        "ingest the folder",
-                    )
-                if info.compress_type not in _ZIP_METHODS:
-                    raise self._refuse(
-                        info.filename,
-                        f"uses compression method {info.compress_type}, which Keel cannot "
-                        "read; repack it with deflate",
-                    )
-                plan.add(info.filename, rel, info.file_size)
-                members.append((info, rel))
-            written = 0
-            for info, rel in members:
-                try:
-                    with archive.open(info) as source:
-                        written += self._copy(source, target, rel, info.file_size, written)
-                except KeelError:
-                    raise
-                except _READ_ERRORS as exc:
-                    raise self._damaged(info.filename, exc) from exc
-                self._stamp(target, rel, _zip_ns(info))
-            return written
-
-    def _unpack_tar(self, archive: _CheckedTarFile, target: Path) -> int:
-        plan = _Plan(self)
-        members: list[tuple[tarfile.TarInfo, PurePosixPath]] = []
-        last = "*"
-        try:
-            # the checks run before the next header is read: a member over a limit is refused
-            # before its bytes are decompressed to skip over them
-            for member in archive:
-                last = member.name
-                plan.entry()
-                plan.grow(member.name, archive.take_extended())
-                rel = self._safe_name(member.name)
-                if member.issym() or member.islnk():
-                    raise self._refuse(member.name, "is a link")
-                if member.isdir() or rel is None:
-                    continue
-                if not member.isfile():
-                    raise self._refuse(member.name, "is a device, FIFO or other special file")
-                plan.add(member.name, rel, member.size)
-                members.append((member, rel))
-        except KeelError:
-            raise
-        except _OversizedHeaderError as exc:
-            raise self._refuse(f"after {last}", exc.reason) from exc
-        except _DamagedHeaderError as exc:
-            raise self._refuse(
-                f"after {last}",
-                f"is followed by a damaged header at byte {exc.offset} ({exc.reason}): the "
-                "rest of the archive cannot be listed; get a fresh copy of it",
-            ) from exc
-        except _READ_ERRORS as exc:
-            raise self._damaged(f"after {last}", exc) from exc
-        written = 0
-        for member, rel in members:
-            try:
-                source = archive.extractfile(member)
-                if source is None:
-                    raise self._refuse(member.name, "cannot be read")
-                with source:
-                    written += self._copy(source, target, rel, member.size, written)
-            except KeelError:
-                raise
-            except _READ_ERRORS as exc:
-                raise self._damaged(member.name, exc) from exc
-            self._stamp(target, rel, _member_ns(member.mtime))
-        return written
-
-    def _stamp(self, target: Path, rel: PurePosixPath, mtime_ns: int) -> None:
-        """Give an unpacked file its member's time (an unchanged archive, unchanged rows)."""
-        os.utime(target / Path(*rel.parts), ns=(mtime_ns, mtime_ns), follow_symlinks=False)
-
-    def _copy(self, source: Any, target: Path, rel: PurePosixPath, declared: int, done: int) -> int:
-        destination = (target / Path(*rel.parts)).resolve()
-        if not destination.is_relative_to(target.resolve()):
-            raise self._refuse(str(rel), "would be written outside the unpack folder")
-        try:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            out = open(destination, "xb")  # noqa: SIM115 - closed below
-        except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
-            raise self._refuse(str(rel), "clashes with another member of the archive") from exc
-        except OSError as exc:
-            if exc.errno == errno.ENAMETOOLONG:
-                raise self._refuse(str(rel), "has a name too long for this file system") from exc
-            raise StorageError(
-                f"Could not write the unpacked member {str(rel)!r} to {str(target)!r}: {exc}.",
-                path=str(target),
-            ) from exc
-        written = 0
-        with out:
-            while chunk := source.read(1 << 20):
-                written += len(chunk)
-                if written > declared or done + written > self._max_total:
-                    raise self._refuse(str(rel), "unpacks to more bytes than it declares")
-                try:
-                    out.write(chunk)
-                except OSError as exc:
-                    raise StorageError(
-                        f"Could not write the unpacked member {str(rel)!r} to "
-                        f"{str(target)!r}: {exc}.",
-                        path=str(target),
-                    ) from exc
-        if written != declared:
-            raise self._refuse(str(rel), f"holds {written} bytes but declares {declared}")
-        return written
+        return self._unpacker.unpack(target)

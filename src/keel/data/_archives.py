@@ -1,0 +1,560 @@
+"""Archives (zip, tar, tar.gz, tar.bz2, tar.xz) checked and unpacked by Keel's own code.
+
+Every member is checked as it is listed, before anything is written: no absolute paths, no
+``..``, no links or devices, bounded member count, size and compression ratio, and tar headers
+bounded before tarfile reads them whole. The members are then unpacked into a private temporary
+folder (:func:`unpack_folder`) whose writes are bounded again as they happen; ``_folders.py``
+reads that folder as any other.
+"""
+
+from __future__ import annotations
+
+import bz2
+import calendar
+import contextlib
+import errno
+import lzma
+import os
+import shutil
+import stat
+import struct
+import tarfile
+import tempfile
+import time
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from keel.data._tar_headers import (
+    CheckedTarFile,
+    DamagedHeaderError,
+    RefusedHeaderError,
+)
+from keel.errors import InvalidInputError, KeelError, StorageError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["MAX_FOLDER_DEPTH", "ArchiveUnpacker", "remove_stale_unpacks", "unpack_folder"]
+
+#: The most folders a file may be nested in (Python 3.11's os.walk and pathlib's mkdir recurse
+#: once a level: a deeper one, a few kilobytes of name, would end in a RecursionError).
+MAX_FOLDER_DEPTH = 256
+
+#: Where archives are unpacked (a private folder under the system temp folder), how old an
+#: unpack folder must be before a later ingest may remove it as left by a killed one, and the
+#: lock a live ingest holds on it (a killed process drops its lock).
+_UNPACK_PREFIX = "keel-unpack-"
+_UNPACK_LOCK = ".keel-unpack.lock"
+_STALE_UNPACK_SECONDS = 3600.0
+_STALE_UNLOCKED_SECONDS = 86400.0
+#: Zip compression methods this Python reads.
+_ZIP_METHODS = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+)
+#: A zip local file header (signature, versions, flags, method, time, date, CRC, sizes, then
+#: the lengths of the name and extra field after it); the compressed bytes Keel gives a bzip2 or
+#: LZMA decompressor at once, and the smallest LZMA dictionary.
+_ZIP_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+_ZIP_CHUNK = 1 << 16
+_LZMA_MIN_DICT = 1 << 12
+#: What a damaged or truncated archive raises while it is read (and the decompressors under it).
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,  # zipfile: an encrypted member without a password
+    OSError,  # gzip.BadGzipFile, bz2 "Invalid data stream", a short read
+    UnicodeDecodeError,  # zipfile: a local header's name flagged UTF-8 that is not
+)
+
+
+def _member_ns(seconds: float) -> int:
+    """A member's modification time in nanoseconds (0 when the archive holds none usable)."""
+    try:
+        return max(0, int(seconds * 1_000_000_000))
+    except (OverflowError, ValueError):
+        return 0
+
+
+def _zip_ns(info: zipfile.ZipInfo) -> int:
+    """A zip member's date and time (local time without a zone in the format; read as UTC, so
+    the same archive gives the same times on every machine)."""
+    try:
+        return _member_ns(calendar.timegm((*info.date_time, 0, 0, 0)))
+    except (OverflowError, ValueError, TypeError):
+        return 0
+
+
+@contextlib.contextmanager
+def unpack_folder() -> Iterator[Path]:
+    """A private unpack folder, locked while in use and removed after; stale ones that killed
+    ingests of this user left are removed first."""
+    remove_stale_unpacks()
+    home = Path(tempfile.mkdtemp(prefix=_UNPACK_PREFIX))
+    try:
+        with open(home / _UNPACK_LOCK, "wb") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            files = home / "files"
+            files.mkdir()
+            yield files
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def remove_stale_unpacks(
+    temp: Path | None = None, *, older_than_seconds: float = _STALE_UNPACK_SECONDS
+) -> int:
+    """Remove this user's unpack folders (under ``temp``, the system's temporary folder by
+    default) older than ``older_than_seconds`` whose lock no process holds (an ingest killed
+    while it read them); return how many. Best effort, never failing."""
+    if fcntl is None:
+        return 0  # no locks to tell a live ingest from a dead one (and no owner ids)
+    now = time.time()
+    try:
+        candidates = list((temp or Path(tempfile.gettempdir())).glob(f"{_UNPACK_PREFIX}*"))
+    except OSError:
+        return 0
+    removed = 0
+    for folder in candidates:
+        try:
+            info = os.lstat(folder)
+            if (
+                not stat.S_ISDIR(info.st_mode)
+                or info.st_uid != os.getuid()
+                or now - info.st_mtime < older_than_seconds
+            ):
+                continue
+            if not (folder / _UNPACK_LOCK).exists():
+                # left by a Keel without unpack locks: only once nothing could still use it
+                if now - info.st_mtime >= _STALE_UNLOCKED_SECONDS:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
+                continue
+            with open(folder / _UNPACK_LOCK, "rb") as lock:
+                try:
+                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a live ingest holds it
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+class _Plan:
+    """The members to unpack, checked one by one as they are listed: count, running size and
+    ratio (a bomb is refused at the member that crosses a limit, before more is decompressed),
+    names that can be written (UTF-8, not too long, not nested too deep), and no name given
+    twice or used both as a file and as a folder."""
+
+    def __init__(self, source: ArchiveUnpacker) -> None:
+        self._source = source
+        self.count = 0
+        self.total = 0
+        self._packed = max(1, os.path.getsize(source._path))
+        self._files: set[PurePosixPath] = set()
+        self._folders: set[PurePosixPath] = set()
+
+    def entry(self) -> None:
+        """Count one entry of any kind (folders and skipped ones too)."""
+        self.count += 1
+        if self.count > self._source._max_members:
+            raise self._source._refuse(
+                "*", f"has more than {self._source._max_members} entries, over the limit"
+            )
+
+    def grow(self, name: str, size: int) -> None:
+        """Count ``size`` more bytes unpacked (a member, or extended headers read whole);
+        refuse the total or ratio over its limit."""
+        refuse = self._source._refuse
+        self.total += max(0, size)
+        if self.total > self._source._max_total:
+            raise refuse(
+                name,
+                f"brings the unpacked size to {self.total} bytes, over the limit of "
+                f"{self._source._max_total}",
+            )
+        if self.total / self._packed > self._source._max_ratio:
+            raise refuse(
+                name,
+                f"brings the expansion to {self.total / self._packed:.0f}x, over the limit of "
+                f"{self._source._max_ratio:.0f}x (a decompression bomb)",
+            )
+
+    def add(self, name: str, rel: PurePosixPath, size: int) -> None:
+        """Take one file member of ``size`` bytes to be written at ``rel``."""
+        refuse = self._source._refuse
+        self.grow(name, size)
+        text = str(rel)
+        try:
+            encoded = text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise refuse(
+                os.fsencode(name).decode("utf-8", "backslashreplace"),
+                "has a name that is not UTF-8 text; repack it with UTF-8 names",
+            ) from None
+        if len(encoded) > 4000 or any(len(part.encode()) > 255 for part in rel.parts):
+            raise refuse(name, "has a name too long for a file system (255 bytes a part)")
+        if len(rel.parts) - 1 > MAX_FOLDER_DEPTH:
+            raise refuse(
+                name,
+                f"is nested {len(rel.parts) - 1} folders deep, over the limit of "
+                f"{MAX_FOLDER_DEPTH}; repack it with fewer levels of folders",
+            )
+        if rel in self._files:
+            raise refuse(name, "appears twice in the archive; repack it with each name once")
+        if rel in self._folders or any(parent in self._files for parent in rel.parents):
+            raise refuse(name, "is both a file and a folder in the archive; rename one of them")
+        self._files.add(rel)
+        self._folders.update(rel.parents)
+
+
+class ArchiveUnpacker:
+    """A zip or tar archive, checked member by member and unpacked into a folder.
+
+    The format is told by the first bytes (a zip starts with a local file header, or is an
+    empty zip; anything else is read as a tar, plain or compressed), never by a zip directory
+    found at the end: a tar whose last member is a .docx or .zip is a tar. Each unpacked file
+    keeps its member's time, so an unchanged archive gives an unchanged manifest.
+
+    Args:
+        path: the archive (local file).
+        max_members: the most entries accepted.
+        max_total_bytes: the most bytes all members may unpack to.
+        max_ratio: the highest unpacked/packed size ratio (a decompression bomb is refused).
+    """
+
+    def __init__(
+        self, path: Path, *, max_members: int, max_total_bytes: int, max_ratio: float
+    ) -> None:
+        self._path = path
+        self._max_members = max_members
+        self._max_total = max_total_bytes
+        self._max_ratio = max_ratio
+
+    def _refuse(self, member: str, why: str) -> InvalidInputError:
+        return InvalidInputError(
+            f"The archive {str(self._path)!r} was refused: member {member[:120]!r} {why}. "
+            "Nothing was ingested.",
+            path=str(self._path),
+            member=member[:120],
+        )
+
+    def _damaged(self, member: str, exc: BaseException) -> InvalidInputError:
+        return self._refuse(
+            member,
+            f"cannot be read ({type(exc).__name__}: {str(exc)[:200]}); the archive is damaged "
+            "or truncated — get a fresh copy of it",
+        )
+
+    def _safe_name(self, name: str) -> PurePosixPath | None:
+        if "\0" in name:  # a pax path can hold one (a header's name field ends at it)
+            raise self._refuse(name, "has a NUL byte in its name, which no file system takes")
+        clean = name.replace("\\", "/")
+        if clean.startswith("/") or (
+            len(clean) > 2 and clean[0].isalpha() and clean[1] == ":" and clean[2] == "/"
+        ):
+            raise self._refuse(name, "has an absolute path")
+        parts = [p for p in clean.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise self._refuse(name, "climbs out of the archive with '..'")
+        if os.name == "nt" and any(":" in part for part in parts):
+            raise self._refuse(name, "has a ':', which Windows reads as a drive or a data stream")
+        return PurePosixPath(*parts) if parts else None
+
+    def _check_nameless(self, name: str, size: int) -> None:
+        """Refuse a file member that names no file ('.', './') but holds bytes (they would be
+        left out without a word); an empty one is skipped."""
+        if size:
+            raise self._refuse(
+                name, f"holds {size} bytes but names no file; repack it with a name for them"
+            )
+
+    def _format(self) -> str:
+        """'zip' when the file starts as a zip does, else 'tar' (plain or compressed; a file
+        that is no tar but holds a zip directory at its end, a self-extracting zip, is then
+        read as a zip)."""
+        with open(self._path, "rb") as handle:
+            head = handle.read(4)
+        return "zip" if head in (b"PK\x03\x04", b"PK\x05\x06") else "tar"
+
+    def unpack(self, target: Path) -> int:
+        """Check every member, then unpack into ``target``; return the bytes written."""
+        if self._format() == "zip" and zipfile.is_zipfile(self._path):
+            return self._unpack_zip(target)
+        try:
+            archive = CheckedTarFile.open(self._path, "r:*")
+        except KeelError:
+            raise
+        except RefusedHeaderError as exc:  # the first member's
+            raise self._refuse(exc.member or "*", exc.reason) from exc
+        except DamagedHeaderError as exc:
+            raise self._refuse(
+                "*",
+                f"has a damaged header at byte {exc.offset} ({exc.reason}); get a fresh copy of "
+                "the archive",
+            ) from exc
+        except _READ_ERRORS as exc:
+            if zipfile.is_zipfile(self._path):  # not a tar: a zip with data before it (a
+                return self._unpack_zip(target)  # self-extracting one)
+            raise InvalidInputError(
+                f"{str(self._path)!r} is not a zip or tar archive, or it is damaged "
+                f"({type(exc).__name__}: {exc}). Nothing was ingested.",
+                path=str(self._path),
+            ) from exc
+        with archive:
+            return self._unpack_tar(archive, target)
+
+    def _unpack_zip(self, target: Path) -> int:
+        try:
+            archive = zipfile.ZipFile(self._path)
+        except UnicodeDecodeError as exc:  # a name flagged UTF-8 that is not
+            raise self._refuse(
+                bytes(exc.object).decode("utf-8", "backslashreplace"),
+                "has a name that is not UTF-8 text; repack it with UTF-8 names",
+            ) from exc
+        except _READ_ERRORS as exc:
+            raise self._damaged("*", exc) from exc
+        with archive:
+            plan = _Plan(self)
+            members: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
+            for info in archive.infolist():
+                plan.entry()
+                mode = info.external_attr >> 16
+                if stat.S_ISLNK(mode):
+                    raise self._refuse(info.filename, "is a symbolic link")
+                if (
+                    info.create_system == 3  # Unix: the high bits are a st_mode
+                    and stat.S_IFMT(mode)
+                    and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+                ):
+                    raise self._refuse(info.filename, "is a device, FIFO or other special file")
+                rel = self._safe_name(info.filename)
+                if info.is_dir():
+                    continue
+                if rel is None:
+                    self._check_nameless(info.filename, info.file_size)
+                    continue
+                if info.flag_bits & 0x1:
+                    raise self._refuse(
+                        info.filename,
+                        "is encrypted; Keel does not take passwords — unpack it yourself and "
+                        "ingest the folder",
+                    )
+                if info.compress_type not in _ZIP_METHODS:
+                    raise self._refuse(
+                        info.filename,
+                        f"uses compression method {info.compress_type}, which Keel cannot "
+                        "read; repack it with deflate",
+                    )
+                plan.add(info.filename, rel, info.file_size)
+                members.append((info, rel))
+            written = 0
+            for info, rel in members:
+                try:
+                    with self._open_zip_member(archive, info) as source:
+                        written += self._copy(source, target, rel, info.file_size, written)
+                except KeelError:
+                    raise
+                except _READ_ERRORS as exc:
+                    raise self._damaged(info.filename, exc) from exc
+                self._stamp(target, rel, _zip_ns(info))
+            return written
+
+    @contextlib.contextmanager
+    def _open_zip_member(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[Any]:
+        """A zip member to read: zipfile's reader for a stored or deflated one (it decompresses
+        a bounded chunk at a time), :class:`_ZipMemberReader` for bzip2 and LZMA. zipfile checks
+        the local header of each (its name against the directory's, its flags)."""
+        with archive.open(info) as checked:
+            if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                yield checked
+                return
+        with open(self._path, "rb") as handle:
+            yield _ZipMemberReader(handle, info)
+
+    def _unpack_tar(self, archive: CheckedTarFile, target: Path) -> int:
+        plan = _Plan(self)
+        members: list[tuple[tarfile.TarInfo, PurePosixPath]] = []
+        last = "*"
+        try:
+            # the checks run before the next header is read: a member over a limit is refused
+            # before its bytes are decompressed to skip over them
+            for member in archive:
+                last = member.name
+                plan.entry()
+                plan.grow(member.name, archive.take_extended())
+                rel = self._safe_name(member.name)
+                if member.issym() or member.islnk():
+                    raise self._refuse(member.name, "is a link")
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    raise self._refuse(member.name, "is a device, FIFO or other special file")
+                if rel is None:
+                    self._check_nameless(member.name, member.size)
+                    continue
+                plan.add(member.name, rel, member.size)
+                members.append((member, rel))
+        except KeelError:
+            raise
+        except RefusedHeaderError as exc:
+            raise self._refuse(exc.member or f"after {last}", exc.reason) from exc
+        except DamagedHeaderError as exc:
+            raise self._refuse(
+                f"after {last}",
+                f"is followed by a damaged header at byte {exc.offset} ({exc.reason}): the "
+                "rest of the archive cannot be listed; get a fresh copy of it",
+            ) from exc
+        except _READ_ERRORS as exc:
+            raise self._damaged(f"after {last}", exc) from exc
+        written = 0
+        for member, rel in members:
+            try:
+                source = archive.extractfile(member)
+                if source is None:
+                    raise self._refuse(member.name, "cannot be read")
+                with source:
+                    written += self._copy(source, target, rel, member.size, written)
+            except KeelError:
+                raise
+            except _READ_ERRORS as exc:
+                raise self._damaged(member.name, exc) from exc
+            self._stamp(target, rel, _member_ns(member.mtime))
+        return written
+
+    def _stamp(self, target: Path, rel: PurePosixPath, mtime_ns: int) -> None:
+        """Give an unpacked file its member's time (an unchanged archive, unchanged rows)."""
+        os.utime(target / Path(*rel.parts), ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+
+    def _copy(self, source: Any, target: Path, rel: PurePosixPath, declared: int, done: int) -> int:
+        destination = (target / Path(*rel.parts)).resolve()
+        if not destination.is_relative_to(target.resolve()):
+            raise self._refuse(str(rel), "would be written outside the unpack folder")
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            out = open(destination, "xb")  # noqa: SIM115 - closed below
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+            raise self._refuse(str(rel), "clashes with another member of the archive") from exc
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise self._refuse(str(rel), "has a name too long for this file system") from exc
+            raise StorageError(
+                f"Could not write the unpacked member {str(rel)!r} to {str(target)!r}: {exc}.",
+                path=str(target),
+            ) from exc
+        written = 0
+        with out:
+            while chunk := source.read(1 << 20):
+                written += len(chunk)
+                if written > declared or done + written > self._max_total:
+                    raise self._refuse(str(rel), "unpacks to more bytes than it declares")
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise StorageError(
+                        f"Could not write the unpacked member {str(rel)!r} to "
+                        f"{str(target)!r}: {exc}.",
+                        path=str(target),
+                    ) from exc
+        if written != declared:
+            raise self._refuse(str(rel), f"holds {written} bytes but declares {declared}")
+        return written
+
+
+class _ZipMemberReader:
+    """A bzip2 or LZMA zip member's bytes, decompressed at most ``size`` bytes a read, its CRC
+    checked at the end. zipfile decompresses each compressed chunk it reads whole (a few
+    kilobytes of bzip2 hold gigabytes) and gives LZMA the dictionary its header declares (up to
+    4 GiB, allocated before a byte is decoded); this reader does neither.
+
+    Args:
+        handle: the archive, opened for this member alone.
+        info: the member, as the central directory lists it.
+    """
+
+    def __init__(self, handle: BinaryIO, info: zipfile.ZipInfo) -> None:
+        self._handle = handle
+        self._info = info
+        self._left = info.compress_size
+        self._crc = 0
+        self._decompressor: bz2.BZ2Decompressor | lzma.LZMADecompressor | None = None
+        self._ended = False
+
+    def read(self, size: int) -> bytes:
+        """At most ``size`` bytes of the member; ``b""`` once it ends."""
+        decompressor = self._decompressor or self._start()
+        while not self._ended:
+            data = b""
+            if decompressor.needs_input:
+                if self._left <= 0:
+                    self._end(decompressor)
+                    break
+                data = self._take(min(self._left, _ZIP_CHUNK))
+            out = decompressor.decompress(data, size)
+            self._crc = zlib.crc32(out, self._crc)
+            if decompressor.eof or not (out or data):
+                self._end(decompressor)
+            if out:
+                return out
+        return b""
+
+    def _start(self) -> bz2.BZ2Decompressor | lzma.LZMADecompressor:
+        """Seek past the local header; the member's decompressor."""
+        info = self._info
+        self._handle.seek(info.header_offset)
+        header = self._handle.read(_ZIP_LOCAL_HEADER.size)
+        if len(header) != _ZIP_LOCAL_HEADER.size or not header.startswith(b"PK\x03\x04"):
+            raise zipfile.BadZipFile(f"Bad local file header for {info.filename!r}")
+        *_, name_length, extra_length = _ZIP_LOCAL_HEADER.unpack(header)
+        self._handle.seek(name_length + extra_length, os.SEEK_CUR)
+        if info.compress_type == zipfile.ZIP_BZIP2:
+            self._decompressor = bz2.BZ2Decompressor()
+        else:  # a version, the properties' length, the properties, then raw LZMA1
+            _, length = struct.unpack("<2sH", self._take(4))
+            filters = [_lzma1_filter(self._take(length), info.file_size)]
+            self._decompressor = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
+        return self._decompressor
+
+    def _take(self, count: int) -> bytes:
+        """The next ``count`` compressed bytes of the member."""
+        data = self._handle.read(count) if count <= self._left else b""
+        self._left -= count
+        if len(data) != count:
+            raise EOFError(f"the compressed bytes of {self._info.filename!r} are cut short")
+        return data
+
+    def _end(self, decompressor: bz2.BZ2Decompressor | lzma.LZMADecompressor) -> None:
+        """Check the member once its bytes are read (an LZMA stream need not be marked)."""
+        self._ended = True
+        if isinstance(decompressor, bz2.BZ2Decompressor) and not decompressor.eof:
+            raise EOFError("the bzip2 stream ends before its end-of-stream marker")
+        if self._crc != self._info.CRC:
+            raise zipfile.BadZipFile(f"Bad CRC-32 for file {self._info.filename!r}")
+
+
+def _lzma1_filter(props: bytes, file_size: int) -> dict[str, int]:
+    """The LZMA1 filter of a zip member's properties (lc, lp and pb in one byte, then the
+    dictionary size), its dictionary no larger than the member: no match reaches back further
+    than the bytes decoded, and a member larger than it declares fails as damaged data."""
+    if len(props) != 5 or props[0] >= 9 * 5 * 5:
+        raise zipfile.BadZipFile("Bad LZMA properties")
+    rest = props[0] // 9
+    declared = int.from_bytes(props[1:], "little")
+    return {
+        "id": lzma.FILTER_LZMA1,
+        "lc": props[0] % 9,
+        "lp": rest % 5,
+        "pb": rest // 5,
+        "dict_size": max(_LZMA_MIN_DICT, min(declared, file_size)),
+    }
