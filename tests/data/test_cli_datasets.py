@@ -94,3 +94,15 @@ def test_gate_exit_codes_publish_classify_anonymize_tag_diff(home: Path, tmp_pat
     assert diff["rows_before"] == diff["rows_after"] == 200
     unknown = keel(home, "datasets", "show", "nope", check=False)
     assert unknown.returncode == 1 and "keel datasets list" in unknown.stderr
+
+
+def test_quote_char_none_from_the_command_line(tmp_path: Path) -> None:
+    csv = tmp_path / "screens.csv"
+    csv.write_text('id,size\n1,5" screen\n2,7" screen\n', encoding="utf-8")
+    home = tmp_path / "home"
+    refused = keel(home, "datasets", "ingest", "screens", str(csv), check=False)
+    assert refused.returncode != 0
+    assert "quote_char=None" in refused.stderr + refused.stdout
+    keel(home, "datasets", "ingest", "screens", str(csv), "--quote-char", "none", "--json")
+    shown = json.loads(keel(home, "datasets", "show", "screens", "--json").stdout)
+    assert shown["row_count"] == 2 and shown["rejected_rows"] == 0

@@ -268,3 +268,16 @@ def test_a_json_upload_takes_a_declared_schema_as_locally(
         version = ws.datasets.ingest("j", data, schema={"a": "float64"})
         assert version.schema == [("a", "Float64")]
         assert ws.datasets.read("j")["a"].to_list() == [1.0, 10.75]
+
+
+def test_quote_char_none_reaches_the_server_for_a_file_that_quotes_nothing(
+    remote: Workspace, tmp_path: Path
+) -> None:
+    csv = tmp_path / "screens.csv"
+    csv.write_text('id,size\n1,5" screen\n2,7" screen\n', encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="quote_char=None"):
+        remote.datasets.ingest("screens", csv)
+    made = remote.datasets.ingest("screens", csv, quote_char=None)
+    assert made.row_count == 2
+    rows = remote.datasets.read("screens").to_dicts()
+    assert [r["size"] for r in rows] == ['5" screen', '7" screen']

@@ -78,6 +78,12 @@ def ingest(
     delimiter: Annotated[str | None, typer.Option(help="CSV field separator.")] = None,
     header: Annotated[bool | None, typer.Option("--header/--no-header")] = None,
     encoding: Annotated[str | None, typer.Option(help="Text encoding (default: detect).")] = None,
+    quote_char: Annotated[
+        str | None,
+        typer.Option(
+            help="CSV quote character (default '\"'); 'none' for a file that quotes nothing."
+        ),
+    ] = None,
     schema: Annotated[
         list[str] | None, typer.Option("--schema", help="COLUMN=TYPE override (repeatable).")
     ] = None,
@@ -95,6 +101,8 @@ def ingest(
     for key, value in (("delimiter", delimiter), ("header", header), ("encoding", encoding)):
         if value is not None:
             options[key] = value
+    if quote_char is not None:
+        options["quote_char"] = None if quote_char.lower() == "none" else quote_char
     if schema:
         pairs = {}
         for item in schema:

@@ -4,26 +4,53 @@ The file is read in chunks of about 16 MiB cut at a line end outside quotes, so 
 bounded, and parsed chunks are gathered into batches of about 32 MiB of CSV (the first batch
 is the first chunk alone, so that encoding starts while the rest is parsed). Each chunk is
 parsed by Polars against the schema fixed from the first chunk (with the user's overrides); a
-chunk that does not parse is re-read line by line, and the lines that do not fit (wrong number
-of fields, a value that is not of its column's type, bytes that are not text in the encoding)
-become rejects with their line numbers and reasons.
+chunk that does not parse is re-read record by record, and the records that do not fit (wrong
+number of fields, a value that is not of its column's type, bytes that are not text in the
+encoding) become rejects with their line numbers and reasons.
 
-The header and the detection read whole records (csv module semantics, so a quoted newline in
-a name is kept), however long the first one is, up to ``_MAX_FIRST_RECORD``. Bytes that are
-not text in a non-UTF-8 encoding are carried through the UTF-8 pieces as encoded lone
-surrogates (never valid UTF-8), so Polars refuses that piece and the record-by-record reader
-rejects the rows that hold them, naming the encoding and the byte.
+Quoting is RFC 4180's: a quote at the start of a field opens a quoted field, which runs (over
+delimiters and line ends) to the next quote not doubled. Chunks are cut where the count of
+quotes before a line end is even, as Polars splits a file; that is right as long as every
+unquoted field holds an even number of quotes (``O'Neil "Jr"``). A quote alone in an unquoted
+field (``5" screen``) is read differently by different readers (Polars runs a quoted section
+from it to the next quote, across delimiters and lines), so a chunk holding one fails the
+ingest, naming its line and the fix, before anything of it is parsed; so does a quoted field
+that never closes or a record longer than ``_MAX_RECORD``. Pieces with a quote in them are
+checked by where their quotes fall (vectorised with NumPy, field by field where a quote is
+inside a field); pieces without one cost a ``memchr``.
+
+The header, the detection and the record-by-record reader read whole records with the same
+rules (a quoted newline in a name is kept), however long a field, the first record up to
+``_MAX_FIRST_RECORD``. Bytes that are not text in a non-UTF-8 encoding are carried through
+the UTF-8 pieces as encoded lone surrogates (never valid UTF-8), so Polars refuses that piece
+and the record-by-record reader rejects the rows that hold them, naming the encoding and the
+byte.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
-import io
 import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from keel.data._csv_records import (
+    SAMPLE,
+    SNIFF_CAP,
+    MalformedError,
+    RecordTooLongError,
+    count_newlines,
+    drain,
+    leading_records,
+    open_quote,
+    records_as_csv,
+    sample_end,
+    short_rows_are_fine,
+    size_text,
+    split_point,
+    split_records,
+)
 from keel.data._model import Reject
 from keel.data._parts import parse_dtype
 from keel.data._sources import BlobSink, SourceBatch, open_binary
@@ -37,14 +64,17 @@ __all__ = ["CsvSource", "detect_encoding"]
 
 CHUNK_BYTES = 16 * 1024 * 1024
 BATCH_BYTES = 32 * 1024 * 1024
-_SAMPLE = 64 * 1024
-_SNIFF_RECORDS = 5
-_SNIFF_CAP = 1024 * 1024
 _MAX_FIRST_RECORD = 32 * 1024 * 1024
+_MAX_RECORD = 32 * 1024 * 1024  # any later record: more is a quote never closed (or no CSV)
 _MAX_TEXT = 200
 _MARK_ERRORS = "keel-csv-mark-undecodable"
 _ENCODING_HINT = "Pass the file's encoding with encoding=... (the CLI's --encoding)"
 _ESCAPED = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, surrogate-escaped
+_QUOTE_FIX = (
+    "A quote at the start of a field opens a quoted field, which ends at the next quote: "
+    'double a quote meant as text in a quoted field ("5"" screen"), or pass '
+    "quote_char=None if no field of the file is quoted."
+)
 
 
 def detect_encoding(sample: bytes) -> str:
@@ -118,26 +148,6 @@ def _mark_errors() -> str:
     return _MARK_ERRORS
 
 
-def _split_point(data: bytes, *, quotes: int = 0) -> int:
-    """The end of the last complete line of ``data`` whose quotes are balanced (or -1).
-
-    ``quotes`` is the number of quote characters before ``data`` (in a carried-over tail).
-    """
-    cut = data.rfind(b"\n")
-    if cut < 0:
-        return -1
-    if quotes % 2 == 0 and data.find(b'"', 0, cut) < 0:
-        return cut + 1  # no quote at all (the common case): find is memchr-fast, count is not
-    inside = (quotes + data.count(b'"', 0, cut)) % 2
-    while cut >= 0:
-        if inside == 0:
-            return cut + 1
-        previous = data.rfind(b"\n", 0, cut)
-        inside = (inside + data.count(b'"', previous + 1, cut)) % 2
-        cut = previous
-    return -1
-
-
 class CsvSource:
     """A CSV file (local path or fsspec URL).
 
@@ -151,6 +161,8 @@ class CsvSource:
             rejects.
         schema: column → type name (``"int64"``, ``"string"``, ``"datetime"`` …) overriding
             the inferred types.
+        quote_char: the character that quotes a field (one ASCII character), or None for a
+            file that quotes no field (every quote is then text).
         chunk_bytes: bytes parsed at a time (bounds memory). 16 MiB stays below the size
             at which the C allocator maps fresh pages for every buffer, which costs more
             system time than the parse saves with larger pieces.
@@ -168,11 +180,23 @@ class CsvSource:
         header: bool | None = None,
         encoding: str | None = None,
         schema: Mapping[str, str] | None = None,
+        quote_char: str | None = '"',
         chunk_bytes: int = CHUNK_BYTES,
         batch_bytes: int = BATCH_BYTES,
     ) -> None:
         if delimiter is not None and len(delimiter) != 1:
             raise InvalidInputError(f"The delimiter must be one character, got {delimiter!r}.")
+        if quote_char is not None and (
+            len(quote_char) != 1
+            or not quote_char.isascii()
+            or quote_char in "\r\n"
+            or quote_char == delimiter
+        ):
+            raise InvalidInputError(
+                f"quote_char must be one ASCII character other than a line end and the "
+                f"delimiter, or None for a file that quotes no field; got {quote_char!r}.",
+                quote_char=quote_char,
+            )
         if encoding is not None:
             try:
                 info = codecs.lookup(encoding)
@@ -188,6 +212,8 @@ class CsvSource:
         self._delimiter = delimiter
         self._header = header
         self._encoding = encoding
+        self._quote_char = quote_char
+        self._quote = quote_char.encode() if quote_char is not None else None
         self._overrides = dict(schema or {})
         for dtype in self._overrides.values():
             parse_dtype(dtype)
@@ -201,18 +227,22 @@ class CsvSource:
     # --- reading ---------------------------------------------------------------------------
 
     def _utf8_chunks(self, handle: BinaryIO, encoding: str) -> Iterator[bytes]:
-        """UTF-8 bytes, cut at line ends outside quotes (the last piece may be unterminated).
+        """UTF-8 bytes, cut at line ends where the quotes before are balanced by count (the
+        last piece may be unterminated); ``_read`` checks that the count tells right.
 
         Bytes that are not text in ``encoding`` are marked (see ``_mark_undecodable``) so that
-        their rows become rejects; the first record may not be longer than
-        ``_MAX_FIRST_RECORD`` (a header that long, or more likely a quote never closed, would
-        otherwise read the whole file into memory before anything is parsed).
+        their rows become rejects. The first record may not be longer than
+        ``_MAX_FIRST_RECORD``, any other than ``_MAX_RECORD`` (raised as
+        ``RecordTooLongError`` for ``_read`` to tell why): a record that long is more likely
+        a quote never closed, and would otherwise read the whole file into memory before
+        anything is parsed.
         """
         decoder = (
             None
             if encoding in ("utf-8", "utf-8-sig")
             else codecs.getincrementaldecoder(encoding)(errors=_mark_errors())
         )
+        quote = self._quote
         pending = b""
         first = True
         yielded = False
@@ -229,14 +259,17 @@ class CsvSource:
                         url=redact_url(self._url),
                         encoding=encoding,
                     ) from None
-            elif first and raw.startswith(codecs.BOM_UTF8):
+            if first and raw.startswith(codecs.BOM_UTF8):
+                # A byte order mark is not text, in whatever encoding it was found (UTF-16 read
+                # as utf-16-le keeps it as U+FEFF, here in UTF-8).
                 raw = raw[len(codecs.BOM_UTF8) :]
             first = False
             if not raw:
                 if pending:
                     yield pending
                 return
-            cut = _split_point(raw, quotes=pending.count(b'"'))
+            quotes = pending.count(quote) if quote is not None and pending else 0
+            cut = split_point(raw, quote, quotes=quotes)
             if cut <= 0:
                 pending += raw
                 if not yielded and len(pending) > _MAX_FIRST_RECORD:
@@ -244,10 +277,13 @@ class CsvSource:
                         f"The first record of {redact_url(self._url)!r} does not end within its "
                         f"first {_MAX_FIRST_RECORD // 2**20} MiB: a quote that is never closed "
                         "(a quoted field runs to the next quote, across line ends), or a header "
-                        "that long. Check the file's quoting, or pass its delimiter and "
-                        "encoding if they were detected wrongly.",
+                        "that long. Check the file's quoting (or pass quote_char=None if no "
+                        "field is quoted), or pass its delimiter and encoding if they were "
+                        "detected wrongly.",
                         url=redact_url(self._url),
                     )
+                if yielded and len(pending) > max(_MAX_RECORD, self._chunk_bytes):
+                    raise RecordTooLongError(pending, max(_MAX_RECORD, self._chunk_bytes))
                 continue
             # One copy of the chunk (the join); the tail after the cut is a part of a line.
             chunk = b"".join((pending, memoryview(raw)[:cut])) if pending else raw[:cut]
@@ -257,7 +293,7 @@ class CsvSource:
 
     def batches(self, sink: BlobSink) -> Iterator[SourceBatch]:
         with open_binary(self._url) as handle:
-            head = handle.read(_SAMPLE)
+            head = handle.read(SAMPLE)
             if not head.strip():
                 raise InvalidInputError(
                     f"{self._url!r} is empty: there is no header and no row to ingest.",
@@ -270,17 +306,16 @@ class CsvSource:
     def _read(self, handle: BinaryIO, encoding: str) -> Iterator[SourceBatch]:
         import polars as pl
 
+        quote = self._quote
         chunks = self._utf8_chunks(handle, encoding)
-        first = next(chunks, b"")  # whole records (cut where quotes are balanced)
-        sample = first[: _sample_end(first)].decode("utf-8", errors="surrogateescape")
-        delimiter = self._delimiter or _sniff_delimiter(sample)
+        first = next(chunks, b"")  # whole records (cut where quotes are balanced by count)
+        sample = first[: sample_end(first, quote)].decode("utf-8", errors="surrogateescape")
+        delimiter = self._delimiter or _sniff_delimiter(sample[:SNIFF_CAP], self._quote_char)
+        self._check_quotes(first, delimiter, 1)
         try:
-            records, header_end = _leading_records(sample, delimiter)
-        except csv.Error as exc:  # e.g. a field over the csv module's size limit
-            raise InvalidInputError(
-                f"The first record of {redact_url(self._url)!r} cannot be read as CSV: {exc}.",
-                url=redact_url(self._url),
-            ) from None
+            records, header_end = leading_records(sample, delimiter, self._quote_char)
+        except MalformedError as exc:
+            raise self._malformed(exc, 1) from None
         if not records:
             raise InvalidInputError(
                 f"{redact_url(self._url)!r} is empty: there is no header and no row to ingest.",
@@ -300,10 +335,16 @@ class CsvSource:
         ahead: list[bytes] = []
         rows = first
         if len(first) < self._chunk_bytes // 2:
-            for piece in chunks:
-                ahead.append(piece)
-                if len(first) + sum(map(len, ahead)) >= self._chunk_bytes // 2:
-                    break
+            try:
+                for piece in chunks:
+                    ahead.append(piece)
+                    if len(first) + sum(map(len, ahead)) >= self._chunk_bytes // 2:
+                        break
+            except RecordTooLongError as exc:  # what the pieces before it hold comes first
+                for piece in (first, *ahead):
+                    self._check_quotes(piece, delimiter, line)
+                    line += count_newlines(piece)
+                raise self._too_long(exc, delimiter, line) from None
             rows = b"".join((first, *ahead))
         schema = self._infer(rows, names, delimiter)
         del rows
@@ -311,15 +352,27 @@ class CsvSource:
             "encoding": encoding,
             "delimiter": delimiter,
             "header": header,
+            "quote_char": self._quote_char,
             "schema": {k: str(v) for k, v in schema.items()},
         }
         yielded = False
         frames: list[pl.DataFrame] = []
         rejects: list[Reject] = []
         size = 0
-        for piece in _drain([first, *ahead], chunks):
+        pieces = drain([first, *ahead], chunks)
+        checked = True  # the first piece was checked whole, with its header
+        while True:
+            try:
+                piece = next(pieces)
+            except StopIteration:
+                break
+            except RecordTooLongError as exc:
+                raise self._too_long(exc, delimiter, line) from None
+            if not checked:
+                self._check_quotes(piece, delimiter, line)
+            checked = False
             if not piece or piece.isspace():  # (no copy, unlike strip)
-                line += _newlines(piece)
+                line += count_newlines(piece)
                 continue
             frame, bad, one_row_a_line = self._parse(piece, schema, delimiter, line, encoding)
             # The line after this piece. Counting newlines costs a pass over the bytes; a
@@ -329,7 +382,7 @@ class CsvSource:
             if one_row_a_line:
                 line += frame.height
             else:
-                line += _newlines(piece) + (0 if piece.endswith(b"\n") else 1)
+                line += count_newlines(piece) + (0 if piece.endswith(b"\n") else 1)
             frames.append(frame)
             rejects.extend(bad)
             size += len(piece)
@@ -341,6 +394,59 @@ class CsvSource:
             yield SourceBatch(pl.concat(frames, how="vertical"), tuple(rejects), size)
         elif not yielded:
             yield SourceBatch(pl.DataFrame(schema=schema))
+
+    def _check_quotes(self, piece: bytes, delimiter: str, line: int) -> None:
+        """Refuse a piece (whole records from ``line`` on) whose quotes do not tell where its
+        records end the same way to every reader, or whose last quoted field never closes
+        (only the last piece of a file can end inside one)."""
+        quote = self._quote
+        if quote is None or quote not in piece:  # memchr-fast
+            return
+        try:
+            opened = open_quote(piece, delimiter.encode()[-1], quote[0])
+        except MalformedError as exc:
+            raise self._malformed(exc, line) from None
+        if opened < 0:
+            return
+        taken = piece.count(b"\n", opened) - piece.endswith(b"\n")
+        if taken > 0:  # else the record is the last line alone: a reject, as any other
+            raise self._malformed(
+                MalformedError(
+                    piece.count(b"\n", 0, opened),
+                    "opens a quoted field that never closes: it runs to the end of the file, "
+                    f"taking the {taken} lines after it. {_QUOTE_FIX}",
+                ),
+                line,
+            )
+
+    def _too_long(self, exc: RecordTooLongError, delimiter: str, line: int) -> InvalidInputError:
+        """The error for a record from ``line`` on that does not end within ``exc.limit``."""
+        quote = self._quote
+        opened = -1
+        if quote is not None:
+            try:
+                opened = open_quote(exc.data, delimiter.encode()[-1], quote[0])
+            except MalformedError as malformed:
+                return self._malformed(malformed, line)
+        if opened >= 0:
+            problem = (
+                f"opens a quoted field that does not close within {size_text(exc.limit)}. "
+                + _QUOTE_FIX
+            )
+            return self._malformed(MalformedError(exc.data.count(b"\n", 0, opened), problem), line)
+        problem = (
+            f"starts a record that does not end within {size_text(exc.limit)}: check the file's "
+            "line ends, and pass its delimiter and encoding if they were detected wrongly."
+        )
+        return self._malformed(MalformedError(0, problem), line)
+
+    def _malformed(self, exc: MalformedError, line: int) -> InvalidInputError:
+        at = line + exc.newlines
+        return InvalidInputError(
+            f"Line {at} of {redact_url(self._url)!r} {exc.problem}",
+            url=redact_url(self._url),
+            line=at,
+        )
 
     def _check_names(self, names: list[str], encoding: str) -> None:
         """Refuse a NUL in a column name: it is not text in a header (the ingest ended in a Rust
@@ -358,26 +464,37 @@ class CsvSource:
     def _infer(self, data: bytes, names: list[str], delimiter: str) -> dict[str, pl.DataType]:
         import polars as pl
 
+        # Whole lines only: not a last line cut short, nor one whose quoted field never closes.
         sample = data[: 4 * 1024 * 1024]
-        cut = _split_point(sample) if len(sample) < len(data) else len(sample)
+        cut = split_point(sample, self._quote)
         sample = sample[: cut if cut > 0 else len(sample)]
-        schema: dict[str, pl.DataType]
-        try:
-            frame = pl.read_csv(
-                sample,
-                has_header=False,
-                separator=delimiter,
-                infer_schema_length=10_000,
-                truncate_ragged_lines=True,
-                n_rows=10_000,
-                # a byte that is not text makes its row a reject later, not every column text
-                encoding="utf8-lossy",
-            )
+        schema: dict[str, pl.DataType] = {}
+        quote = self._quote_char
+        for attempt in range(2):
+            try:
+                frame = pl.read_csv(
+                    sample,
+                    has_header=False,
+                    separator=delimiter,
+                    quote_char=quote,
+                    infer_schema_length=10_000,
+                    truncate_ragged_lines=True,
+                    n_rows=10_000,
+                    # a byte that is not text makes its row a reject later, not every column text
+                    encoding="utf8-lossy",
+                )
+            except pl.exceptions.PolarsError:
+                if attempt:
+                    break
+                # A malformed record (a character after a closing quote, say) that will be a
+                # reject: the types of the others, written again as plain CSV.
+                sample = records_as_csv(sample, delimiter, quote, len(names))
+                quote = '"'
+                continue
             frame = frame.with_columns(_temporal(frame.get_column(c)) for c in frame.columns)
             inferred = list(frame.schema.values())
             schema = {name: inferred[i] for i, name in enumerate(names) if i < len(inferred)}
-        except pl.exceptions.PolarsError:
-            schema = {name: pl.String() for name in names}
+            break
         for name in names:
             schema.setdefault(name, pl.String())
         unknown = sorted(set(self._overrides) - set(names))
@@ -404,24 +521,25 @@ class CsvSource:
 
         # Without a quote in the piece (memchr-fast), Polars splits fields without tracking
         # quotes (about 4% less CPU); the rows are the same.
-        quoted = b'"' in data
+        quoted = self._quote is not None and self._quote in data
+        quote = self._quote_char
         try:  # the lazy reader parses about 1.5x faster than read_csv on the same bytes
             frame = pl.scan_csv(
                 data,
                 has_header=False,
                 schema=schema,
                 separator=delimiter,
-                quote_char='"' if quoted else None,
+                quote_char=quote if quoted else None,
             ).collect()
         except pl.exceptions.PolarsError:
-            return (*_parse_slowly(data, schema, delimiter, first_line, encoding), False)
+            return (*_parse_slowly(data, schema, delimiter, first_line, encoding, quote), False)
         if frame.height and schema:
             last = next(reversed(schema))
             short = frame.get_column(last).is_null()
             if short.any() and (
-                quoted or not _short_rows_are_fine(data, short, delimiter, len(schema))
+                quoted or not short_rows_are_fine(data, short, delimiter, len(schema))
             ):
-                return (*_parse_slowly(data, schema, delimiter, first_line, encoding), False)
+                return (*_parse_slowly(data, schema, delimiter, first_line, encoding, quote), False)
         return frame, [], not quoted
 
 
@@ -444,102 +562,12 @@ def _temporal(column: pl.Series) -> pl.Series:
         return column
 
 
-def _newlines(data: bytes) -> int:
-    """How many newline bytes ``data`` holds (NumPy: about 3x faster than ``bytes.count``)."""
+def _sniff_delimiter(sample: str, quote: str | None = '"') -> str:
+    candidates = ",;\t|".replace(quote, "") if quote else ",;\t|"
     try:
-        import numpy as np
-    except ImportError:  # Polars does not need NumPy
-        return data.count(b"\n")
-    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")))
-
-
-def _drain(first: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield from first
-    yield from rest
-
-
-def _short_rows_are_fine(data: bytes, short: Any, delimiter: str, width: int) -> bool:
-    """Whether rows whose last field is empty really have every field (not a short line)."""
-    if b'"' in data:
-        return False  # quoted newlines would shift rows against lines: check line by line
-    lines = data.split(b"\n")
-    sep = delimiter.encode()
-    for index in short.arg_true().to_list():
-        if index >= len(lines) or lines[index].rstrip(b"\r").count(sep) != width - 1:
-            return False
-    return True
-
-
-def _sample_end(data: bytes) -> int:
-    """Where the sample to detect the delimiter and header in ends: after whole records (the
-    quotes before it balanced), the first record whatever its length, then more while the
-    sample is under ``_SAMPLE`` bytes or ``_SNIFF_RECORDS`` records, up to ``_SNIFF_CAP``."""
-    end = records = quotes = pos = 0
-    size = len(data)
-    while pos < size and not (records and pos > _SNIFF_CAP):
-        newline = data.find(b"\n", pos)
-        stop = size if newline < 0 else newline + 1
-        quotes += data.count(b'"', pos, stop)
-        pos = stop
-        if quotes % 2 or (records and stop > _SNIFF_CAP):
-            continue
-        end, records = stop, records + 1
-        if end >= _SAMPLE and records >= _SNIFF_RECORDS:
-            break
-    return end if records else size
-
-
-def _leading_records(sample: str, delimiter: str, limit: int = 50) -> tuple[list[list[str]], int]:
-    """The first (non-blank) records of ``sample`` parsed as the csv module does (a quoted
-    field may span lines), and the offset in ``sample`` where the first of them ends.
-
-    Records end at LF only, as in the chunked parse (a CR alone stays in its value). Bytes
-    that are not UTF-8 (surrogate-escaped in ``sample``) become U+FFFD.
-    """
-    hidden, lone_cr = _hide_lone_cr(sample)
-    ends: list[int] = []
-
-    def lines() -> Iterator[str]:
-        pos = 0
-        while pos < len(hidden):
-            newline = hidden.find("\n", pos)
-            stop = len(hidden) if newline < 0 else newline + 1
-            ends.append(stop)
-            yield hidden[pos:stop]
-            pos = stop
-
-    records: list[list[str]] = []
-    first_end = 0
-    reader = csv.reader(lines(), delimiter=delimiter)
-    while len(records) < limit:
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error:  # e.g. a field over the csv module's size limit: sniff what we have
-            if records:
-                break
-            raise
-        if not record:
-            continue  # a blank line (before the header, it is not the header)
-        if not records:
-            first_end = ends[-1]
-        records.append(
-            [
-                (field.replace(lone_cr, "\r") if lone_cr else field)
-                .encode("utf-8", "surrogateescape")
-                .decode("utf-8", "replace")
-                for field in record
-            ]
-        )
-    return records, first_end
-
-
-def _sniff_delimiter(sample: str) -> str:
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+        return csv.Sniffer().sniff(sample, delimiters=candidates).delimiter
     except csv.Error:
-        return ","
+        return candidates[0]
 
 
 def _sniff_header(rows: list[list[str]]) -> bool:
@@ -601,15 +629,6 @@ def _cast(series: pl.Series, dtype: pl.DataType) -> pl.Series:
     return series.cast(dtype, strict=False)
 
 
-def _hide_lone_cr(text: str) -> tuple[str, str]:
-    """``text`` with each CR not followed by LF replaced by a character the text lacks (the
-    csv module would end a record there), and that character ("" when there was no such CR)."""
-    if "\r" not in text.replace("\r\n", ""):
-        return text, ""
-    mark = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in text)
-    return re.sub("\r(?!\n)", mark, text), mark
-
-
 def _undecodable(field: str, encoding: str) -> str | None:
     """The first byte of ``field`` that is not text in ``encoding`` (as ``0x90``), or None.
 
@@ -634,60 +653,58 @@ def _undecodable(field: str, encoding: str) -> str | None:
     return f"0x{tail[0]:02x}"
 
 
+def _shown(text: str) -> str:
+    """The start of a record's text as a reject shows it (bytes not UTF-8 as U+FFFD)."""
+    text = text[:_MAX_TEXT].rstrip("\r\n")
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _bad_byte(record: list[str | None], encoding: str) -> str | None:
+    """The first byte in ``record`` that is not text in ``encoding`` (see ``_undecodable``)."""
+    for field in record:
+        if field is not None and not field.isascii():
+            found = _undecodable(field, encoding)
+            if found is not None:
+                return found
+    return None
+
+
 def _parse_slowly(
     data: bytes,
     schema: dict[str, pl.DataType],
     delimiter: str,
     first_line: int,
     encoding: str = "utf-8",
+    quote: str | None = '"',
 ) -> tuple[pl.DataFrame, list[Reject]]:
     """Read ``data`` record by record; return the good rows and the rejects."""
     import polars as pl
 
     width = len(schema)
-    text, lone_cr = _hide_lone_cr(data.decode("utf-8", errors="surrogateescape"))
-    # Records end at LF (or CRLF) only, as in Polars' parse: a CR alone stays in its value.
-    reader = csv.reader(io.StringIO(text, newline="\n"), delimiter=delimiter, strict=True)
+    text = data.decode("utf-8", errors="surrogateescape")
+    ascii_only = text.isascii()  # (a surrogate-escaped byte is not ASCII)
     good: list[list[str | None]] = []
     lines: list[int] = []
-    raw_text: list[str] = []
+    spans: list[tuple[int, int]] = []  # where each good record's text is, for its reject
     rejects: list[Reject] = []
-    start = 1
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            rejects.append(Reject(first_line + start - 1, f"malformed CSV: {exc}", ""))
-            start = reader.line_num + 1
-            continue
-        number = first_line + start - 1
-        start = reader.line_num + 1
-        if lone_cr:
-            record = [field.replace(lone_cr, "\r") for field in record]
-        shown = (
-            delimiter.join(record)[:_MAX_TEXT]
-            .encode("utf-8", "surrogateescape")
-            .decode("utf-8", "replace")
-        )
+    for first, last, start, end, record in split_records(text, delimiter, quote):
         if not record:
-            continue
-        bad_byte = None
-        if not all(field.isascii() for field in record):  # (a surrogate is not ASCII)
-            bad_byte = next(filter(None, (_undecodable(f, encoding) for f in record)), None)
-        if bad_byte is not None:
+            continue  # a blank line
+        number = first_line + first
+        if isinstance(record, str):
+            reason = f"malformed CSV: {record}"
+        elif not ascii_only and (bad_byte := _bad_byte(record, encoding)) is not None:
             reason = f"byte {bad_byte} is not text in the file's encoding ({encoding})"
-            rejects.append(Reject(number, reason, shown))
+        elif len(record) != width:
+            reason = f"{len(record)} fields where the header has {width}"
+        else:
+            good.append(record)
+            lines.append(number)
+            spans.append((start, end))
             continue
-        if len(record) != width:
-            rejects.append(
-                Reject(number, f"{len(record)} fields where the header has {width}", shown)
-            )
-            continue
-        good.append([cell if cell != "" else None for cell in record])
-        lines.append(number)
-        raw_text.append(shown)
+        if last > first:  # a record over several lines is one reject: name them all
+            reason += f" (lines {number}-{first_line + last}: a quoted field spans them)"
+        rejects.append(Reject(number, reason, _shown(text[start:end])))
     names = list(schema)
     strings = pl.DataFrame(good, schema=dict.fromkeys(names, pl.String), orient="row")
     columns: dict[str, pl.Series] = {}
@@ -697,6 +714,8 @@ def _parse_slowly(
         original = strings.get_column(name)
         cast = _cast(original, dtype)
         failed = original.is_not_null() & cast.is_null()
+        if dtype != pl.String:  # an empty quoted field: null, as Polars reads it
+            failed = failed & (original != "")
         if failed.any():
             for index in failed.arg_true().to_list():
                 if reasons[index] is None:
@@ -707,6 +726,8 @@ def _parse_slowly(
         columns[name] = cast.alias(name)
     frame = pl.DataFrame(columns) if columns else strings
     for index in bad.arg_true().to_list():
-        rejects.append(Reject(lines[index], str(reasons[index]), raw_text[index]))
+        rejects.append(
+            Reject(lines[index], str(reasons[index]), _shown(text[slice(*spans[index])]))
+        )
     rejects.sort(key=lambda r: r.line)
     return frame.filter(~bad), rejects

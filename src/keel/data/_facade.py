@@ -48,8 +48,8 @@ class Datasets:
         **options: Any,
     ) -> DatasetVersion:
         """Ingest a Source, a path or URL (``kind`` and ``options`` pick and tune the adapter:
-        ``delimiter``, ``header``, ``encoding``, ``schema`` for CSV; ``table``/``query`` for SQL),
-        or an in-memory Polars, pandas or Arrow table."""
+        ``delimiter``, ``header``, ``encoding``, ``schema``, ``quote_char`` for CSV;
+        ``table``/``query`` for SQL), or an in-memory Polars, pandas or Arrow table."""
         if isinstance(source, str | Path):
             chosen: Source = source_for(str(source), kind=kind, options=options)
         elif hasattr(source, "batches") and hasattr(source, "describe"):

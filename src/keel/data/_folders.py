@@ -557,16 +557,8 @@ def _check_unchanged(rel: str, before: os.stat_result, after: os.stat_result, re
 class ArchiveSource:
     """A zip or tar archive, checked and unpacked by Keel's own code, then read as a folder.
 
-    The format is told by the first bytes (a zip starts with a local file header, or is an
-    empty zip; anything else is read as a tar, plain or compressed), never by a zip directory
-    found at the end: a tar whose last member is a .docx or .zip is a tar. Each unpacked file
-    keeps its member's time, so an unchanged archive gives an unchanged manifest.
-
-    Args:
-        path: the archive (local file).
-        max_members: the most entries accepted.
-        max_total_bytes: the most bytes all members may unpack to.
-        max_ratio: the highest unpacked/packed size ratio (a decompression bomb is refused).
+    The arguments, the checks and how the format is told are those of
+    :class:`keel.data._archives.ArchiveUnpacker`, which does the unpacking.
     """
 
     def __init__(

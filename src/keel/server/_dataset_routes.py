@@ -187,7 +187,7 @@ def _checked(batches: Iterator[SourceBatch], parquet: FsPath | None) -> Iterator
 
 #: Adapter options a client may set on an upload (limits such as an archive's stay the server's).
 _OPTIONS: dict[str, dict[str, type]] = {
-    "csv": {"delimiter": str, "header": bool, "encoding": str, "schema": dict},
+    "csv": {"delimiter": str, "header": bool, "encoding": str, "schema": dict, "quote_char": str},
     "json": {"lines": bool, "schema": dict},
     "ndjson": {"schema": dict},
 }
@@ -203,6 +203,8 @@ def _check_options(kind: str, options: dict[str, Any]) -> None:
                 f"{', '.join(allowed) or 'none'}.",
                 option=key[:60],
             )
+        if key == "quote_char" and value is None:  # a file that quotes nothing
+            continue
         if not isinstance(value, expected) or (
             isinstance(value, dict)
             and not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
