@@ -102,7 +102,7 @@ def test_quote_char_none_from_the_command_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
     refused = keel(home, "datasets", "ingest", "screens", str(csv), check=False)
     assert refused.returncode != 0
-    assert "quote_char=None" in refused.stderr + refused.stdout
+    assert "--quote-char none" in refused.stderr + refused.stdout
     keel(home, "datasets", "ingest", "screens", str(csv), "--quote-char", "none", "--json")
     shown = json.loads(keel(home, "datasets", "show", "screens", "--json").stdout)
     assert shown["row_count"] == 2 and shown["rejected_rows"] == 0

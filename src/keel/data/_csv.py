@@ -73,7 +73,7 @@ _ESCAPED = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, surrogate-
 _QUOTE_FIX = (
     "A quote at the start of a field opens a quoted field, which ends at the next quote: "
     'double a quote meant as text in a quoted field ("5"" screen"), or pass '
-    "quote_char=None if no field of the file is quoted."
+    "quote_char=None (the CLI's --quote-char none) if no field of the file is quoted."
 )
 
 

@@ -156,7 +156,7 @@ def stray_problem(field: str, quote: str) -> str:
         f"has a quote inside an unquoted field ({shown!r}), which readers read differently "
         "(Polars runs a quoted section from it to the next quote, across delimiters and line "
         f"ends). Quote the whole field and double the quotes in it ({fixed}), or pass "
-        "quote_char=None if no field of the file is quoted."
+        "quote_char=None (the CLI's --quote-char none) if no field of the file is quoted."
     )
 
 
