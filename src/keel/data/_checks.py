@@ -27,9 +27,9 @@ Semantics worth knowing:
 - Dates in a suite (an unquoted ``2024-01-01`` in YAML) are kept as ISO strings, so the suite
   and its report stay JSON, and are turned back into the column's dates when a check runs.
 - A bias check with nothing to measure (no rows, fewer than two groups, no positive label)
-  fails with the reason rather than passing, and so does a disparate-impact check whose
-  privileged group's positive rate is 0 while another group's is not (the ratio over it
-  divides by 0). Rates count the rows with a known label: null and NaN labels are left out.
+  fails with the reason rather than passing. With a privileged group, disparate impact is
+  two-sided (``GroupRates.impact_ratio``): a privileged group never selected while another is
+  gives 0.0. Rates count the rows with a known label: null and NaN labels are left out.
 """
 
 from __future__ import annotations
