@@ -13,7 +13,6 @@ import lzma
 import random
 import struct
 import tarfile
-import tempfile
 import tracemalloc
 import zipfile
 import zlib
@@ -30,13 +29,7 @@ from keel.workspace import Workspace
 MIB = 1 << 20
 
 
-@pytest.fixture(autouse=True)
-def private_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A temp folder of this test alone, where archives are unpacked."""
-    temp = tmp_path / "temp"
-    temp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    return temp
+pytestmark = pytest.mark.usefixtures("private_temp")  # archives unpack in a temp of their own
 
 
 # --- building tar archives byte by byte -----------------------------------------------------

@@ -9,7 +9,6 @@ import hashlib
 import io
 import os
 import tarfile
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -21,14 +20,7 @@ from keel.data._folders import ArchiveSource
 from keel.errors import ConflictError, InvalidInputError
 from keel.workspace import Workspace
 
-
-@pytest.fixture(autouse=True)
-def private_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A temp folder of this test alone, where archives are unpacked."""
-    temp = tmp_path / "temp"
-    temp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    return temp
+pytestmark = pytest.mark.usefixtures("private_temp")  # archives unpack in a temp of their own
 
 
 def _tar(path: Path, members: list[tuple[str, bytes]], **kwargs: object) -> Path:

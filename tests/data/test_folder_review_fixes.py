@@ -15,7 +15,6 @@ import stat
 import subprocess
 import sys
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,13 +29,7 @@ from keel.workspace import Workspace
 MIB = 1 << 20
 
 
-@pytest.fixture(autouse=True)
-def private_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A temp folder of this test alone, where archives are unpacked."""
-    temp = tmp_path / "temp"
-    temp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    return temp
+pytestmark = pytest.mark.usefixtures("private_temp")  # archives unpack in a temp of their own
 
 
 def _header_bomb(path: Path, kind: bytes, declared: int, *, written: int | None = None) -> Path:
