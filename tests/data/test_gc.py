@@ -7,12 +7,17 @@ import signal
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
+from sqlalchemy import select
 
+from keel import clock
 from keel.errors import NotFoundError
+from keel.store import DatasetRepository
+from keel.store._schema_data import DatasetPendingBlobRow
 from keel.workspace import connect
 from tests.conftest import make_settings
 
@@ -82,3 +87,27 @@ def test_gc_cli_reports_in_json(tmp_path: Path) -> None:
         check=True,
     )
     assert '"dry_run": true' in out.stdout
+
+
+def test_a_digest_recorded_but_never_written_is_not_reported_and_its_record_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An ingest records each digest before writing its blob; killed in between, it leaves a
+    # record with nothing stored. gc used to list it as an orphan blob it then could not
+    # delete (CI: a preview of 6, deleted 5).
+    home = tmp_path / "home"
+    with connect(settings=make_settings(home), principal="user:tester") as ws:
+        scope = ws.ctx.project_id
+        written = ws.blobs.put_bytes(b"written, never committed", scope=scope).digest
+        never = "sha256:" + "0" * 64
+        real_now = clock.now
+        with monkeypatch.context() as patch, ws._governor.db.write() as session:
+            patch.setattr(clock, "now", lambda: real_now() - timedelta(hours=2))
+            DatasetRepository(session, scope).add_pending("killed", [written, never])
+        preview = ws.datasets.gc(dry_run=True)
+        assert preview.orphan_blobs == [written]
+        done = ws.datasets.gc()
+        assert done.orphan_blobs == [written] and done.deleted == 1
+        assert list(ws.blobs.iter_digests(scope=scope)) == []
+        with ws._governor.db.read() as session:
+            assert session.execute(select(DatasetPendingBlobRow.id)).all() == []

@@ -444,7 +444,14 @@ class DatasetGate:
             stale = repo.stale_pending(before)
             digests = sorted(stale)
             referenced = repo.referenced(digests)
-            orphans = [d for d in digests if d not in referenced]
+            # An ingest records a digest before it writes the blob, so one killed in between
+            # leaves a record with nothing stored: only stored blobs are reported as orphans
+            # (the record itself is dropped with the rest).
+            orphans = [
+                d
+                for d in digests
+                if d not in referenced and self._blobs.exists(d, scope=ctx.project_id)
+            ]
             freed = 0
             temporaries = 0
             keys = 0
