@@ -114,6 +114,21 @@ def test_quickstart_trains_from_the_published_dataset_version(
     assert f"run:{summary['pipeline']['refit_run_id']}" in graph["nodes"]
 
 
+def test_a_quickstart_prediction_is_traced_to_the_published_dataset_and_its_source(
+    quickstart: tuple[Path, dict[str, Any]],
+) -> None:
+    home, summary = quickstart
+    trace = summary["trace"]
+    shown = json.loads(keel(home, "deployments", "trace", trace["prediction_id"], "--json").stdout)
+    assert (shown["model"], shown["version"], shown["revision"]) == ("car-loan-classifier", 1, 1)
+    assert shown["label"] in (0, 1) and shown["labelled"]
+    nodes = set(shown["lineage"]["nodes"])
+    assert f"dataset_version:{summary['dataset']['version_id']}" in nodes  # trained on it
+    assert f"run:{summary['pipeline']['refit_run_id']}" in nodes
+    assert {n.split(":")[0] for n in nodes} >= {"source", "validation", "transform"}
+    assert trace["lineage_types"] == sorted({n.split(":")[0] for n in nodes})
+
+
 def test_quickstart_deploys_a_canary_and_the_server_decides(
     quickstart: tuple[Path, dict[str, Any]],
 ) -> None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from keel.lineage import LineageEdge, Node, NodeDescription
     from keel.workspace import Workspace
 
-__all__ = ["app"]
+__all__ = ["app", "edge_line"]
 
 app = typer.Typer(help="Follow an object's lineage upstream and downstream.", no_args_is_help=True)
 
@@ -43,16 +43,16 @@ def show(
     tree = Tree(f"[bold]{escape(str(graph.root))}[/]")
     up = tree.add("upstream (made from)")
     for edge in graph.upstream:
-        up.add(escape(_edge_line(edge)))
+        up.add(escape(edge_line(edge)))
     down = tree.add("downstream (made into)")
     for edge in graph.downstream:
-        down.add(escape(_edge_line(edge)))
+        down.add(escape(edge_line(edge)))
     if graph.truncated:
         tree.add("[yellow]… truncated: raise --depth to see more[/]")
     Console().print(tree)
 
 
-def _edge_line(edge: LineageEdge) -> str:
+def edge_line(edge: LineageEdge) -> str:
     """``a —relation→ b``, and why, when the edge records it (the closed loop's hops do)."""
     line = f"{edge.upstream} —{edge.relation}→ {edge.downstream}"
     why = (edge.details or {}).get("why")

@@ -111,6 +111,7 @@ def run_quickstart(ws: Workspace, progress: Any) -> dict[str, Any]:
         reports=reports,
         reload_matches=same,
         chain=chain,
+        prediction_id=min(ids.values()),  # the first loan served
     )
     summary["stage_seconds"] = [
         {"stage": stage, "seconds": round(end - begin, 2)}

@@ -34,8 +34,10 @@ def summarize(
     reports: dict[str, str],
     reload_matches: bool,
     chain: Any,
+    prediction_id: str,
 ) -> dict[str, Any]:
-    """The quickstart's JSON summary (``keel quickstart --json``)."""
+    """The quickstart's JSON summary (``keel quickstart --json``); ``prediction_id`` is the
+    served prediction it traces back to its data."""
     published = data["features"]
     cycle = loop["cycle"]
     final = ws.deployments.get(DEPLOYMENT)
@@ -111,9 +113,26 @@ def summarize(
             "predictions_logged": ws.deployments.read_predictions(DEPLOYMENT).height,
         },
         "champion_after": ws.models.version(f"{MODEL}@champion").version,
+        "trace": _trace(ws, prediction_id),
         "reports": reports,
         "reload_matches": reload_matches,
         "audit": {"ok": chain.ok, "events": chain.checked},
+    }
+
+
+def _trace(ws: Workspace, prediction_id: str) -> dict[str, Any]:
+    """One logged prediction followed back through the lineage graph."""
+    found = ws.deployments.trace(prediction_id, deployment=DEPLOYMENT, depth=20)
+    nodes = found.lineage.nodes if found.lineage is not None else set()
+    return {
+        "prediction_id": found.prediction_id,
+        "model": found.model,
+        "version": found.version,
+        "revision": found.revision,
+        "label": found.label,
+        "log": None if found.log is None else str(found.log),
+        "lineage_nodes": len(nodes),
+        "lineage_types": sorted({node.type for node in nodes}),
     }
 
 
@@ -121,7 +140,7 @@ def rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
     """The table printed at the end."""
     dataset, pipeline = summary["dataset"], summary["pipeline"]
     champion, monitoring = summary["champion"], summary["monitoring"]
-    loop, deployment = summary["loop"], summary["deployment"]
+    loop, deployment, trace = summary["loop"], summary["deployment"], summary["trace"]
     params = ", ".join(f"{k}={v:.3g}" for k, v in sorted(pipeline["best_params"].items()))
     drifted = [w for w in monitoring["windows"] if w["drift"] == "drift"]
     first = drifted[0] if drifted else None
@@ -181,6 +200,12 @@ def rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
             f"{champion['model']} v{summary['champion_after']}, serving "
             f"v{deployment['serving_version']}",
         ),
+        (
+            "traced",
+            f"prediction {trace['prediction_id']}: {trace['model']} v{trace['version']} "
+            f"(revision {trace['revision']}), label {trace['label']}; lineage back through "
+            f"{trace['lineage_nodes']} objects ({', '.join(trace['lineage_types'])})",
+        ),
         ("reports", f"{summary['reports']['monitoring']}  {summary['reports']['validation']}"),
         ("reloaded predictions match", summary["reload_matches"]),
         (
@@ -211,6 +236,7 @@ def next_steps(summary: dict[str, Any], *, home: Path | None) -> str:
         ("monitors alerts list", "what fired, and its notifications"),
         (f"lineage show deployment:{summary['deployment']['id']}", "why the new model serves"),
         (f"deployments show {DEPLOYMENT}", "every revision and the canary decision"),
+        (f"deployments trace {summary['trace']['prediction_id']}", "one prediction to its data"),
         (f"models show {MODEL}", "versions, aliases and the reasons they moved"),
         ("triggers history", "the alert's retraining firing"),
         (f"pipelines show {summary['loop'].get('pipeline_run_id')}", "the retraining run"),

@@ -1,4 +1,4 @@
-"""``keel serve``, ``keel deploy`` and ``keel deployments list|show|status|promote|rollback``."""
+"""``keel serve``, ``keel deploy``, ``keel deployments list|show|status|promote|rollback|trace``."""
 
 from __future__ import annotations
 
@@ -244,3 +244,54 @@ def rollback(name: str, reason: ReasonOption = "", as_json: JsonOption = False) 
         echo_json(found.to_dict())
         return
     _print_deployment(found.to_dict())
+
+
+@deployments_app.command("trace")
+def trace(
+    prediction_id: Annotated[
+        str, typer.Argument(help="A prediction id from a predict response or the log.")
+    ],
+    deployment: Annotated[
+        str | None, typer.Option("--deployment", "-d", help="Look only in this deployment.")
+    ] = None,
+    depth: Annotated[int, typer.Option("--depth", min=1, max=50, help="Lineage levels.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Follow one served prediction back to its data: the logged row, the revision that
+    routed it, the model version that answered, its label, and the lineage upstream."""
+    import json
+
+    from keel.cli._lineage import edge_line
+
+    with open_workspace() as ws:
+        found = ws.deployments.trace(prediction_id, deployment=deployment, depth=depth)
+    if as_json:
+        echo_json(found.to_dict())
+        return
+    revision = (
+        f"{found.revision} ({found.revision_action}: {found.revision_reason})"
+        if found.revision is not None
+        else "unknown"
+    )
+    print_kv(
+        f"Prediction {found.prediction_id}",
+        [
+            ("when (UTC)", found.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]),
+            ("deployment", f"{found.deployment} (revision {revision})"),
+            ("model version", f"{found.model}:{found.version} ({found.variant})"),
+            ("inputs", json.dumps(found.inputs, default=str)[:400]),
+            ("prediction", json.dumps(found.prediction, default=str)),
+            ("score", found.score),
+            ("label", json.dumps(found.label, default=str) if found.labelled else "none yet"),
+            ("latency ms", found.latency_ms),
+            ("request id", found.request_id),
+        ],
+    )
+    if found.lineage is None:
+        typer.echo("No lineage: its model version or deployment is no longer in the store.")
+        return
+    typer.echo(f"Lineage upstream of {found.lineage.root}:")
+    for edge in found.lineage.upstream:
+        typer.echo(f"  {edge_line(edge)}")
+    if found.lineage.truncated:
+        typer.echo("  … truncated: raise --depth to see more")

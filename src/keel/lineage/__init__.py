@@ -6,6 +6,7 @@ from keel.lineage._graph import (
     LineageGraph,
     LineageService,
     Node,
+    check_depth,
     parse_node,
 )
 from keel.lineage._openlineage import (
@@ -27,6 +28,7 @@ __all__ = [
     "NodeDescription",
     "assertions_from_validation",
     "build_run_events",
+    "check_depth",
     "export_openlineage",
     "openlineage_schemas",
     "parse_node",

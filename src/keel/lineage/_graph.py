@@ -11,7 +11,15 @@ from keel.errors import InvalidInputError
 from keel.governance import Context, Governor, Permission
 from keel.store import LineageRepository
 
-__all__ = ["NODE_TYPES", "LineageEdge", "LineageGraph", "LineageService", "Node", "parse_node"]
+__all__ = [
+    "NODE_TYPES",
+    "LineageEdge",
+    "LineageGraph",
+    "LineageService",
+    "Node",
+    "check_depth",
+    "parse_node",
+]
 
 #: Object types that can appear in the graph.
 NODE_TYPES = frozenset(
@@ -64,6 +72,12 @@ def parse_node(text: str) -> Node:
     return Node(kind, ident)
 
 
+def check_depth(depth: int) -> None:
+    """Refuse a graph walk of fewer than 1 or more than ``MAX_DEPTH`` levels."""
+    if not 1 <= depth <= MAX_DEPTH:
+        raise InvalidInputError(f"depth must be between 1 and {MAX_DEPTH}; got {depth}.")
+
+
 @dataclass(frozen=True, slots=True)
 class LineageEdge:
     upstream: Node
@@ -105,6 +119,28 @@ class LineageGraph:
             "truncated": self.truncated,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LineageGraph:
+        """The graph ``to_dict`` wrote (an API answer, say)."""
+
+        def edges(items: list[dict[str, Any]]) -> list[LineageEdge]:
+            return [
+                LineageEdge(
+                    parse_node(e["upstream"]),
+                    parse_node(e["downstream"]),
+                    e["relation"],
+                    e.get("details"),
+                )
+                for e in items
+            ]
+
+        return cls(
+            root=parse_node(data["root"]),
+            upstream=edges(data["upstream"]),
+            downstream=edges(data["downstream"]),
+            truncated=bool(data["truncated"]),
+        )
+
 
 class LineageService:
     """Records edges inside the writer's transaction and answers graph walks."""
@@ -138,8 +174,7 @@ class LineageService:
         self, ctx: Context, node: Node, *, depth: int = 10, direction: str = "both"
     ) -> LineageGraph:
         """Walk up to ``depth`` levels upstream and/or downstream of ``node``."""
-        if not 1 <= depth <= MAX_DEPTH:
-            raise InvalidInputError(f"depth must be between 1 and {MAX_DEPTH}; got {depth}.")
+        check_depth(depth)
         if direction not in ("up", "down", "both"):
             raise InvalidInputError("direction must be 'up', 'down' or 'both'.")
         with self._gov.read(

@@ -174,6 +174,7 @@ def create_app(
         _package_routes.router,
         _pipeline_routes.router,
         _deployment_routes.router,
+        _deployment_routes.traces,
         _monitor_routes.router,
         _compliance_routes.router,
         _supplychain_routes.router,

@@ -15,12 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, StreamingResponse
 
 from keel.server._deps import Caller, ServicesDep, ok
-from keel.server._responses import DeploymentOut, DeploymentRevisionOut
+from keel.server._responses import DeploymentOut, DeploymentRevisionOut, PredictionTraceOut
 from keel.server._tables import stream_table
 
-__all__ = ["router"]
+__all__ = ["router", "traces"]
 
 router = APIRouter(prefix="/api/v1/projects/{project}/deployments", tags=["deployments"])
+traces = APIRouter(prefix="/api/v1/projects/{project}/predictions", tags=["deployments"])
 DeploymentName = Annotated[str, Path(min_length=1, max_length=256)]
 Text = Annotated[str, Field(max_length=10_000)]
 
@@ -190,3 +191,22 @@ def predictions(
         following = request.url.include_query_params(page_token=page.next_page_token)
         response.headers["link"] = f'<{following.path}?{following.query}>; rel="next"'
     return response
+
+
+@traces.get("/{prediction_id}", response_model=PredictionTraceOut)
+def trace_prediction(
+    prediction_id: Annotated[str, Path(min_length=1, max_length=40)],
+    ctx: Caller,
+    s: ServicesDep,
+    deployment: Annotated[
+        str | None,
+        Query(min_length=1, max_length=256, description="Look only in this deployment's log."),
+    ] = None,
+    depth: Annotated[int, Query(ge=1, le=50, description="Lineage levels to walk upstream.")] = 10,
+) -> JSONResponse:
+    """One served prediction followed back to its data: the logged row, the deployment
+    revision that routed it, the model version that answered, its late label, and the lineage
+    upstream (needs deployment.read and lineage.read)."""
+    return ok(
+        s.deployments.trace_prediction(ctx, prediction_id, deployment=deployment, depth=depth)
+    )

@@ -13,7 +13,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ColumnOut", "DatasetVersionOut", "DeploymentOut", "DeploymentRevisionOut", "PartOut"]
+__all__ = [
+    "ColumnOut",
+    "DatasetVersionOut",
+    "DeploymentOut",
+    "DeploymentRevisionOut",
+    "PartOut",
+    "PredictionTraceOut",
+]
 
 
 class _Out(BaseModel):
@@ -98,3 +105,31 @@ class DeploymentRevisionOut(_Routing):
     analysis: dict[str, Any] | None
     created_by: str
     created_at: datetime
+
+
+class PredictionTraceOut(_Out):
+    """One logged prediction followed back to its data (``ws.deployments.trace``)."""
+
+    prediction_id: str
+    timestamp: datetime
+    deployment: str
+    deployment_id: str | None
+    model: str
+    version: int
+    model_version_id: str | None = Field(description="The registry version that answered.")
+    variant: str = Field(description="primary, candidate or shadow: the route it took.")
+    request_id: str | None
+    latency_ms: float | None
+    inputs: Any = Field(description="The logged features; personal data shows [REDACTED].")
+    prediction: Any
+    score: float | None
+    scores: Any
+    labelled: bool = Field(description="A late label (ground truth) is stored for it.")
+    label: Any
+    revision: int | None = Field(description="The deployment revision in force when it ran.")
+    revision_action: str | None
+    revision_reason: str | None
+    log: str | None = Field(description="Its prediction_log lineage node (TYPE:ID).")
+    lineage: dict[str, Any] | None = Field(
+        description="The lineage graph upstream of the log: model version, run, datasets."
+    )

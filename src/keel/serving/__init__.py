@@ -20,6 +20,7 @@ from keel.serving._service import (
     DeploymentRevision,
     DeploymentService,
     PredictionPage,
+    PredictionTrace,
 )
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "ModelLoader",
     "PredictionLogger",
     "PredictionPage",
+    "PredictionTrace",
     "RegistryLoader",
     "Route",
     "ServeOptions",

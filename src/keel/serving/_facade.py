@@ -15,6 +15,7 @@ from keel.serving._service import (
     DeploymentRevision,
     DeploymentService,
     PredictionPage,
+    PredictionTrace,
 )
 
 if TYPE_CHECKING:
@@ -84,6 +85,16 @@ class Deployments:
         ``next_page_token`` back as ``page_token`` for the next page (None: the last page)."""
         return self.service.read_prediction_page(
             self._ctx, name, since=since, until=until, limit=limit, page_token=page_token
+        )
+
+    def trace(
+        self, prediction_id: str, *, deployment: str | None = None, depth: int = 10
+    ) -> PredictionTrace:
+        """Follow one served prediction back to its data: the logged row, the deployment
+        revision that routed it, the model version that answered, its late label, and the
+        lineage upstream (``depth`` levels: run, dataset versions, sources)."""
+        return self.service.trace_prediction(
+            self._ctx, prediction_id, deployment=deployment, depth=depth
         )
 
     def server(self, options: ServeOptions) -> ServerApp:

@@ -11,13 +11,13 @@ import builtins
 import io
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
 from keel.governance import Context, Governor, Permission
-from keel.lineage import LineageService, Node
+from keel.lineage import LineageService, Node, check_depth
 from keel.serving._analysis import Decision
 from keel.serving._pages import (
     AT,
@@ -35,6 +35,15 @@ from keel.serving._pages import (
 )
 from keel.serving._routing import DEFAULT_STEPS, STRATEGIES, DeploymentState
 from keel.serving._runtime import ModelLoader, RegistryLoader, smoke_test
+from keel.serving._trace import (
+    TRACE_WINDOW,
+    PredictionTrace,
+    find_logged,
+    link_log,
+    prediction_moment,
+    traced,
+    upstream_of,
+)
 from keel.store import DeploymentRepository, GroundTruthRepository
 from keel.store._schema_serving import DeploymentRevisionRow, DeploymentRow
 from keel.tracking import ModelRegistry, parse_model_ref
@@ -55,6 +64,7 @@ __all__ = [
     "DeploymentRevision",
     "DeploymentService",
     "PredictionPage",
+    "PredictionTrace",
     "check_prediction_limit",
     "decode_page_token",
     "token_after",
@@ -461,7 +471,8 @@ class DeploymentService:
             "deployment.log_predictions",
             object_type="prediction_log",
         ) as work:
-            added = DeploymentRepository(work.session, ctx.project_id).add_log_batch(
+            repo = DeploymentRepository(work.session, ctx.project_id)
+            added = repo.add_log_batch(
                 deployment=deployment,
                 batch_key=batch_key,
                 digest=info.digest,
@@ -469,6 +480,13 @@ class DeploymentService:
                 first_at=pc.min(stamps).as_py(),
                 last_at=pc.max(stamps).as_py(),
             )
+            if added:
+                served = zip(
+                    table.column("model").to_pylist(),
+                    table.column("version").to_pylist(),
+                    strict=True,
+                )
+                link_log(work.session, ctx, repo.get(deployment), set(served))
             work.details = {"deployment": deployment, "rows": table.num_rows, "added": added}
 
     def read_predictions(
@@ -556,6 +574,54 @@ class DeploymentService:
             token = token_after(held)
         frame = pl.concat([empty, held.drop(AT)], how="diagonal_relaxed")
         return PredictionPage(frame, token)
+
+    def trace_prediction(
+        self, ctx: Context, prediction_id: str, *, deployment: str | None = None, depth: int = 10
+    ) -> PredictionTrace:
+        """The logged row of ``prediction_id`` with the deployment revision that routed it,
+        the model version that answered, its late label and the lineage upstream of it.
+
+        Only the log batches of the minutes around the id's time are read (of ``deployment``
+        if given, else of every deployment). Raises NotFoundError when no batch holds it.
+        """
+        moment = prediction_moment(prediction_id)
+        check_depth(depth)
+        with self._gov.read(
+            ctx,
+            Permission.DEPLOYMENT_READ,
+            "deployment.trace_prediction",
+            object_type="prediction_log",
+            object_id=prediction_id,
+        ) as session:
+            repo = DeploymentRepository(session, ctx.project_id)
+            if deployment is not None and repo.get(deployment) is None:
+                raise _missing(deployment)
+            batches = repo.log_batches(
+                deployment, since=moment - TRACE_WINDOW, until=moment + TRACE_WINDOW
+            )
+            row = find_logged(
+                prediction_id,
+                moment,
+                batches,
+                lambda digest: self._blobs.get_bytes(digest, scope=ctx.project_id),
+            )
+            if row is None:
+                raise NotFoundError(
+                    f"No logged prediction {prediction_id}"
+                    + (f" in deployment '{deployment}'" if deployment else "")
+                    + f" around {moment.isoformat(timespec='seconds')}: only predictions "
+                    "served through a deployment with logging on (`keel serve --deployment "
+                    "NAME`, without --no-log) are logged, about a second after they are "
+                    "served.",
+                    prediction_id=prediction_id,
+                )
+            found = traced(session, ctx.project_id, row)
+        if found.log is None or found.model_version_id is None:
+            return found
+        lineage = upstream_of(
+            LineageService(self._gov), ctx, found.log, found.model_version_id, depth
+        )
+        return replace(found, lineage=lineage)
 
     # --- late ground truth -------------------------------------------------------------------
 

@@ -145,12 +145,15 @@ class DeploymentRepository:
         return True
 
     def log_batches(
-        self, deployment: str, *, since: datetime | None, until: datetime | None
+        self, deployment: str | None, *, since: datetime | None, until: datetime | None
     ) -> Sequence[PredictionLogBatchRow]:
+        """Batches holding rows with ``since <= timestamp < until``, by their first row's time;
+        ``deployment=None``: of every deployment."""
         query = select(PredictionLogBatchRow).where(
-            PredictionLogBatchRow.project_id == self._project_id,
-            PredictionLogBatchRow.deployment == deployment,
+            PredictionLogBatchRow.project_id == self._project_id
         )
+        if deployment is not None:
+            query = query.where(PredictionLogBatchRow.deployment == deployment)
         if since is not None:
             query = query.where(PredictionLogBatchRow.last_at >= since)
         if until is not None:

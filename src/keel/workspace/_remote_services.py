@@ -27,7 +27,7 @@ from keel.governance import (
     Project,
     ProjectService,
 )
-from keel.lineage import LineageEdge, LineageGraph, LineageService, Node, parse_node
+from keel.lineage import LineageGraph, LineageService, Node
 from keel.store import AuditQuery
 from keel.tracking import (
     Artifact,
@@ -291,24 +291,7 @@ class RemoteLineageService(LineageService):
     ) -> LineageGraph:
         path = f"{_base(ctx)}/lineage/{_seg(node)}"
         data = self._http.call("GET", path, params={"depth": depth, "direction": direction})
-
-        def edges(items: builtins.list[dict[str, Any]]) -> builtins.list[LineageEdge]:
-            return [
-                LineageEdge(
-                    parse_node(e["upstream"]),
-                    parse_node(e["downstream"]),
-                    e["relation"],
-                    e.get("details"),
-                )
-                for e in items
-            ]
-
-        return LineageGraph(
-            root=parse_node(data["root"]),
-            upstream=edges(data["upstream"]),
-            downstream=edges(data["downstream"]),
-            truncated=bool(data["truncated"]),
-        )
+        return LineageGraph.from_dict(data)
 
 
 class RemoteProjectService(ProjectService):

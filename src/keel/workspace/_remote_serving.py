@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from keel import errors
 from keel.governance import Context
+from keel.lineage import check_depth
 from keel.pipelines import (
     Executor,
     Firing,
@@ -32,7 +33,7 @@ from keel.pipelines import (
 from keel.pipelines._runner import Progress
 from keel.pipelines._serialize import loads
 from keel.pipelines._triggers import TriggerService
-from keel.serving import Deployment, DeploymentRevision, DeploymentService
+from keel.serving import Deployment, DeploymentRevision, DeploymentService, PredictionTrace
 from keel.serving._service import (
     DEFAULT_PREDICTION_ROWS,
     PredictionPage,
@@ -40,6 +41,7 @@ from keel.serving._service import (
     decode_page_token,
     token_after,
 )
+from keel.serving._trace import prediction_moment
 from keel.workspace._http import HttpClient
 from keel.workspace._http import base_path as _base
 from keel.workspace._http import segment as _seg
@@ -171,6 +173,18 @@ class RemoteDeploymentService(DeploymentService):
             if token is None or (cap is not None and held >= cap):
                 frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed")
                 return PredictionPage(frame, token)
+
+    def trace_prediction(
+        self, ctx: Context, prediction_id: str, *, deployment: str | None = None, depth: int = 10
+    ) -> PredictionTrace:
+        prediction_moment(prediction_id)  # a malformed id is refused before anything is sent
+        check_depth(depth)
+        data = self._http.call(
+            "GET",
+            f"{_base(ctx)}/predictions/{_seg(prediction_id)}",
+            params={"deployment": deployment, "depth": depth},
+        )
+        return PredictionTrace.from_dict(data)
 
     def loader(self, ctx: Context) -> RegistryLoader:
         raise _beside_the_store("A model server")
