@@ -9,8 +9,16 @@ whatever the session's settings. The canonical types:
   would put the zone in the column's type); ``timestamp`` (no time zone) is ``Datetime(us)``
   with no zone, the values as stored; ``timetz`` is ``Time``, the time of day in UTC
   (``12:00+02`` is ``10:00``); ``interval`` is ``Duration(us)`` (a month is 30 days, as
-  PostgreSQL compares them). MySQL/MariaDB ``DATETIME`` and ``TIMESTAMP`` are ``Datetime(us)``
-  with no zone, as the server sends them (a ``TIMESTAMP`` in the session's ``time_zone``).
+  PostgreSQL compares them). MySQL/MariaDB ``TIMESTAMP`` (an instant) is ``Datetime(us,
+  "UTC")``, read in a session at ``time_zone = '+00:00'`` whatever the server's or the URL's
+  zone; ``DATETIME`` (no zone) is ``Datetime(us)`` with no zone, as stored. (A query's own
+  ``NOW()`` or ``FROM_UNIXTIME()`` therefore works in UTC too.)
+- Every column's type is the database's declaration of it, also for a result of no row and a
+  column NULL throughout the first chunk: a PostgreSQL array is a Polars List of its declared
+  element type (``int[]`` Int64, ``numeric(10,2)[]`` Decimal(10, 2), ``jsonb[]`` each
+  element's JSON text). Only what the declaration leaves open is taken from the first chunk,
+  and a later chunk must fit it: an unconstrained NUMERIC's scale, and an array's dimensions
+  (PostgreSQL declares none: the first array with an element gives them, one if none has).
 - A table reads exactly as ``SELECT *`` of it would on PostgreSQL and MySQL/MariaDB (the
   driver's values, not SQLAlchemy's conversions of them): MySQL ``BIT`` is its bytes
   (``b + 0`` in a query for a number), ``ENUM`` and ``SET`` text, ``YEAR`` Int64, ``TIME``
@@ -52,10 +60,11 @@ class SqlSource:
     ``NUMERIC(p, s)`` is ``Decimal(p, s)`` (an unconstrained PostgreSQL NUMERIC is
     ``Decimal(38, s)``, ``s`` the first chunk's largest scale and at least 9, and a value
     it cannot hold exactly is an error asking for a cast, never rounded), JSON and JSONB are
-    their JSON text, UUIDs text, timestamps with a time zone UTC (see the module's docstring
-    for every type). Where the database names no type (a SQLite query, a PostgreSQL array)
-    the first chunk's values fix it, text if they are all NULL, and a later value that does
-    not fit is an error.
+    their JSON text, UUIDs text, timestamps with a time zone UTC, a PostgreSQL array a List
+    of its element's type (see the module's docstring for every type). Where the database
+    names no type (a SQLite query, a PostgreSQL type this adapter does not map) the first
+    chunk's values fix it, text if they are all NULL, and a later value that does not fit
+    is an error.
     """
 
     url: str
@@ -102,6 +111,7 @@ class SqlSource:
         try:
             with engine.connect().execution_options(stream_results=True) as conn:
                 _json_as_text(conn)
+                _mysql_in_utc(conn)
                 session = _mysql_session(conn)
                 table: Any = None
                 if self.table is not None:
@@ -143,9 +153,13 @@ class SqlSource:
 
 
 def _read(result: Any, columns: list[SqlColumn], reading: Reading) -> Iterator[SourceBatch]:
-    """The result's rows in chunks, the first chunk fixing the types the database did not."""
+    """The result's rows in chunks, the first chunk settling what the declared types leave
+    open (see :class:`SqlColumn`) and typing the columns the database did not."""
     empty = True
     for rows in result.partitions(reading.batch_rows):
+        if empty:
+            values = list(zip(*rows, strict=True))
+            columns[:] = [c.declared_by(values[i]) for i, c in enumerate(columns)]
         frame = sql_frame(rows, columns, reading)
         if empty:
             columns[:] = [c.settled(frame[c.name].dtype) for c in columns]
@@ -153,6 +167,7 @@ def _read(result: Any, columns: list[SqlColumn], reading: Reading) -> Iterator[S
         empty = False
         yield SourceBatch(frame)
     if empty:
+        columns[:] = [c.declared_by(()) for c in columns]
         yield SourceBatch(sql_frame([], columns, reading))
 
 
@@ -190,6 +205,15 @@ def _json_as_text(conn: Any) -> None:
     dbapi = conn.connection.dbapi_connection
     if dbapi is not None:
         set_json_loads(lambda data: data if isinstance(data, str) else bytes(data).decode(), dbapi)
+
+
+def _mysql_in_utc(conn: Any) -> None:
+    """Put this MySQL/MariaDB session (the reading connection's, not the server's) at UTC, so
+    that ``TIMESTAMP`` values, which the server stores as instants and shows in the session's
+    ``time_zone``, arrive as the UTC instants whatever the server's or the URL's zone.
+    ``DATETIME`` values have no zone and are sent as stored, at any ``time_zone``."""
+    if conn.dialect.name in ("mysql", "mariadb"):
+        conn.exec_driver_sql("SET time_zone = '+00:00'")
 
 
 #: The server a MySQL/MariaDB connection talks to, compared before a ``KILL QUERY``.

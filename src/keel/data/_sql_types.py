@@ -40,32 +40,38 @@ _MAX_PRECISION = 38
 #: still fit. A later value with more places is an error asking for a cast, never rounded.
 _UNCONSTRAINED_SCALE = 9
 
-#: PostgreSQL type OIDs (pg_type) to Polars types ("": the values give it) and conversions.
-_PG_TYPES: dict[int, tuple[str, str]] = {
-    16: ("Boolean", ""),
-    20: ("Int64", ""),
-    21: ("Int64", ""),
-    23: ("Int64", ""),
-    26: ("Int64", ""),
-    700: ("Float64", ""),
-    701: ("Float64", ""),
-    18: ("String", ""),
-    19: ("String", ""),
-    25: ("String", ""),
-    1042: ("String", ""),
-    1043: ("String", ""),
-    114: ("String", "json"),
-    3802: ("String", "json"),
-    2950: ("String", "text"),
-    1082: ("Date", ""),
-    1083: ("Time", ""),
-    1266: ("Time", "utc_time"),  # timetz
-    1270: ("", "utc_time"),  # timetz[], of any dimension
-    1114: ("Datetime", ""),
-    1184: ("Datetime", "utc"),
-    1186: ("Duration", ""),
-    17: ("Binary", ""),
+#: PostgreSQL type OIDs (pg_type) to Polars types, conversions and the OID of their array type
+#: (0: none read as a List).
+_PG_TYPES: dict[int, tuple[str, str, int]] = {
+    16: ("Boolean", "", 1000),
+    20: ("Int64", "", 1016),
+    21: ("Int64", "", 1005),
+    23: ("Int64", "", 1007),
+    26: ("Int64", "", 1028),
+    700: ("Float64", "", 1021),
+    701: ("Float64", "", 1022),
+    18: ("String", "", 1002),
+    19: ("String", "", 1003),
+    25: ("String", "", 1009),
+    1042: ("String", "", 1014),
+    1043: ("String", "", 1015),
+    114: ("String", "json", 199),
+    3802: ("String", "json", 3807),
+    2950: ("String", "text", 0),  # uuid[] is UUID objects, refused as such
+    1082: ("Date", "", 1182),
+    1083: ("Time", "", 1183),
+    1266: ("Time", "utc_time", 1270),  # timetz
+    1114: ("Datetime", "", 1115),
+    1184: ("Datetime", "utc", 1185),
+    1186: ("Duration", "", 1187),
+    17: ("Binary", "", 1001),
+    1560: ("String", "", 1561),  # bit(n), as psycopg hands it over: '101'
+    1562: ("String", "", 1563),  # varbit
 }
+
+#: PostgreSQL array type OIDs to their element's OID: an array is a (nested) Polars List of
+#: its element's type, whatever its values.
+_PG_ARRAYS: dict[int, int] = {1231: 1700} | {a: oid for oid, (_, _, a) in _PG_TYPES.items() if a}
 
 #: MySQL/MariaDB field type codes (pymysql ``FIELD_TYPE``) to their SQL name, Polars type and
 #: conversion; text types with the binary character set (63) are bytes.
@@ -78,7 +84,7 @@ _MYSQL_TYPES: dict[int, tuple[str, str, str]] = {
     13: ("YEAR", "Int64", ""),
     4: ("FLOAT", "Float64", ""),
     5: ("DOUBLE", "Float64", ""),
-    7: ("TIMESTAMP", "Datetime", ""),
+    7: ("TIMESTAMP", "Datetime", "utc"),  # read in a session at +00:00 (see _sql)
     12: ("DATETIME", "Datetime", ""),
     10: ("DATE", "Date", ""),
     14: ("DATE", "Date", ""),
@@ -94,6 +100,7 @@ _MYSQL_TYPES: dict[int, tuple[str, str, str]] = {
     252: ("BLOB/TEXT", "String", ""),
     253: ("VARCHAR", "String", ""),
     254: ("CHAR", "String", ""),
+    255: ("GEOMETRY", "Binary", ""),  # the server's WKB bytes
 }
 
 
@@ -103,23 +110,46 @@ class SqlColumn:
 
     ``dtype`` comes from the column's database type, so it is the same for every chunk
     (a chunk whose values are all NULL, or all whole numbers in a NUMERIC(10,2), types
-    nothing). ``dtype`` is None only where the database does not say (SQLite queries, a
-    type this adapter does not map): the first chunk's values fix it then, and later chunks
-    must fit it. ``convert``: ``"json"`` keeps JSON as its text, ``"text"`` reads the value
-    as ``str`` (UUIDs), ``"decimal"`` checks each value fits the Decimal exactly, ``"utc"``
-    is a timestamp with time zone (read as UTC), ``"utc_time"`` a time with time zone (its
-    time of day in UTC).
+    nothing). Two things a declaration leaves open are settled by the first chunk (see
+    :meth:`declared_by`), and later chunks must fit them: the scale of an unconstrained
+    PostgreSQL NUMERIC, and the dimensions of a PostgreSQL ``array`` (``int[]`` and
+    ``int[][]`` are one type), whose ``element`` type is declared. ``dtype`` is None where the
+    database does not say (SQLite queries, a type this adapter does not map): the first
+    chunk's values type the column then (see :meth:`settled`). ``convert``, applied to an
+    array's elements too: ``"json"`` keeps JSON as its text, ``"text"`` reads the value as
+    ``str`` (UUIDs), ``"decimal"`` checks each value fits the Decimal exactly, ``"utc"`` is a
+    timestamp with time zone (read as UTC), ``"utc_time"`` a time with time zone (its time
+    of day in UTC).
     """
 
     name: str
     declared: str
     dtype: pl.DataType | None = None
     convert: str = ""
+    array: bool = False
+    element: pl.DataType | None = None
+
+    def declared_by(self, values: Sequence[Any]) -> SqlColumn:
+        """This column with what its declaration leaves open settled by ``values``, the first
+        chunk's (none for a result of no row): an unconstrained NUMERIC's scale (see
+        :func:`_decimal_type`), in an array too, and an array's dimensions, those of the first
+        array with an element (PostgreSQL's ``'{}'`` has none), one if no array has one."""
+        import polars as pl
+
+        if self.dtype is not None or not (self.array or self.convert == "decimal"):
+            return self
+        if not self.array:
+            return replace(self, dtype=_decimal_type(values))
+        element = self.element if self.element is not None else _decimal_type(_leaves(values))
+        dtype: pl.DataType = element
+        for _ in range(next((d for d in map(_dimensions, values) if d), 1)):
+            dtype = pl.List(dtype)
+        return replace(self, dtype=dtype, element=element)
 
     def settled(self, dtype: pl.DataType) -> SqlColumn:
         """This column with the type the first chunk gave it, if the database gave none: text
-        if that chunk was all NULL, and any time zone in it UTC (arrays of ``timestamptz``
-        come in the session's zone, which must not make a different type)."""
+        if that chunk was all NULL, and any time zone in it UTC (values of a type this adapter
+        does not map may come in the session's zone, which must not make a different type)."""
         import polars as pl
 
         if self.dtype is not None:
@@ -127,6 +157,21 @@ class SqlColumn:
         if dtype == pl.Null:  # NULL throughout the first chunk, and no type: text
             return replace(self, dtype=pl.String(), convert="unknown")
         return replace(self, dtype=_utc_zones(dtype))
+
+
+def _leaves(values: Sequence[Any]) -> list[Any]:
+    """The elements of ``values`` and of the arrays (lists) among them, nested too."""
+    return [e for v in values for e in (_leaves(v) if isinstance(v, list) else (v,))]
+
+
+def _dimensions(value: Any) -> int:
+    """The dimensions of an array (a list, nested once a dimension; PostgreSQL's are
+    rectangular); 0 for NULL and for an empty array, which shows none."""
+    dimensions = 0
+    while isinstance(value, list) and value:
+        dimensions += 1
+        value = value[0]
+    return dimensions
 
 
 def _utc_zones(dtype: Any) -> Any:
@@ -157,11 +202,9 @@ def _holds_objects(dtype: Any) -> bool:
     return False
 
 
-def _polars_type(name: str, convert: str) -> pl.DataType | None:
+def _polars_type(name: str, convert: str) -> pl.DataType:
     import polars as pl
 
-    if not name:
-        return None
     if name == "Datetime":
         return pl.Datetime("us", "UTC" if convert == "utc" else None)
     if name == "Duration":
@@ -209,12 +252,22 @@ def sql_columns(conn: Any, result: Any, table: Any) -> list[SqlColumn]:
 
 
 def pg_column(name: str, column: Any) -> SqlColumn:
+    """A PostgreSQL result column typed from its type OID; an array of a mapped element type
+    is an array of it, whatever its values (see :class:`SqlColumn`)."""
     oid = int(getattr(column, "type_code", 0) or 0)
     declared = str(getattr(column, "type_display", "") or f"oid {oid}")
+    element = _PG_ARRAYS.get(oid)
+    if element is None:
+        return _pg_scalar(name, declared, oid, column)
+    typed = _pg_scalar(name, declared, element, column)
+    return replace(typed, dtype=None, array=True, element=typed.dtype)
+
+
+def _pg_scalar(name: str, declared: str, oid: int, column: Any) -> SqlColumn:
     if oid == 1700:  # numeric; precision and scale come from the declared typmod, if any
         return _decimal_column(name, declared, column.precision, column.scale)
     if oid in _PG_TYPES:
-        type_name, convert = _PG_TYPES[oid]
+        type_name, convert, _array = _PG_TYPES[oid]
         return SqlColumn(name, declared, _polars_type(type_name, convert), convert)
     return SqlColumn(name, declared)
 
@@ -299,7 +352,8 @@ def _decimal_fits(value: Any, precision: int, scale: int) -> bool:
 
 def _decimal_type(values: Sequence[Any]) -> pl.Decimal:
     """The type of an unconstrained NUMERIC from its first chunk: ``Decimal(38, s)``, ``s``
-    the values' largest scale and at least nine (see ``_UNCONSTRAINED_SCALE``). Worked out
+    the values' largest scale and at least nine (see ``_UNCONSTRAINED_SCALE``), nine for a
+    chunk of NULLs and for no chunk at all (a result of no row). Worked out
     here, not by Polars, which keeps a value of more than 38 digits as a Python object."""
     import polars as pl
 
@@ -327,11 +381,14 @@ def _not_finite(values: Sequence[Any]) -> Any:
 
 
 def _refuse_decimal(column: SqlColumn, value: Any, dtype: Any, reading: Reading) -> None:
+    """Refuse ``value`` of ``column`` (an element of it, for an array) that ``dtype`` cannot
+    hold exactly."""
     precision, scale = dtype.precision or _MAX_PRECISION, dtype.scale or 0
+    array = "[]" if column.array else ""
     fix = (
-        f"CAST({column.name} AS double precision) keeps NaN and infinities as floats"
+        f"CAST({column.name} AS double precision{array}) keeps NaN and infinities as floats"
         if not value.is_finite()
-        else f"CAST it to a NUMERIC(p, s) with p at most {_MAX_PRECISION} that fits it"
+        else f"CAST it to a NUMERIC(p, s){array} with p at most {_MAX_PRECISION} that fits it"
     )
     raise InvalidInputError(
         f"{reading.where}: column {column.name!r} ({column.declared}) holds {value}, which "
@@ -365,7 +422,9 @@ def _sql_series(column: SqlColumn, values: Sequence[Any], reading: Reading) -> p
 
     dtype: Any = column.dtype
     data: list[Any] = list(values)
-    if column.convert == "json":
+    if column.array:
+        data = _array_values(column, data, reading)
+    elif column.convert == "json":
         data = [v if v is None or isinstance(v, str) else json.dumps(v) for v in data]
     elif column.convert == "text":
         data = [None if v is None else str(v) for v in data]
@@ -420,11 +479,53 @@ def _sql_series(column: SqlColumn, values: Sequence[Any], reading: Reading) -> p
         raise InvalidInputError(_misfit(column, bad, dtype, reading), column=column.name) from exc
 
 
+def _array_values(column: SqlColumn, data: list[Any], reading: Reading) -> list[Any]:
+    """One chunk's arrays of ``column`` with their elements converted (JSON as its text, a
+    ``timetz`` as its UTC time of day) or, for a NUMERIC, each checked to fit exactly (Polars
+    would round it in a List)."""
+    import json
+
+    if column.convert == "json":
+        return [_elementwise(v, lambda e: e if isinstance(e, str) else json.dumps(e)) for v in data]
+    if column.convert == "utc_time":
+        return [_utc_time(v) for v in data]
+    if column.convert == "decimal" and column.element is not None:
+        element: Any = column.element
+        precision, scale = element.precision or _MAX_PRECISION, element.scale or 0
+        for value in _leaves(data):
+            if (
+                value is not None
+                and value.is_finite()
+                and not _decimal_fits(value, precision, scale)
+            ):
+                _refuse_decimal(column, value, element, reading)
+    return data
+
+
+def _elementwise(value: Any, convert: Any) -> Any:
+    """An array (nested lists) with ``convert`` applied to each element that is not NULL."""
+    if isinstance(value, list):
+        return [_elementwise(v, convert) for v in value]
+    return None if value is None else convert(value)
+
+
 def _misfit(column: SqlColumn, value: Any, dtype: Any, reading: Reading) -> str:
     """The message for ``value`` that does not fit ``column``'s type ``dtype``."""
     import polars as pl
 
     cast = f"CAST({column.name} AS {reading.text_type})"
+    shown, read, inner = _dimensions(value), 0, dtype
+    while isinstance(inner, pl.List):
+        read, inner = read + 1, inner.inner
+    if column.array and shown and shown != read:
+        return (
+            f"{reading.where}: column {column.name!r} ({column.declared}) holds the "
+            f"{shown}-dimensional array {value!r:.60}, and is read as {dtype}, with {read} "
+            f"dimension{'s' if read > 1 else ''}: PostgreSQL declares none, so the first "
+            f"array with an element in the first {reading.batch_rows} rows gives them (one "
+            "if none has one). Read arrays of one shape, or cast the column in the query, "
+            f"for example {cast}."
+        )
     if column.convert == "unknown":
         why = (
             f"was NULL in every one of the first {reading.batch_rows} rows and its database "
