@@ -56,6 +56,7 @@ class PredictionLogBatchRow(Base):
     __table_args__ = (
         UniqueConstraint("project_id", "batch_key"),
         Index(None, "project_id", "deployment", "first_at"),
+        Index(None, "project_id", "first_at"),  # a trace searches every deployment by time
     )
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
