@@ -1,10 +1,11 @@
 """Archives (zip, tar, tar.gz, tar.bz2, tar.xz) checked and unpacked by Keel's own code.
 
 Every member is checked as it is listed, before anything is written: no absolute paths, no
-``..``, no links or devices, bounded member count, size and compression ratio, and tar headers
-bounded before tarfile reads them whole. The members are then unpacked into a private temporary
-folder (:func:`unpack_folder`) whose writes are bounded again as they happen; ``_folders.py``
-reads that folder as any other.
+``..``, no links or devices, bounded member count, size and compression ratio, bounded folders,
+tar headers bounded before tarfile reads them whole, a zip's central directory bounded before
+zipfile reads it whole, and xz and LZMA decompressors bounded in memory. The members are then
+unpacked into a private temporary folder (:func:`unpack_folder`) whose writes are bounded again
+as they happen; ``_folders.py`` reads that folder as any other.
 """
 
 from __future__ import annotations
@@ -28,9 +29,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from keel.data._tar_headers import (
+    MAX_LZMA_MEMORY,
     CheckedTarFile,
     DamagedHeaderError,
+    LZMAMemoryError,
     RefusedHeaderError,
+    decompress,
+    lzma_decompressor,
 )
 from keel.errors import InvalidInputError, KeelError, StorageError
 
@@ -62,6 +67,19 @@ _ZIP_METHODS = frozenset(
 _ZIP_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 _ZIP_CHUNK = 1 << 16
 _LZMA_MIN_DICT = 1 << 12
+#: A zip's end of central directory record (signature, disk numbers, entries on this disk and
+#: in all, directory size and offset, comment length), found in its last bytes (a comment is
+#: at most 64 KiB); the zip64 locator and zip64 end record before it; a central directory
+#: header (signature, then the lengths of the name, extra field and comment after it at byte
+#: 28); and the directory bytes allowed for each entry allowed (a real entry takes 60 to 300:
+#: 46 bytes, its name, a few extra fields), 1 MiB at least.
+_ZIP_END = struct.Struct("<4s4H2LH")
+_ZIP_TAIL = (1 << 16) + _ZIP_END.size
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_END = struct.Struct("<4sQ2H2L4Q")
+_ZIP_CENTRAL = struct.Struct("<4s24x3H12x")
+_ZIP_DIRECTORY_BYTES_PER_ENTRY = 1 << 10
+_ZIP_DIRECTORY_MIN_BYTES = 1 << 20
 #: What a damaged or truncated archive raises while it is read (and the decompressors under it).
 _READ_ERRORS: tuple[type[BaseException], ...] = (
     tarfile.TarError,
@@ -154,16 +172,22 @@ def remove_stale_unpacks(
 class _Plan:
     """The members to unpack, checked one by one as they are listed: count, running size and
     ratio (a bomb is refused at the member that crosses a limit, before more is decompressed),
-    names that can be written (UTF-8, not too long, not nested too deep), and no name given
-    twice or used both as a file and as a folder."""
+    names that can be written (UTF-8, not too long, not nested too deep), the folders they make
+    (no more than the entries allowed), and no name given twice or used both as a file and as
+    a folder.
+
+    Names are kept as a tree, each file and folder as (its folder's number, its name): a member
+    costs one step a folder of its path, and memory only for folders not seen before (keeping
+    every parent path of every member would take gigabytes for members in deep, distinct
+    folders)."""
 
     def __init__(self, source: ArchiveUnpacker) -> None:
         self._source = source
         self.count = 0
         self.total = 0
         self._packed = max(1, os.path.getsize(source._path))
-        self._files: set[PurePosixPath] = set()
-        self._folders: set[PurePosixPath] = set()
+        self._files: set[tuple[int, str]] = set()
+        self._folders: dict[tuple[int, str], int] = {}  # numbered from 1; 0 is the top
 
     def entry(self) -> None:
         """Count one entry of any kind (folders and skipped ones too)."""
@@ -211,12 +235,25 @@ class _Plan:
                 f"is nested {len(rel.parts) - 1} folders deep, over the limit of "
                 f"{MAX_FOLDER_DEPTH}; repack it with fewer levels of folders",
             )
-        if rel in self._files:
+        clash = "is both a file and a folder in the archive; rename one of them"
+        folder = 0
+        for part in rel.parts[:-1]:
+            if (folder, part) in self._files:
+                raise refuse(name, clash)
+            folder = self._folders.setdefault((folder, part), len(self._folders) + 1)
+        if len(self._folders) > self._source._max_members:
+            raise refuse(
+                name,
+                f"brings the folders the archive makes to more than "
+                f"{self._source._max_members}, over the limit of entries; repack it with fewer "
+                "folders (or raise max_members)",
+            )
+        leaf = (folder, rel.parts[-1])
+        if leaf in self._files:
             raise refuse(name, "appears twice in the archive; repack it with each name once")
-        if rel in self._folders or any(parent in self._files for parent in rel.parents):
-            raise refuse(name, "is both a file and a folder in the archive; rename one of them")
-        self._files.add(rel)
-        self._folders.update(rel.parents)
+        if leaf in self._folders:
+            raise refuse(name, clash)
+        self._files.add(leaf)
 
 
 class ArchiveUnpacker:
@@ -248,6 +285,26 @@ class ArchiveUnpacker:
             "Nothing was ingested.",
             path=str(self._path),
             member=member[:120],
+        )
+
+    def _refuse_whole(self, why: str, **details: Any) -> InvalidInputError:
+        """A refusal of the archive as a whole (not of one of its members)."""
+        return InvalidInputError(
+            f"The archive {str(self._path)!r} was refused: {why}. Nothing was ingested.",
+            path=str(self._path),
+            **details,
+        )
+
+    def _over_memory(self, exc: LZMAMemoryError) -> InvalidInputError:
+        """The refusal of an xz or LZMA stream over :data:`MAX_LZMA_MEMORY`."""
+        where = f"its member {exc.member[:120]!r} is" if exc.member else "it is"
+        return self._refuse_whole(
+            f"{where} compressed with an xz/LZMA dictionary that needs more than "
+            f"{MAX_LZMA_MEMORY >> 20} MiB of memory to decompress, over Keel's limit. Recompress "
+            "it with a smaller dictionary (xz -9 needs 65 MiB, the default xz -6 9 MiB; 7-Zip: "
+            "-md=64m), or unpack it yourself and ingest the folder",
+            member=exc.member[:120],
+            limit_bytes=MAX_LZMA_MEMORY,
         )
 
     def _damaged(self, member: str, exc: BaseException) -> InvalidInputError:
@@ -290,6 +347,13 @@ class ArchiveUnpacker:
 
     def unpack(self, target: Path) -> int:
         """Check every member, then unpack into ``target``; return the bytes written."""
+        try:
+            return self._unpack(target)
+        except LZMAMemoryError as exc:  # from whichever xz or LZMA stream, wherever it is read
+            raise self._over_memory(exc) from exc
+
+    def _unpack(self, target: Path) -> int:
+        """:meth:`unpack`, as a zip or as a tar by the first bytes."""
         if self._format() == "zip" and zipfile.is_zipfile(self._path):
             return self._unpack_zip(target)
         try:
@@ -315,9 +379,40 @@ class ArchiveUnpacker:
         with archive:
             return self._unpack_tar(archive, target)
 
+    def _check_zip_directory(self) -> None:
+        """Refuse a zip whose central directory declares more entries than the limit, more
+        bytes than the limit allows them, or holds more entries (counted without keeping them),
+        before zipfile reads it whole and makes an object of every entry in it."""
+        limit = self._max_members
+        budget = max(_ZIP_DIRECTORY_MIN_BYTES, limit * _ZIP_DIRECTORY_BYTES_PER_ENTRY)
+        fix = "split it into smaller archives (or raise max_members if it is genuine)"
+        with open(self._path, "rb", buffering=_ZIP_CHUNK) as handle:
+            start, size, declared = _zip_directory(handle)
+            if declared > limit:
+                raise self._refuse_whole(
+                    f"its central directory declares {declared} entries, over the limit of "
+                    f"{limit}; {fix}",
+                    entries=declared,
+                )
+            if size > budget:
+                raise self._refuse_whole(
+                    f"its central directory declares {size} bytes, over the limit of {budget} "
+                    f"for {limit} entries; {fix}",
+                    directory_bytes=size,
+                )
+            if start < 0:
+                raise zipfile.BadZipFile("Bad offset for central directory")
+            if _count_entries(handle, start, size, limit) > limit:
+                raise self._refuse_whole(
+                    f"its central directory holds more than {limit} entries, over the limit; {fix}"
+                )
+
     def _unpack_zip(self, target: Path) -> int:
         try:
+            self._check_zip_directory()
             archive = zipfile.ZipFile(self._path)
+        except KeelError:
+            raise
         except UnicodeDecodeError as exc:  # a name flagged UTF-8 that is not
             raise self._refuse(
                 bytes(exc.object).decode("utf-8", "backslashreplace"),
@@ -476,7 +571,9 @@ class _ZipMemberReader:
     """A bzip2 or LZMA zip member's bytes, decompressed at most ``size`` bytes a read, its CRC
     checked at the end. zipfile decompresses each compressed chunk it reads whole (a few
     kilobytes of bzip2 hold gigabytes) and gives LZMA the dictionary its header declares (up to
-    4 GiB, allocated before a byte is decoded); this reader does neither.
+    4 GiB, allocated before a byte is decoded); this reader does neither: an LZMA member is read
+    as the .lzma stream it nearly is, its dictionary no larger than the member, by a
+    decompressor bounded by :data:`MAX_LZMA_MEMORY` as a tar.xz's is.
 
     Args:
         handle: the archive, opened for this member alone.
@@ -489,6 +586,7 @@ class _ZipMemberReader:
         self._left = info.compress_size
         self._crc = 0
         self._decompressor: bz2.BZ2Decompressor | lzma.LZMADecompressor | None = None
+        self._header = b""  # the .lzma header given to the decompressor before the stream
         self._ended = False
 
     def read(self, size: int) -> bytes:
@@ -500,8 +598,8 @@ class _ZipMemberReader:
                 if self._left <= 0:
                     self._end(decompressor)
                     break
-                data = self._take(min(self._left, _ZIP_CHUNK))
-            out = decompressor.decompress(data, size)
+                data, self._header = self._header + self._take(min(self._left, _ZIP_CHUNK)), b""
+            out = decompress(decompressor, data, size, member=self._info.filename)
             self._crc = zlib.crc32(out, self._crc)
             if decompressor.eof or not (out or data):
                 self._end(decompressor)
@@ -522,8 +620,8 @@ class _ZipMemberReader:
             self._decompressor = bz2.BZ2Decompressor()
         else:  # a version, the properties' length, the properties, then raw LZMA1
             _, length = struct.unpack("<2sH", self._take(4))
-            filters = [_lzma1_filter(self._take(length), info.file_size)]
-            self._decompressor = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
+            self._header = _lzma_alone_header(self._take(length), info.file_size)
+            self._decompressor = lzma_decompressor(lzma.FORMAT_ALONE)
         return self._decompressor
 
     def _take(self, count: int) -> bytes:
@@ -543,18 +641,60 @@ class _ZipMemberReader:
             raise zipfile.BadZipFile(f"Bad CRC-32 for file {self._info.filename!r}")
 
 
-def _lzma1_filter(props: bytes, file_size: int) -> dict[str, int]:
-    """The LZMA1 filter of a zip member's properties (lc, lp and pb in one byte, then the
-    dictionary size), its dictionary no larger than the member: no match reaches back further
-    than the bytes decoded, and a member larger than it declares fails as damaged data."""
+def _lzma_alone_header(props: bytes, file_size: int) -> bytes:
+    """The .lzma header of a zip member's LZMA properties (lc, lp and pb in one byte, then the
+    dictionary size), then an unknown size (the stream may end with a marker or not). Its
+    dictionary is no larger than the member: no match reaches back further than the bytes
+    decoded, and a member larger than it declares fails as damaged data."""
     if len(props) != 5 or props[0] >= 9 * 5 * 5:
         raise zipfile.BadZipFile("Bad LZMA properties")
-    rest = props[0] // 9
-    declared = int.from_bytes(props[1:], "little")
-    return {
-        "id": lzma.FILTER_LZMA1,
-        "lc": props[0] % 9,
-        "lp": rest % 5,
-        "pb": rest // 5,
-        "dict_size": max(_LZMA_MIN_DICT, min(declared, file_size)),
-    }
+    dictionary = max(_LZMA_MIN_DICT, min(int.from_bytes(props[1:], "little"), file_size))
+    return props[:1] + dictionary.to_bytes(4, "little") + b"\xff" * 8
+
+
+def _zip_directory(handle: BinaryIO) -> tuple[int, int, int]:
+    """Where a zip's central directory starts, its size and the entries it declares, found as
+    zipfile finds them: the end record at the very end, else the last one in the last 64 KiB,
+    then the zip64 end record just before it when its locator is there; the directory ends
+    where they begin (so a zip with data before it is read too)."""
+    tail_at = max(0, handle.seek(0, os.SEEK_END) - _ZIP_TAIL)
+    handle.seek(tail_at)
+    tail = handle.read()
+    at = len(tail) - _ZIP_END.size
+    if at < 0 or not (tail.startswith(b"PK\x05\x06", at) and tail.endswith(b"\0\0")):
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < _ZIP_END.size:
+            raise zipfile.BadZipFile("File is not a zip file")
+    *_, entries, size, _, _ = _ZIP_END.unpack_from(tail, at)
+    end = tail_at + at
+    if end >= _ZIP64_LOCATOR.size:
+        handle.seek(end - _ZIP64_LOCATOR.size)
+        signature, disk, _, disks = _ZIP64_LOCATOR.unpack(handle.read(_ZIP64_LOCATOR.size))
+        if signature == b"PK\x06\x07":
+            if disk or disks > 1:
+                raise zipfile.BadZipFile("zipfiles that span multiple disks are not supported")
+            zip64_at = end - _ZIP64_LOCATOR.size - _ZIP64_END.size
+            if zip64_at < 0:
+                raise zipfile.BadZipFile("File is not a zip file")
+            handle.seek(zip64_at)
+            signature, *_, entries64, size64, _ = _ZIP64_END.unpack(handle.read(_ZIP64_END.size))
+            if signature == b"PK\x06\x06":
+                entries, size, end = entries64, size64, zip64_at
+    return end - size, size, entries
+
+
+def _count_entries(handle: BinaryIO, start: int, size: int, limit: int) -> int:
+    """The entries of the central directory of ``size`` bytes at ``start`` (those zipfile
+    would list, whatever the end record declares), counted one header at a time, up to
+    ``limit`` + 1."""
+    handle.seek(start)
+    count = walked = 0
+    while walked < size and count <= limit:
+        header = handle.read(_ZIP_CENTRAL.size)
+        if len(header) != _ZIP_CENTRAL.size or not header.startswith(b"PK\x01\x02"):
+            raise zipfile.BadZipFile("Truncated central directory or bad magic number")
+        _, *lengths = _ZIP_CENTRAL.unpack(header)
+        handle.seek(sum(lengths), os.SEEK_CUR)
+        walked += _ZIP_CENTRAL.size + sum(lengths)
+        count += 1
+    return count

@@ -1,20 +1,158 @@
 """Tar headers checked before Python's tarfile acts on them: extended headers (GNU long names,
-pax records) bounded before they are read whole, negative sizes and sparse members refused, and
-headers that do not parse reported with their byte offset instead of ending the listing."""
+pax records) bounded before they are read whole, global pax records bounded before every member
+is patched with them, negative sizes and sparse members refused, and headers that do not parse
+reported with their byte offset instead of ending the listing.
+
+Also the memory bound of every xz and LZMA decompressor of an archive (:data:`MAX_LZMA_MEMORY`,
+liblzma's own ``memlimit``): a tar.xz is read through :class:`_XZReader` here, and zip LZMA
+members through ``_archives.py``'s reader, both with :func:`lzma_decompressor`.
+"""
 
 from __future__ import annotations
 
+import io
+import lzma
+import os
 import tarfile
 import tarfile as _tarfile
-from typing import Self, cast
+from typing import IO, Any, Self, cast
 
 __all__ = [
     "BAD_HEADERS",
+    "MAX_LZMA_MEMORY",
     "CheckedTarFile",
     "CheckedTarInfo",
     "DamagedHeaderError",
+    "LZMAMemoryError",
     "RefusedHeaderError",
+    "decompress",
+    "lzma_decompressor",
 ]
+
+#: The most memory an xz or LZMA decompressor may take (liblzma's ``memlimit``). xz's presets
+#: need at most 65 MiB (``xz -9``; the default ``-6``, 9 MiB), but a header may declare a
+#: dictionary of up to 1.5 GiB (xz) or 4 GiB (LZMA), which liblzma allocates before it decodes a
+#: byte.
+MAX_LZMA_MEMORY = 256 << 20
+#: What Python's lzma says when liblzma refuses a stream over its ``memlimit``.
+_MEMLIMIT_MESSAGE = "Memory usage limit exceeded"
+#: The compressed bytes an xz reader takes at once, and the most it decompresses at once to
+#: skip ahead (tarfile seeks past members it lists).
+_XZ_CHUNK = 1 << 16
+_XZ_SKIP = 1 << 20
+
+
+class LZMAMemoryError(Exception):
+    """An xz or LZMA stream that needs more than :data:`MAX_LZMA_MEMORY` to decompress; the
+    unpacker turns it into a refusal naming the archive (and ``member``, a zip member's name,
+    when the stream is one)."""
+
+    def __init__(self, member: str = "") -> None:
+        super().__init__(f"an xz/LZMA stream needs more than {MAX_LZMA_MEMORY} bytes of memory")
+        self.member = member
+
+
+def lzma_decompressor(format: int = lzma.FORMAT_AUTO) -> lzma.LZMADecompressor:
+    """A decompressor of xz or LZMA (``FORMAT_AUTO``, as tarfile reads them, or
+    ``FORMAT_ALONE``) that refuses a stream needing more than :data:`MAX_LZMA_MEMORY`."""
+    return lzma.LZMADecompressor(format, memlimit=MAX_LZMA_MEMORY)
+
+
+def decompress(decompressor: Any, data: bytes, size: int, *, member: str = "") -> bytes:
+    """``decompressor.decompress(data, size)``, liblzma's refusal of a stream over
+    :data:`MAX_LZMA_MEMORY` raised as :class:`LZMAMemoryError` (not an ``LZMAError``: nothing
+    may take it for a damaged stream or for trailing garbage)."""
+    try:
+        return cast(bytes, decompressor.decompress(data, size))
+    except lzma.LZMAError as exc:
+        if str(exc) == _MEMLIMIT_MESSAGE:
+            raise LZMAMemoryError(member) from exc
+        raise
+
+
+class _XZReader(io.RawIOBase):
+    """An xz (or legacy .lzma) file decompressed under :data:`MAX_LZMA_MEMORY`, seekable as
+    tarfile needs it: a seek ahead decompresses and drops the bytes, a seek back starts over
+    from the first byte (as ``lzma.LZMAFile``, which takes no memory limit, does). Streams may
+    follow one another; garbage after the first is ignored, as ``lzma.LZMAFile`` does, but a
+    stream refused for its memory is refused, never taken for garbage.
+
+    Args:
+        handle: the compressed file, read from where it stands.
+        owned: whether closing this reader closes ``handle``.
+    """
+
+    def __init__(self, handle: IO[bytes], *, owned: bool) -> None:
+        super().__init__()
+        self._handle = handle
+        self._owned = owned
+        self._start = handle.tell()
+        self._rewind()
+
+    def _rewind(self) -> None:
+        self._handle.seek(self._start)
+        self._decompressor = lzma_decompressor()
+        self._position = 0
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        if not self.closed and self._owned:
+            self._handle.close()
+        super().close()
+
+    def readinto(self, buffer: Any) -> int:
+        with memoryview(buffer) as view, view.cast("B") as target:
+            data = self.read(len(target))
+            target[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        """At most ``size`` bytes (all that is left when negative); ``b""`` at the end."""
+        if size < 0:
+            return self.readall()
+        while size and not self._ended:
+            if self._decompressor.eof:  # another stream may follow
+                data = self._decompressor.unused_data or self._handle.read(_XZ_CHUNK)
+                self._decompressor = lzma_decompressor()
+                out = b""
+                try:
+                    out = decompress(self._decompressor, data, size) if data else b""
+                except lzma.LZMAError:  # garbage after a stream: ignored, as LZMAFile does
+                    data = b""
+                self._ended = not data
+            else:
+                data = b""
+                if self._decompressor.needs_input:
+                    data = self._handle.read(_XZ_CHUNK)
+                    if not data:
+                        raise EOFError(
+                            "Compressed file ended before the end-of-stream marker was reached"
+                        )
+                out = decompress(self._decompressor, data, size)
+            if out:
+                self._position += len(out)
+                return out
+        return b""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self._position
+        elif whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("an xz archive is read from its start only")
+        if offset < self._position:
+            self._rewind()
+        while self._position < offset and self.read(min(_XZ_SKIP, offset - self._position)):
+            pass
+        return self._position
 
 
 class DamagedHeaderError(Exception):
@@ -55,6 +193,11 @@ _EXTENDED_TYPES = frozenset(
 )
 _MAX_EXTENDED_BYTES = 1 << 20
 _MAX_EXTENDED_RUN = 16
+#: The most global pax records an archive may hold: tarfile applies every one of them to every
+#: member after them (and copies them into each member's pax records), so a megabyte of them
+#: before a hundred thousand members is billions of steps. Real archives hold a few (``git
+#: archive`` writes one, its commit).
+_MAX_GLOBAL_RECORDS = 64
 
 
 class RefusedHeaderError(Exception):
@@ -159,8 +302,46 @@ class CheckedTarFile(tarfile.TarFile):
     _run_bytes = 0
     _run_headers = 0
 
+    @classmethod
+    def xzopen(  # type: ignore[override]
+        cls,
+        name: str | os.PathLike[str] | None,
+        mode: str = "r",
+        fileobj: IO[bytes] | None = None,
+        preset: int | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Open an xz (or .lzma) tar for reading through :class:`_XZReader`, under
+        :data:`MAX_LZMA_MEMORY` (tarfile's own uses ``lzma.LZMAFile``, which takes no memory
+        limit). A stream over it raises :class:`LZMAMemoryError`, not tarfile's ReadError
+        (which ``open("r:*")`` would pass over to try the file as a plain tar)."""
+        if mode != "r" or (name is None and fileobj is None):
+            raise ValueError("Keel opens xz archives to read them, by name or file")
+        owned = fileobj is None
+        handle = open(cast(str, name), "rb") if owned else cast(IO[bytes], fileobj)  # noqa: SIM115
+        stream = io.BufferedReader(_XZReader(handle, owned=owned), _XZ_CHUNK)
+        try:
+            archive = cls.taropen(name, "r", stream, **kwargs)
+        except (lzma.LZMAError, EOFError) as exc:
+            stream.close()
+            raise tarfile.ReadError("not an lzma file") from exc
+        except BaseException:
+            stream.close()
+            raise
+        vars(archive)["_extfileobj"] = False  # closing the archive closes the stream
+        return archive
+
     def count_header(self, header: tarfile.TarInfo) -> None:
-        """Count one header just parsed; refuse an extended one over the bounds."""
+        """Count one header just parsed; refuse an extended one over the bounds, and global
+        pax records over theirs before they are applied to the member."""
+        if len(self.pax_headers) > _MAX_GLOBAL_RECORDS:
+            raise RefusedHeaderError(
+                header.offset,
+                f"has global pax headers (type 'g') holding {len(self.pax_headers)} records, "
+                f"over the limit of {_MAX_GLOBAL_RECORDS} (tarfile applies each to every "
+                "member after it); repack the archive without them, or unpack it yourself and "
+                "ingest the folder",
+            )
         if header.type not in _EXTENDED_TYPES:
             self._run_bytes = self._run_headers = 0
             return
