@@ -283,7 +283,7 @@ def test_postgres_numerics_no_decimal_holds_are_refused_by_column(
     ("query", "declared", "sample"),
     [
         ("SELECT '10.0.0.1'::inet AS x", "inet", "IPv4Address"),
-        ("SELECT ARRAY['6f1c0f4e-1d3a-4c1e-9a39-2b1d2f0c8a11'::uuid] AS x", r"uuid\[\]", "UUID"),
+        ("SELECT ARRAY['10.0.0.1'::inet] AS x", r"inet\[\]", "IPv4Address"),
         ("SELECT int4range(1, 5) AS x", "int4range", "Range"),
     ],
 )
@@ -341,3 +341,17 @@ def test_postgres_empty_results_and_duplicate_names(pg: Any, pg_table: str) -> N
     }
     with pytest.raises(InvalidInputError, match=r"several columns named \['\?column\?'\]"):
         _rows(SqlSource(PG, query="SELECT 1, 2"))
+
+
+def test_postgres_uuid_arrays_are_lists_of_their_text(local_ws: Workspace) -> None:
+    # before: refused as Python UUID objects, though a uuid column is read as its text
+    query = (
+        "SELECT * FROM (VALUES (1, NULL::uuid[]), "
+        "(2, ARRAY['6f1c0f4e-1d3a-4c1e-9a39-2b1d2f0c8a11'::uuid, NULL])) v(i, x)"
+    )
+    version = local_ws.datasets.ingest("uuids", SqlSource(PG, query=query, batch_rows=1))
+    assert dict(version.schema)["x"] == "List(String)"
+    assert local_ws.datasets.read("uuids").sort("i")["x"].to_list() == [
+        None,
+        ["6f1c0f4e-1d3a-4c1e-9a39-2b1d2f0c8a11", None],
+    ]

@@ -57,7 +57,7 @@ _PG_TYPES: dict[int, tuple[str, str, int]] = {
     1043: ("String", "", 1015),
     114: ("String", "json", 199),
     3802: ("String", "json", 3807),
-    2950: ("String", "text", 0),  # uuid[] is UUID objects, refused as such
+    2950: ("String", "text", 2951),  # uuid, its elements too, as text
     1082: ("Date", "", 1182),
     1083: ("Time", "", 1183),
     1266: ("Time", "utc_time", 1270),  # timetz
@@ -481,14 +481,16 @@ def _sql_series(column: SqlColumn, values: Sequence[Any], reading: Reading) -> p
 
 def _array_values(column: SqlColumn, data: list[Any], reading: Reading) -> list[Any]:
     """One chunk's arrays of ``column`` with their elements converted (JSON as its text, a
-    ``timetz`` as its UTC time of day) or, for a NUMERIC, each checked to fit exactly (Polars
-    would round it in a List)."""
+    UUID as its text, a ``timetz`` as its UTC time of day) or, for a NUMERIC, each checked to
+    fit exactly (Polars would round it in a List)."""
     import json
 
     if column.convert == "json":
         return [_elementwise(v, lambda e: e if isinstance(e, str) else json.dumps(e)) for v in data]
     if column.convert == "utc_time":
         return [_utc_time(v) for v in data]
+    if column.convert == "text":
+        return [_elementwise(v, str) for v in data]
     if column.convert == "decimal" and column.element is not None:
         element: Any = column.element
         precision, scale = element.precision or _MAX_PRECISION, element.scale or 0
