@@ -354,3 +354,46 @@ def test_artifacts_with_any_name_download(live: LiveServer, name: str) -> None:
     encoded = disposition.split("filename*=UTF-8''", 1)[1]
     assert unquote(encoded) == name
     disposition.encode("ascii")  # the header itself stays ASCII
+
+
+def test_a_prediction_page_traces_it_to_the_run_and_dataset(live: LiveServer) -> None:
+    from keel import clock
+    from keel.serving._predlog import _to_table
+    from keel.serving._service import ServiceLogSink
+    from keel.types import new_id
+
+    ctx = live.context_in("default")
+    pid = new_id() + "-2"
+    row = (
+        pid,
+        "churn-api",
+        "churn-model",
+        2,
+        "primary",
+        "r-9",
+        clock.now(),
+        2.5,
+        '{"x0": 1.5}',
+        "1",
+    )
+    ServiceLogSink(live.services.deployments, ctx).write_batch("churn-api", pid, _to_table([row]))
+    client = sign_in(live, live.token_for("viewer"))
+    found = client.get(f"{BASE}/predictions", params={"id": f" {pid} "})
+    assert found.status_code == 303 and found.headers["location"] == f"{BASE}/predictions/{pid}"
+    page = client.get(f"{BASE}/predictions/{pid}")
+    assert page.status_code == 200
+    text = page.text
+    assert f"<h1>Prediction {pid}</h1>" in text
+    revision = live.services.deployments.get(ctx, "churn-api").revision  # other tests move it
+    assert "churn-model:2 (primary)" in text and f"churn-api, revision {revision} (" in text
+    assert "{&#34;x0&#34;: 1.5}" in text or '{"x0": 1.5}' in text
+    assert "none yet" in text  # no label stored
+    assert 'data-node="model_version:' in text and 'data-node="run:' in text
+    assert 'data-node="dataset_version:' in text  # the run read the loans dataset
+    assert "prediction log of churn-api" in text
+    bad = client.get(f"{BASE}/predictions/not-an-id")
+    assert bad.status_code == 400 and "is not a prediction id" in bad.text
+    missing = client.get(f"{BASE}/predictions/{new_id()}")
+    assert missing.status_code == 404 and "No logged prediction" in missing.text
+    start = client.get(f"{BASE}/lineage").text
+    assert f'action="{BASE}/predictions"' in start  # the trace form on the lineage page

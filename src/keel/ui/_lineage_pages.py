@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Query
-from starlette.responses import Response
+from fastapi import APIRouter, Path, Query
+from starlette.responses import RedirectResponse, Response
 
 from keel.errors import InvalidInputError
-from keel.lineage import Node, parse_node
+from keel.lineage import LineageGraph, Node, parse_node
+from keel.serving import PredictionTrace
 from keel.ui._layout import NODE_HEIGHT, NODE_WIDTH, layered_layout
 from keel.ui._nodes import NodeLink, NodeNames
-from keel.ui._web import PREFIX, PageRoute, ViewerDep, render
+from keel.ui._web import PREFIX, PageRoute, Viewer, ViewerDep, render
 
 __all__ = ["router"]
 
@@ -48,6 +50,7 @@ def lineage(
             "lineage.html",
             title="Lineage",
             starts=starts,
+            trace=None,
             graph=None,
             root=None,
             depth=depth,
@@ -60,6 +63,20 @@ def lineage(
             node=node[:80],
         )
     graph = viewer.ui.services.lineage.graph(viewer.ctx, target, depth=depth, direction=direction)
+    return _graph_page(viewer, graph, depth=depth, direction=direction, node=node)
+
+
+def _graph_page(
+    viewer: Viewer,
+    graph: LineageGraph,
+    *,
+    depth: int,
+    direction: str,
+    node: str,
+    trace: PredictionTrace | None = None,
+) -> Response:
+    """The page of ``graph`` laid out left to right (and of the ``trace`` it belongs to)."""
+    target = graph.root
     edges = graph.upstream + graph.downstream
     names = NodeNames(viewer, edges)
     keys = sorted(graph.nodes, key=lambda n: (n != target, n.type, n.id))[:MAX_SHOWN]
@@ -79,7 +96,7 @@ def lineage(
         viewer,
         viewer.request,
         "lineage.html",
-        title="Lineage",
+        title="Lineage" if trace is None else f"Prediction {trace.prediction_id}",
         starts=[],
         graph=layout,
         boxes=boxes,
@@ -90,5 +107,29 @@ def lineage(
         depth=depth,
         direction=direction,
         node=node,
+        trace=trace,
         listing=sorted(links.values(), key=lambda link: (link.node.type, link.label)),
     )
+
+
+@router.get("/predictions/{prediction_id}")
+def prediction(
+    viewer: ViewerDep,
+    prediction_id: Annotated[str, Path(min_length=1, max_length=40)],
+    depth: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> Response:
+    """One served prediction: its logged row, revision, model version, label and lineage."""
+    found = viewer.ui.deployments.trace_prediction(viewer.ctx, prediction_id, depth=depth)
+    root = found.log or Node("prediction_log", prediction_id)
+    graph = found.lineage or LineageGraph(root=root)
+    return _graph_page(
+        viewer, graph, depth=depth, direction="up", node=str(graph.root), trace=found
+    )
+
+
+@router.get("/predictions")
+def find_prediction(
+    viewer: ViewerDep, id: Annotated[str, Query(min_length=1, max_length=40)]
+) -> Response:
+    """The trace form's target: the page of the prediction id typed in."""
+    return RedirectResponse(f"{viewer.base}/predictions/{quote(id.strip(), safe='')}", 303)
