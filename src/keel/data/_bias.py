@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 __all__ = [
+    "LISTED",
     "NAME_WIDTH",
     "NULL_GROUP",
     "GroupRates",
@@ -51,12 +52,20 @@ __all__ = [
     "group_names",
     "group_rates",
     "group_shares",
+    "identifier_note",
     "listed",
+    "missing_columns",
     "shown_rates",
+    "unequal_groups",
 ]
 
 #: label values and groups named in a message, at most
 _SHOWN = 5
+#: groups a report's tables list, at most: the most unequal (``unequal_groups``)
+LISTED = 10
+#: an attribute with at least this many groups, of fewer than two rows each on average, is
+#: most likely an identifier (``identifier_note``)
+_IDENTIFIER_GROUPS = 20
 #: characters of a group's name (or a value) shown
 NAME_WIDTH = 40
 #: the null group's name as a key of a report's mapping of groups
@@ -120,8 +129,14 @@ def find_group(value: object, dtype: pl.DataType, groups: Iterable[Any]) -> Any:
     ``1`` and ``"1"`` match ``1.0`` in a float column and ``1`` in an integer one (``1.5``
     matches neither); an ISO string a date or date-time (as instants: ``temporal_value``);
     ``"true"`` and ``"false"`` a boolean column's values; a number or boolean a text column's
-    text of it (``True`` is ``"True"``, or else ``"true"`` or ``"TRUE"``).
+    text of it (``True`` is ``"True"``, or else ``"true"`` or ``"TRUE"``); an ISO 8601 time
+    (``08:30:00``) or duration (``PT1H30M``) a time or duration column's.
+
+    Raises:
+        InvalidInputError: the column holds dates, date-times, times or durations and
+            ``value`` is none (nor an ISO 8601 string of one), which no group could match.
     """
+    _check_temporal(value, dtype)
     present = list(groups)
     for candidate in _candidates(value, dtype):
         for group in present:
@@ -132,6 +147,47 @@ def find_group(value: object, dtype: pl.DataType, groups: Iterable[Any]) -> Any:
             ):
                 return group
     return None
+
+
+#: per temporal type: what its values are, and an ISO 8601 example
+_TEMPORAL = {
+    "Date": ("a date", "2024-01-31"),
+    "Datetime": ("a date-time", "2024-01-31T08:00:00, or with a zone 2024-01-31T08:00:00+00:00"),
+    "Time": ("a time of day (without a zone)", "08:30:00"),
+    "Duration": ("a duration", "PT1H30M or P2D"),
+}
+
+
+def _check_temporal(value: object, dtype: pl.DataType) -> None:
+    """Raises InvalidInputError when ``dtype`` is temporal and ``value`` is not of its kind."""
+    import polars as pl
+
+    if value is None or not dtype.is_temporal():
+        return
+    target = temporal_value(value, dtype)
+    if isinstance(dtype, pl.Datetime):
+        fits = isinstance(target, datetime)
+    elif dtype == pl.Date:
+        fits = type(target) is date
+    elif dtype == pl.Time:
+        fits = isinstance(target, time) and target.tzinfo is None
+    else:
+        fits = isinstance(target, timedelta)
+    if fits:
+        return
+    kind = dtype.base_type().__name__
+    noun, example = _TEMPORAL.get(kind, (f"a {kind}", "ISO 8601"))
+    yaml = (
+        " (in YAML, quote it: an unquoted 08:30:00 is read as a number of seconds)"
+        if isinstance(value, int | float) and kind in ("Time", "Duration")
+        else ""
+    )
+    raise InvalidInputError(
+        f"The privileged group {value!r:.40} is not {noun}, as the values of the column "
+        f"({dtype!s:.40}) are: write it in ISO 8601, for example {example}{yaml}.",
+        privileged=repr(value)[:40],
+        dtype=str(dtype)[:40],
+    )
 
 
 def _candidates(value: object, dtype: pl.DataType) -> list[object]:
@@ -379,6 +435,70 @@ def _present(data: pl.DataFrame, known: pl.Expr, label: str, redact: Redact | No
 
 
 def shown_rates(rates: Mapping[Any, float]) -> str:
-    """``'a': 50.00%, 'b': 25.00%, … and 7 more`` for a message."""
+    """``'a': 50.00%, 'b': 25.00%`` for a message: every group's rate when there are at most
+    ``_SHOWN``, else the most unequal few, lowest first (``'c': 0.00%, …, 'a': 90.00% and 7
+    more``)."""
     items = list(rates.items())
-    return listed(items, lambda item: f"{group_name(item[0])}: {item[1]:.2%}")
+    if len(items) > _SHOWN:
+        chosen = unequal_groups(rates, _SHOWN)
+        items = sorted(((g, rates[g]) for g in chosen), key=lambda item: item[1])
+    shown = ", ".join(f"{group_name(g)}: {r:.2%}" for g, r in items)
+    return shown + (f" and {len(rates) - _SHOWN:,} more" if len(rates) > _SHOWN else "")
+
+
+def unequal_groups(
+    values: Mapping[Any, float], limit: int = LISTED, also: Iterable[Any] = ()
+) -> list[Any]:
+    """The groups of ``values`` (a rate or a share per group) that a report lists: ``also``
+    (the groups a result names), then the lowest and the highest values in turn, until
+    ``limit`` groups are chosen; in the order of ``values``. An attribute of many groups (an
+    identifier, say) is shown by its extremes, not by the first groups in its order."""
+    if len(values) <= limit:
+        return list(values)
+    ordered = sorted(values, key=lambda g: values[g])
+    chosen = dict.fromkeys(g for g in also if g in values)
+    low, high = 0, len(ordered) - 1
+    while len(chosen) < limit and low <= high:
+        chosen.setdefault(ordered[low])
+        low += 1
+        if len(chosen) < limit and low <= high:
+            chosen.setdefault(ordered[high])
+            high -= 1
+    return [g for g in values if g in chosen]
+
+
+def identifier_note(attribute: str, groups: int, rows: int) -> str:
+    """For a failure's reason: `` Note: 'id' has 300 distinct values in 300 rows …`` when the
+    attribute has many groups of fewer than two rows each on average (most likely an
+    identifier, whose groups no parity can be measured over), else nothing."""
+    if groups < _IDENTIFIER_GROUPS or groups * 2 <= rows:
+        return ""
+    return (
+        f" Note: {attribute:.40} has {groups:,} distinct values in {rows:,} rows, most likely "
+        "an identifier rather than a sensitive attribute; set 'column' to the attribute whose "
+        "groups to compare (each of many rows)."
+    )
+
+
+#: what each field of a bias check that names a column names
+_ROLES = {"column": "the sensitive attribute", "label": "the outcome"}
+
+
+def missing_columns(named: Mapping[str, str], columns: Sequence[str]) -> str:
+    """Why a bias check cannot run on data of ``columns``: the fields of ``named`` (field →
+    the column it names, ``{"column": "gender"}``) whose column is not among them, and the
+    first few columns there are."""
+    missing = [(f, c) for f, c in named.items() if c not in columns]
+    what = " and ".join(
+        f"{field!r} names {group_name(column)} ({_ROLES.get(field, field)})"
+        for field, column in missing
+    )
+    which, fix = (
+        ("is not a column", "it to one of them")
+        if len(missing) == 1
+        else ("are not columns", "them to columns it has")
+    )
+    return (
+        f"{what}, which {which} of the data (its columns: {listed(list(columns)) or 'none'}); "
+        f"set {fix}."
+    )

@@ -38,7 +38,8 @@ import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 
 from keel.errors import InvalidInputError
@@ -52,6 +53,8 @@ __all__ = [
     "CheckResult",
     "CheckSuite",
     "ValidationResult",
+    "iso_duration",
+    "parse_duration",
     "parse_suite",
     "run_suite",
     "run_suite_parts",
@@ -315,15 +318,23 @@ def _bias_params(index: int, label: str, column: str | None, params: dict[str, A
 
 
 def _iso_dates(params: dict[str, Any]) -> None:
-    """Dates and date-times (an unquoted ``2024-01-01`` in YAML) become ISO strings, so a
-    suite and its report stay JSON; the check turns them back into the column's type when it
-    runs (``keel.data._evaluate.temporal_value``)."""
+    """Dates, date-times, times and durations (an unquoted ``2024-01-01`` in YAML, a
+    ``timedelta`` in Python) become ISO 8601 strings, so a suite and its report stay JSON; the
+    check turns them back into the column's type when it runs (``temporal_value``)."""
     for key in ("values", "positive", "privileged"):
         value = params.get(key)
-        if isinstance(value, date):
-            params[key] = value.isoformat()
-        elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
-            params[key] = [v.isoformat() if isinstance(v, date) else v for v in value]
+        if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+            params[key] = [_iso(v) for v in value]
+        elif key in params:
+            params[key] = _iso(value)
+
+
+def _iso(value: object) -> object:
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return iso_duration(value)
+    return value
 
 
 def _bound(index: int, label: str, key: str, value: object) -> object:
@@ -506,13 +517,16 @@ def run_suite_parts(
     reference: pl.DataFrame | None = None,
     sensitive_columns: Collection[str] = (),
     now: datetime | None = None,
+    columns: Sequence[str] | None = None,
 ) -> ValidationResult:
     """Run ``suite`` over data that arrives in parts (a stored version, part by part).
 
     The checks that count, compare or bound values row by row (``streamed``) are folded over
     ``parts`` with one part in memory at a time; ``unique``, the bias checks and the reference
     comparisons run over ``whole``, a frame of only the columns they name (``whole_columns``),
-    which may be None when the suite has none of them. Otherwise as ``run_suite``.
+    which may be None when the suite has none of them. ``columns`` are the data's (the
+    version's), which a check naming a missing column lists; by default those of the frames
+    given, which hold only the columns the checks name. Otherwise as ``run_suite``.
     """
     from keel.data._evaluate import evaluate_parts
 
@@ -530,6 +544,7 @@ def run_suite_parts(
         reference=reference,
         sensitive=set(sensitive_columns),
         now=now,
+        columns=columns,
     )
     return ValidationResult(tuple(results), rows)
 
@@ -555,17 +570,25 @@ def _columns(suite: CheckSuite, *, streamed: bool) -> list[str]:
 def temporal_value(value: object, dtype: pl.DataType) -> object:
     """``value`` as a check compares it with a column of ``dtype``.
 
-    On a date or date-time column an ISO string (how ``parse_suite`` keeps dates) becomes a
-    date or date-time again. On a date-time column values are compared as instants: an aware
-    value is converted to the column's time zone, a naive value is read in the column's zone
-    (and a date is midnight there); a column without a zone is read as UTC, as freshness reads
-    it. Anything else is returned as is.
+    On a temporal column an ISO 8601 string (how ``parse_suite`` keeps dates, times and
+    durations) becomes a value of the column's kind again: a date or date-time, a time of day
+    (``08:30:00``), a duration (``PT1H30M``, ``P2D``; or as Python prints one, ``1 day,
+    2:00:00``); a string that is none is returned as is. On a date-time column values are
+    compared as instants: an aware value is converted to the column's time zone, a naive value
+    is read in the column's zone (and a date is midnight there); a column without a zone is
+    read as UTC, as freshness reads it. Anything else is returned as is.
     """
     import polars as pl
 
     if isinstance(value, str) and dtype.is_temporal():
+        text = value.strip()
         try:
-            value = (datetime if "T" in value or " " in value else date).fromisoformat(value)
+            if dtype == pl.Time:
+                return time.fromisoformat(text)
+            if isinstance(dtype, pl.Duration):
+                duration = parse_duration(text)
+                return value if duration is None else duration
+            value = (datetime if "T" in text or " " in text else date).fromisoformat(text)
         except ValueError:
             return value
     if not isinstance(dtype, pl.Datetime) or not isinstance(value, date):
@@ -578,6 +601,50 @@ def temporal_value(value: object, dtype: pl.DataType) -> object:
 
     zone = ZoneInfo(dtype.time_zone)
     return value.replace(tzinfo=zone) if value.tzinfo is None else value.astimezone(zone)
+
+
+#: an ISO 8601 duration in weeks, days, hours, minutes and seconds (years and months have no
+#: fixed length), and a duration as Python prints one (``-1 day, 23:00:00.5``)
+_ISO_DURATION = re.compile(
+    r"([-+])?P(?!$)(?:([\d.]+)W)?(?:([\d.]+)D)?(?:T(?=[\d.])(?:([\d.]+)H)?(?:([\d.]+)M)?"
+    r"(?:([\d.]+)S)?)?",
+    re.IGNORECASE,
+)
+_PRINTED_DURATION = re.compile(r"(?:(-?\d+) days?, )?(\d+):(\d\d):(\d\d(?:\.\d{1,6})?)")
+_MICROSECONDS = (604_800_000_000, 86_400_000_000, 3_600_000_000, 60_000_000, 1_000_000)
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """``PT1H30M``, ``P2D``, ``-PT0.5S`` (ISO 8601, without years or months) or ``1 day,
+    2:00:00`` as a ``timedelta``; None when ``text`` is neither, or not a whole number of
+    microseconds."""
+    if match := _ISO_DURATION.fullmatch(text):
+        sign, numbers = match.group(1), match.groups()[1:]
+    elif match := _PRINTED_DURATION.fullmatch(text):
+        days, *clock = match.groups()
+        sign, numbers = None, (None, days or "0", *clock)
+    else:
+        return None
+    try:
+        total = sum(Decimal(n) * unit for n, unit in zip(numbers, _MICROSECONDS, strict=True) if n)
+    except InvalidOperation:
+        return None
+    if total != int(total):
+        return None
+    return timedelta(microseconds=int(total) * (-1 if sign == "-" else 1))
+
+
+def iso_duration(value: timedelta) -> str:
+    """``value`` in ISO 8601 (``PT1H30M``, ``-P1DT0.5S``, ``PT0S``): what ``parse_duration``
+    reads back."""
+    micros = abs(value) // timedelta(microseconds=1)
+    days, micros = divmod(micros, 86_400_000_000)
+    hours, micros = divmod(micros, 3_600_000_000)
+    minutes, micros = divmod(micros, 60_000_000)
+    seconds = Decimal(micros) / 1_000_000
+    clock = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
+    text = ("P" + (f"{days}D" if days else "") + (f"T{clock}" if clock else "")).rstrip("P")
+    return ("-" if value < timedelta(0) else "") + (text or "PT0S")
 
 
 def as_datetime(value: object) -> datetime | None:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from keel.data._bias import missing_columns
 from keel.data._checks import (
     MAX_FAILING_ROWS,
     Check,
@@ -38,7 +39,6 @@ _BIAS_KINDS = frozenset({"representation", "positive_rate_parity", "disparate_im
 _STREAMED = frozenset(
     {"not_null", "range", "allowed_values", "regex", "expression", "freshness", "type", "row_count"}
 )
-_MAX_GROUPS = 50
 
 
 def columns_of(check: Check) -> list[str]:
@@ -151,13 +151,15 @@ def evaluate_parts(
     reference: pl.DataFrame | None,
     sensitive: set[str],
     now: datetime | None,
+    columns: Sequence[str] | None = None,
 ) -> tuple[list[CheckResult], int]:
     """Run ``checks`` with the streamed ones folded over ``parts`` (one held at a time) and the
     rest over ``whole`` (the columns they name, for every row); returns the results in the
-    suite's order and the number of rows seen."""
+    suite's order and the number of rows seen. ``columns`` are the data's, which a check
+    naming a missing column lists (by default those of the frames it reads)."""
     import polars as pl
 
-    fold = _Fold({i: c for i, c in enumerate(checks) if streamed(c)}, sensitive)
+    fold = _Fold({i: c for i, c in enumerate(checks) if streamed(c)}, sensitive, columns)
     rest = {i: c for i, c in enumerate(checks) if not streamed(c)}
     # A whole check that names no column (``COUNT(*) > 0``) leaves the caller no column to
     # read whole: the parts themselves make up the frame then.
@@ -172,15 +174,20 @@ def evaluate_parts(
         if kept is not None:
             whole = pl.concat(kept, how="diagonal_relaxed") if kept else pl.DataFrame()
         assert whole is not None
-        results |= _whole(whole, rest, reference, sensitive)
+        results |= _whole(whole, rest, reference, sensitive, columns)
     return [results[i] for i in range(len(checks))], fold.rows
 
 
-def _missing(check: Check, schema: pl.Schema) -> CheckResult | None:
+def _missing(check: Check, schema: pl.Schema, columns: Sequence[str] | None) -> CheckResult | None:
     missing = [c for c in columns_of(check) if c not in schema]
     if not missing:
         return None
-    shown = ", ".join(list(schema)[:20])
+    there = list(schema) if columns is None else list(columns)
+    if check.kind in _BIAS_KINDS:  # the threshold still shown, the field at fault named
+        named = {"column": check.column or "", "label": check.params.get("label")}
+        reason = missing_columns({k: v for k, v in named.items() if v is not None}, there)
+        return result(check, False, None, bias_threshold(check), reason)
+    shown = ", ".join(there[:20])
     return result(
         check,
         False,
@@ -224,9 +231,12 @@ class _Fold:
     data that only later parts hold is still redacted.
     """
 
-    def __init__(self, checks: Mapping[int, Check], sensitive: set[str]) -> None:
+    def __init__(
+        self, checks: Mapping[int, Check], sensitive: set[str], columns: Sequence[str] | None
+    ) -> None:
         self._checks = checks
         self._sensitive = sensitive
+        self._columns = columns
         self._done: dict[int, CheckResult] = {}
         self._violations: dict[int, pl.Expr] = {}
         self._aggregates: list[pl.Expr] = []
@@ -244,7 +254,7 @@ class _Fold:
         self._redactor = Redactor(first, self._sensitive)
         empty = first.head(0)
         for index, check in self._checks.items():
-            if (missing := _missing(check, schema)) is not None:
+            if (missing := _missing(check, schema, self._columns)) is not None:
                 self._done[index] = missing
                 continue
             try:
@@ -315,13 +325,14 @@ def _whole(
     checks: Mapping[int, Check],
     reference: pl.DataFrame | None,
     sensitive: set[str],
+    columns: Sequence[str] | None = None,
 ) -> dict[int, CheckResult]:
     """``unique``, aggregate expressions, the bias checks and the reference comparisons over
     whole columns."""
     results: dict[int, CheckResult] = {}
     redactor = Redactor(frame, sensitive)
     for index, check in checks.items():
-        if (missing := _missing(check, frame.schema)) is not None:
+        if (missing := _missing(check, frame.schema, columns)) is not None:
             results[index] = missing
             continue
         if check.kind not in _ROW_KINDS:

@@ -95,6 +95,7 @@ class DatasetGate:
             reference=ref_frame,
             sensitive_columns=_sensitive_columns(target.classification),
             now=clock.now(),
+            columns=target.columns,
         )
         html = render_html(result, title=f"Validation of {name} v{target.version}")
         work = Ingest(self._gov.db, self._blobs, ctx)

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from keel.data._frames import refuse_objects
 from keel.data._model import ColumnChange, Part
 from keel.errors import InvalidInputError
 
@@ -299,8 +300,10 @@ def encode_part(frame: pl.DataFrame) -> tuple[bytes | memoryview, Part]:
     content-addressed: an append reuses its parent's parts); the same rows chunked otherwise
     may be paged differently. Encodings are chosen per column from its type (see
     ``_encodings``). The statistics of a large frame are computed on a second thread while it
-    is encoded (both release the GIL).
+    is encoded (both release the GIL). A column of Python objects (Polars' ``Object``, whose
+    bytes would be memory addresses) is an ``InvalidInputError`` naming it.
     """
+    refuse_objects(frame)
     if frame.height < _PARALLEL_ROWS:
         return _part(_encode(frame), frame_stats(frame), frame.height)
     outcome: dict[str, Any] = {}

@@ -1,9 +1,12 @@
 """The outcome of each kind of check, as a ``CheckResult`` with a message that reads well.
 
 Bias checks report what was measured even when they fail on degenerate data: the threshold,
-the groups' rates (or shares) and the rows they were measured over, for at most
-``_MAX_GROUPS`` groups named at most ``NAME_WIDTH`` characters (``keel.data._bias``; the null
-group is ``(null)``), and the groups left out of the rates with why. No row of the data is
+the groups' rates (or shares) and the rows they were measured over, for at most ``LISTED``
+groups, the most unequal (``unequal_groups``: the lowest and highest rates or shares, and the
+groups the result names), with ``unlisted`` counting the others, each named at most
+``NAME_WIDTH`` characters (``keel.data._bias``; the null group is ``(null)``), and the groups
+left out of the rates with why. A failure on an attribute of many groups of about one row each
+says that it is most likely an identifier (``identifier_note``). No row of the data is
 shown, only the groups of the sensitive attribute, counts, and a few of the label's values
 (with personal data redacted) when ``positive`` matches none of them.
 
@@ -21,10 +24,12 @@ message says that the privileged group is the one never selected (most likely a 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keel.data._bias import (
+    LISTED,
     GroupRates,
     Redact,
     find_group,
@@ -32,8 +37,10 @@ from keel.data._bias import (
     group_names,
     group_rates,
     group_shares,
+    identifier_note,
     listed,
     shown_rates,
+    unequal_groups,
 )
 from keel.data._checks import Check, CheckResult, as_datetime, human_age
 from keel.errors import InvalidInputError
@@ -52,8 +59,6 @@ __all__ = [
     "result",
     "row_result",
 ]
-
-_MAX_GROUPS = 50
 
 
 def result(
@@ -189,8 +194,26 @@ def bias_result(frame: pl.DataFrame, check: Check, redact: Redact | None = None)
     """A bias check's outcome. With nothing to measure (no rows, fewer than two groups to
     compare, no row with the positive label) it fails with the reason: a parity that holds
     only because nothing was measured must not pass a gate. Every failure shows the check's
-    threshold and, as far as they were measured, the groups' rates and counts; ``redact``
-    (``Redactor.values``) replaces personal data among the label values a message names."""
+    threshold and, as far as they were measured, the groups' rates and counts, and says when
+    the attribute is most likely an identifier; ``redact`` (``Redactor.values``) replaces
+    personal data among the label values a message names."""
+    outcome = _bias_outcome(frame, check, redact)
+    if outcome.passed:
+        return outcome
+    note = identifier_note(check.column or "", _groups_met(frame, check.column or ""), frame.height)
+    return replace(outcome, message=outcome.message + note) if note else outcome
+
+
+def _groups_met(frame: pl.DataFrame, attribute: str) -> int:
+    import polars as pl
+
+    try:
+        return int(frame.get_column(attribute).n_unique())
+    except pl.exceptions.PolarsError:  # a column of lists, say: no groups (see _bias._groups)
+        return 0
+
+
+def _bias_outcome(frame: pl.DataFrame, check: Check, redact: Redact | None) -> CheckResult:
     p = check.params
     attribute = check.column or ""
     try:
@@ -268,7 +291,7 @@ def _representation(frame: pl.DataFrame, check: Check) -> CheckResult:
             f"No rows to measure the representation of {attribute:.40} in.",
         )
     lowest = min(shares.values())
-    under = [g for g, s in shares.items() if s < limit]
+    under = sorted((g for g, s in shares.items() if s < limit), key=lambda g: shares[g])
     message = (
         f"Every group of {attribute:.40} holds at least {limit:.1%} of the rows."
         if not under
@@ -282,12 +305,20 @@ def _representation(frame: pl.DataFrame, check: Check) -> CheckResult:
 
 def _share_details(rows: Mapping[Any, int]) -> dict[str, Any]:
     total = sum(rows.values())
-    names = group_names(list(rows)[:_MAX_GROUPS])
+    shares = {g: n / total for g, n in rows.items()}
+    names = group_names(unequal_groups(shares))
     return {
-        "shares": _table({g: n / total for g, n in rows.items()}, names),
+        "shares": _table(shares, names),
         "counts": _table(rows, names),
         "groups": len(rows),
+        **_unlisted(rows, names),
     }
+
+
+def _unlisted(groups: Mapping[Any, Any], names: Mapping[Any, str]) -> dict[str, int]:
+    """``{"unlisted": n}``: the groups met that a report's tables do not list, if any."""
+    unlisted = sum(1 for g in groups if g not in names)
+    return {"unlisted": unlisted} if unlisted else {}
 
 
 def _not_measured(check: Check, rows: int, exc: InvalidInputError) -> CheckResult:
@@ -305,20 +336,22 @@ def _not_measured(check: Check, rows: int, exc: InvalidInputError) -> CheckResul
 
 
 def _names(rates: GroupRates, also: Sequence[Any] = ()) -> dict[Any, str]:
-    """One distinct name per group shown (the first groups measured, those left out, and
-    ``also``, the groups a result names), the same in every mapping of a report."""
-    shown = [*list(rates.rates)[:_MAX_GROUPS], *list(rates.left_out)[:_MAX_GROUPS], *also]
+    """One distinct name per group shown (the most unequal groups measured, with ``also``,
+    the groups a result names, and the first groups left out), the same in every mapping of a
+    report."""
+    shown = [*unequal_groups(rates.rates, LISTED, also), *list(rates.left_out)[:LISTED], *also]
     return group_names(dict.fromkeys(shown))
 
 
 def _rate_details(rates: GroupRates, names: Mapping[Any, str]) -> dict[str, Any]:
-    """Per group measured (the first ``_MAX_GROUPS``): its positive rate and the rows with a
-    known label it was measured over; the groups left out, with their rows and labelled rows;
-    the rows with no label."""
+    """Per group listed (those ``names`` names): its positive rate and the rows with a known
+    label it was measured over; the groups left out, with their rows and labelled rows; how
+    many groups are not listed; the rows with no label."""
     extra: dict[str, Any] = {
         "rates": _table(rates.rates, names),
         "counts": _table(rates.counts, names),
         "groups": len(rates.rates),
+        **_unlisted(rates.rows, names),
     }
     if rates.unlabelled:
         extra["unlabelled"] = rates.unlabelled
@@ -331,8 +364,9 @@ def _rate_details(rates: GroupRates, names: Mapping[Any, str]) -> dict[str, Any]
 
 
 def _table(values: Mapping[Any, Any], names: Mapping[Any, str]) -> dict[str, Any]:
-    """The first ``_MAX_GROUPS`` of ``values`` (keyed by group), keyed by the groups' names."""
-    return {names[g]: v for g, v in list(values.items())[:_MAX_GROUPS]}
+    """``values`` (keyed by group) of the groups listed (those ``names`` names), keyed by the
+    groups' names."""
+    return {names[g]: v for g, v in values.items() if g in names}
 
 
 def _unmeasurable(check: Check, rows: int, rates: GroupRates) -> str | None:

@@ -105,22 +105,11 @@ class FrameSource:
         return {"kind": "frame", "type": type(self._frame).__name__}
 
     def batches(self, sink: BlobSink) -> Iterator[SourceBatch]:
-        import polars as pl
+        from keel.data._frames import to_polars
 
-        frame = self._frame
-        if not isinstance(frame, pl.DataFrame):
-            try:
-                converted = (
-                    pl.from_pandas(frame) if hasattr(frame, "iloc") else pl.from_arrow(frame)
-                )
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(
-                    f"Cannot ingest a {type(frame).__name__}: pass a Polars, pandas or Arrow "
-                    "table.",
-                ) from exc
-            if not isinstance(converted, pl.DataFrame):
-                raise InvalidInputError("An Arrow array is not a table; pass a Table.")
-            frame = converted
+        # whole, before the first batch: a column that cannot be stored is refused before
+        # any part is, and a column of Python objects gets one type for every batch
+        frame = to_polars(self._frame)
         for offset in range(0, max(frame.height, 1), self._batch_rows):
             yield SourceBatch(frame.slice(offset, self._batch_rows))
 
@@ -136,8 +125,9 @@ class ParquetSource:
         return {"kind": "parquet", "url": redact_url(self._url)}
 
     def batches(self, sink: BlobSink) -> Iterator[SourceBatch]:
-        import polars as pl
         import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+        from keel.data._frames import arrow_to_polars
 
         with open_binary(self._url) as handle:
             try:
@@ -148,14 +138,10 @@ class ParquetSource:
                 ) from exc
             empty = True
             for batch in reader.iter_batches(batch_size=self._batch_rows):
-                frame = pl.from_arrow(batch)
-                assert isinstance(frame, pl.DataFrame)
                 empty = False
-                yield SourceBatch(frame, bytes_read=batch.nbytes)
+                yield SourceBatch(arrow_to_polars(batch), bytes_read=batch.nbytes)
             if empty:  # no rows (no row group): the version keeps the file's columns still
-                frame = pl.from_arrow(reader.schema_arrow.empty_table())
-                assert isinstance(frame, pl.DataFrame)
-                yield SourceBatch(frame)
+                yield SourceBatch(arrow_to_polars(reader.schema_arrow.empty_table()))
 
 
 class JsonSource:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from keel.data._frames import holds_objects
 from keel.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -187,19 +188,6 @@ def _utc_zones(dtype: Any) -> Any:
     if isinstance(dtype, pl.Struct):
         return pl.Struct({f.name: _utc_zones(f.dtype) for f in dtype.fields})
     return dtype
-
-
-def _holds_objects(dtype: Any) -> bool:
-    """Whether ``dtype`` is, or nests, Polars' Object (Python objects, no column type)."""
-    import polars as pl
-
-    if dtype == pl.Object:
-        return True
-    if isinstance(dtype, pl.List | pl.Array):
-        return _holds_objects(dtype.inner)
-    if isinstance(dtype, pl.Struct):
-        return any(_holds_objects(f.dtype) for f in dtype.fields)
-    return False
 
 
 def _polars_type(name: str, convert: str) -> pl.DataType:
@@ -462,7 +450,7 @@ def _sql_series(column: SqlColumn, values: Sequence[Any], reading: Reading) -> p
                 f"one column ({str(exc)[:200]}). Cast it in the query.",
                 column=column.name,
             ) from exc
-        if _holds_objects(series.dtype):
+        if holds_objects(series.dtype):
             sample = next(v for v in data if v is not None)
             raise InvalidInputError(
                 f"{reading.where}: column {column.name!r} ({column.declared}) holds values "
