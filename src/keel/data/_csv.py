@@ -4,9 +4,12 @@ The file is read in chunks of about 16 MiB cut at a line end outside quotes, so 
 bounded, and parsed chunks are gathered into batches of about 32 MiB of CSV (the first batch
 is the first chunk alone, so that encoding starts while the rest is parsed). Each chunk is
 parsed by Polars against the schema fixed from the first chunk (with the user's overrides); a
-chunk that does not parse is re-read record by record, and the records that do not fit (wrong
-number of fields, a value that is not of its column's type, bytes that are not text in the
-encoding) become rejects with their line numbers and reasons.
+chunk that does not parse, or has a line with too few fields (which Polars fills with nulls),
+is re-read record by record (``_csv_records.parse_records``), and the records that do not fit
+(wrong number of fields, a value that is not of its column's type, bytes that are not text in
+the encoding) become rejects with their line numbers and reasons. Both readers give the same
+rows and rejects for the same records: a blank line is no row (Polars reads one as a row of
+nulls, dropped here), and a value of a column that is not text may have spaces around it.
 
 Quoting is RFC 4180's: a quote at the start of a field opens a quoted field, which runs (over
 delimiters and line ends) to the next quote not doubled. Chunks are cut where the count of
@@ -31,7 +34,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -40,16 +42,18 @@ from keel.data._csv_records import (
     SNIFF_CAP,
     MalformedError,
     RecordTooLongError,
+    blank_rows,
     count_newlines,
     drain,
+    drop_blank_lines,
+    leading_blank_end,
     leading_records,
     open_quote,
+    parse_records,
     records_as_csv,
     sample_end,
-    short_rows_are_fine,
     size_text,
     split_point,
-    split_records,
 )
 from keel.data._model import Reject
 from keel.data._parts import parse_dtype
@@ -66,10 +70,8 @@ CHUNK_BYTES = 16 * 1024 * 1024
 BATCH_BYTES = 32 * 1024 * 1024
 _MAX_FIRST_RECORD = 32 * 1024 * 1024
 _MAX_RECORD = 32 * 1024 * 1024  # any later record: more is a quote never closed (or no CSV)
-_MAX_TEXT = 200
 _MARK_ERRORS = "keel-csv-mark-undecodable"
 _ENCODING_HINT = "Pass the file's encoding with encoding=... (the CLI's --encoding)"
-_ESCAPED = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, surrogate-escaped
 _QUOTE_FIX = (
     "A quote at the start of a field opens a quoted field, which ends at the next quote: "
     'double a quote meant as text in a quoted field ("5"" screen"), or pass '
@@ -170,6 +172,9 @@ class CsvSource:
             many bytes of CSV; the first piece is a batch of its own. 32 MiB: on two cores
             smaller batches start encoding sooner and leave less to encode once the whole
             file is parsed (about 5% faster than 64 MiB); below that, the cost per part grows.
+
+    After a read, ``pieces_read`` says how many pieces Polars parsed (``"polars"``) and how
+    many were read record by record (``"records"``), and ``detected`` what was detected.
     """
 
     def __init__(
@@ -220,6 +225,7 @@ class CsvSource:
         self._chunk_bytes = max(chunk_bytes, 1024)
         self._batch_bytes = max(batch_bytes, 1)
         self.detected: dict[str, Any] = {}
+        self.pieces_read = {"polars": 0, "records": 0}
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "csv", "url": redact_url(self._url), **self.detected}
@@ -277,9 +283,9 @@ class CsvSource:
                         f"The first record of {redact_url(self._url)!r} does not end within its "
                         f"first {_MAX_FIRST_RECORD // 2**20} MiB: a quote that is never closed "
                         "(a quoted field runs to the next quote, across line ends), or a header "
-                        "that long. Check the file's quoting (or pass quote_char=None if no "
-                        "field is quoted), or pass its delimiter and encoding if they were "
-                        "detected wrongly.",
+                        "that long. Check the file's quoting (or pass quote_char=None, the "
+                        "CLI's --quote-char none, if no field is quoted), or pass its delimiter "
+                        "and encoding if they were detected wrongly.",
                         url=redact_url(self._url),
                     )
                 if yielded and len(pending) > max(_MAX_RECORD, self._chunk_bytes):
@@ -374,13 +380,13 @@ class CsvSource:
             if not piece or piece.isspace():  # (no copy, unlike strip)
                 line += count_newlines(piece)
                 continue
-            frame, bad, one_row_a_line = self._parse(piece, schema, delimiter, line, encoding)
+            frame, bad, lines = self._parse(piece, schema, delimiter, line, encoding)
             # The line after this piece. Counting newlines costs a pass over the bytes; a
             # piece Polars read whole with no quote in it (no field spans lines) has exactly
-            # one row per line: an empty line is a row of nulls there, and a CR alone does
-            # not end a line (it stays in the value).
-            if one_row_a_line:
-                line += frame.height
+            # one row per line: a blank line is a row of nulls there (dropped), and a CR alone
+            # does not end a line (it stays in the value).
+            if lines is not None:
+                line += lines
             else:
                 line += count_newlines(piece) + (0 if piece.endswith(b"\n") else 1)
             frames.append(frame)
@@ -515,32 +521,83 @@ class CsvSource:
         delimiter: str,
         first_line: int,
         encoding: str,
-    ) -> tuple[pl.DataFrame, list[Reject], bool]:
-        """The rows of ``data``, its rejects, and whether each of its lines is one row."""
+    ) -> tuple[pl.DataFrame, list[Reject], int | None]:
+        """The rows of ``data``, its rejects, and how many lines it holds when that is known
+        without counting (a piece Polars read whole with no quote in it, a row a line)."""
+        fast = self._parse_fast(data, schema, delimiter)
+        if fast is not None:
+            self.pieces_read["polars"] += 1
+            return fast[0], [], fast[1]
+        self.pieces_read["records"] += 1
+        frame, rejects = parse_records(
+            data, schema, delimiter, first_line, encoding, self._quote_char
+        )
+        return frame, rejects, None
+
+    def _parse_fast(
+        self, data: bytes, schema: dict[str, pl.DataType], delimiter: str
+    ) -> tuple[pl.DataFrame, int | None] | None:
+        """The rows of ``data`` as Polars reads them, and how many lines it holds (None: not
+        counted); None when Polars refuses it, or its rows cannot be trusted (a line with too
+        few fields, which Polars fills with nulls, is a reject).
+
+        Polars reads a blank line (LF or CRLF alone) as a row of nulls, and refuses a piece
+        whose first line is blank: those lines are skipped here, as the record-by-record reader
+        skips them, so that a blank line does not send its piece there.
+        """
         import polars as pl
 
+        skipped = 0
+        if data.startswith((b"\n", b"\r\n")):  # (a copy, but only of such a piece)
+            start = leading_blank_end(data)
+            skipped, data = data.count(b"\n", 0, start), data[start:]
         # Without a quote in the piece (memchr-fast), Polars splits fields without tracking
         # quotes (about 4% less CPU); the rows are the same.
         quoted = self._quote is not None and self._quote in data
-        quote = self._quote_char
+        frame = self._scan(data, schema, delimiter, quoted)
+        if frame is None:
+            return None
+        if not frame.height or not schema:
+            return frame, None if quoted else skipped + frame.height
+        last = next(reversed(schema))
+        short = frame.get_column(last).is_null()
+        if not short.any():
+            return frame, None if quoted else skipped + frame.height
+        if not quoted:  # a row a line: the blank ones are dropped, the others must be whole
+            blank = blank_rows(data, short, delimiter, len(schema))
+            if blank is None:
+                return None
+            lines = frame.height
+            if blank:
+                keep = pl.Series([True] * lines, dtype=pl.Boolean).scatter(blank, False)
+                frame = frame.filter(keep)
+            return frame, skipped + lines
+        # Rows do not follow lines here: read again without the blank lines, if that is what
+        # the rows of nulls were.
+        cleaned = drop_blank_lines(data, self._quote) if self._quote is not None else None
+        if cleaned is None:
+            return None
+        frame = self._scan(cleaned, schema, delimiter, quoted)
+        if frame is None or frame.get_column(last).is_null().any():
+            return None
+        return frame, None
+
+    def _scan(
+        self, data: bytes, schema: dict[str, pl.DataType], delimiter: str, quoted: bool
+    ) -> pl.DataFrame | None:
+        """``data`` read by Polars against ``schema`` (None when it refuses the piece)."""
+        import polars as pl
+
         try:  # the lazy reader parses about 1.5x faster than read_csv on the same bytes
-            frame = pl.scan_csv(
+            return pl.scan_csv(
                 data,
                 has_header=False,
                 schema=schema,
                 separator=delimiter,
-                quote_char=quote if quoted else None,
+                quote_char=self._quote_char if quoted else None,
             ).collect()
         except pl.exceptions.PolarsError:
-            return (*_parse_slowly(data, schema, delimiter, first_line, encoding, quote), False)
-        if frame.height and schema:
-            last = next(reversed(schema))
-            short = frame.get_column(last).is_null()
-            if short.any() and (
-                quoted or not short_rows_are_fine(data, short, delimiter, len(schema))
-            ):
-                return (*_parse_slowly(data, schema, delimiter, first_line, encoding, quote), False)
-        return frame, [], not quoted
+            return None
 
 
 def _temporal(column: pl.Series) -> pl.Series:
@@ -608,126 +665,3 @@ def _column_names(record: list[str], header: bool) -> list[str]:
             name = f"{name}_{i + 1}"
         names.append(name)
     return names
-
-
-def _cast(series: pl.Series, dtype: pl.DataType) -> pl.Series:
-    import polars as pl
-
-    if dtype == pl.String:
-        return series
-    if dtype == pl.Boolean:
-        lowered = series.str.to_lowercase()
-        return lowered.replace_strict(
-            {"true": True, "false": False, "1": True, "0": False},
-            default=None,
-            return_dtype=pl.Boolean,
-        )
-    if dtype == pl.Date:
-        return series.str.to_date(strict=False)
-    if isinstance(dtype, pl.Datetime):
-        return series.str.to_datetime(strict=False, time_unit=dtype.time_unit or "us")
-    return series.cast(dtype, strict=False)
-
-
-def _undecodable(field: str, encoding: str) -> str | None:
-    """The first byte of ``field`` that is not text in ``encoding`` (as ``0x90``), or None.
-
-    In a UTF-8 file such a byte is surrogate-escaped in ``field`` as itself; in another
-    encoding it was marked as U+DC00 + the byte (``_mark_undecodable``), whose three UTF-8
-    bytes are surrogate-escaped here one by one.
-    """
-    found = _ESCAPED.search(field)
-    if found is None:
-        return None
-    tail = [ord(c) - 0xDC00 for c in field[found.start() : found.start() + 3]]
-    marked = (
-        encoding not in ("utf-8", "utf-8-sig")
-        and len(tail) == 3
-        and tail[0] == 0xED
-        and 0xB0 <= tail[1] <= 0xB3
-        and 0x80 <= tail[2] <= 0xBF
-    )
-    if marked:
-        code = 0xD000 | (tail[1] & 0x3F) << 6 | tail[2] & 0x3F
-        return f"0x{code - 0xDC00:02x}"
-    return f"0x{tail[0]:02x}"
-
-
-def _shown(text: str) -> str:
-    """The start of a record's text as a reject shows it (bytes not UTF-8 as U+FFFD)."""
-    text = text[:_MAX_TEXT].rstrip("\r\n")
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _bad_byte(record: list[str | None], encoding: str) -> str | None:
-    """The first byte in ``record`` that is not text in ``encoding`` (see ``_undecodable``)."""
-    for field in record:
-        if field is not None and not field.isascii():
-            found = _undecodable(field, encoding)
-            if found is not None:
-                return found
-    return None
-
-
-def _parse_slowly(
-    data: bytes,
-    schema: dict[str, pl.DataType],
-    delimiter: str,
-    first_line: int,
-    encoding: str = "utf-8",
-    quote: str | None = '"',
-) -> tuple[pl.DataFrame, list[Reject]]:
-    """Read ``data`` record by record; return the good rows and the rejects."""
-    import polars as pl
-
-    width = len(schema)
-    text = data.decode("utf-8", errors="surrogateescape")
-    ascii_only = text.isascii()  # (a surrogate-escaped byte is not ASCII)
-    good: list[list[str | None]] = []
-    lines: list[int] = []
-    spans: list[tuple[int, int]] = []  # where each good record's text is, for its reject
-    rejects: list[Reject] = []
-    for first, last, start, end, record in split_records(text, delimiter, quote):
-        if not record:
-            continue  # a blank line
-        number = first_line + first
-        if isinstance(record, str):
-            reason = f"malformed CSV: {record}"
-        elif not ascii_only and (bad_byte := _bad_byte(record, encoding)) is not None:
-            reason = f"byte {bad_byte} is not text in the file's encoding ({encoding})"
-        elif len(record) != width:
-            reason = f"{len(record)} fields where the header has {width}"
-        else:
-            good.append(record)
-            lines.append(number)
-            spans.append((start, end))
-            continue
-        if last > first:  # a record over several lines is one reject: name them all
-            reason += f" (lines {number}-{first_line + last}: a quoted field spans them)"
-        rejects.append(Reject(number, reason, _shown(text[start:end])))
-    names = list(schema)
-    strings = pl.DataFrame(good, schema=dict.fromkeys(names, pl.String), orient="row")
-    columns: dict[str, pl.Series] = {}
-    bad = pl.Series([False] * strings.height, dtype=pl.Boolean)  # typed when empty
-    reasons: list[str | None] = [None] * strings.height
-    for name, dtype in schema.items():
-        original = strings.get_column(name)
-        cast = _cast(original, dtype)
-        failed = original.is_not_null() & cast.is_null()
-        if dtype != pl.String:  # an empty quoted field: null, as Polars reads it
-            failed = failed & (original != "")
-        if failed.any():
-            for index in failed.arg_true().to_list():
-                if reasons[index] is None:
-                    reasons[index] = (
-                        f"column '{name}': cannot read {str(original[index])[:40]!r} as {dtype}"
-                    )
-            bad = bad | failed
-        columns[name] = cast.alias(name)
-    frame = pl.DataFrame(columns) if columns else strings
-    for index in bad.arg_true().to_list():
-        rejects.append(
-            Reject(lines[index], str(reasons[index]), _shown(text[slice(*spans[index])]))
-        )
-    rejects.sort(key=lambda r: r.line)
-    return frame.filter(~bad), rejects

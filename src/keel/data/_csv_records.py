@@ -1,32 +1,50 @@
 """CSV records read by Keel's own rules (RFC 4180 quoting, as ``_csv`` describes): where a chunk
 may be cut, where quotes stand in a piece (a quote inside an unquoted field, a quoted field that
-never closes, a record over its limit), and whole records split from a piece, however long a
-field, for the header, the detection and the record-by-record reader."""
+never closes, a record over its limit), whole records split from a piece, however long a field,
+for the header, the detection and the record-by-record reader, and that reader itself.
+
+The record-by-record reader (``parse_records``) reads a piece Polars cannot be trusted with: it
+splits the records in Python, makes the malformed ones rejects, and has Polars' CSV parser read
+the values of the others into their column types, so that a value gets the same value (or is a
+reject) whichever reader its piece went to, as the same file must give the same rows whatever
+its chunk size. Spaces and tabs around a value of a column that is not text are not part of it
+(``1, 5`` is ``(1, 5)``; Polars alone takes them before a number or a date but not after one,
+nor around a boolean or a date-time); text keeps them. A blank line is no row.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
+
+from keel.data._model import Reject
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
-    "MalformedError",
-    "RecordTooLongError",
     "SAMPLE",
     "SNIFF_CAP",
     "SNIFF_RECORDS",
-    "drain",
-    "leading_records",
+    "MalformedError",
+    "RecordTooLongError",
+    "blank_rows",
     "count_newlines",
+    "drain",
+    "drop_blank_lines",
+    "leading_blank_end",
+    "leading_records",
     "no_cr",
     "open_quote",
+    "parse_records",
     "quoted_record",
     "quotes_open_fields",
     "records_as_csv",
     "sample_end",
     "scan_quotes",
-    "short_rows_are_fine",
     "size_text",
     "split_lines",
     "split_point",
@@ -178,15 +196,90 @@ def drain(first: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def short_rows_are_fine(data: bytes, short: Any, delimiter: str, width: int) -> bool:
-    """Whether rows whose last field is empty really have every field (not a short line);
-    for a piece without a quote (a quoted newline would shift rows against lines)."""
+def leading_blank_end(data: bytes) -> int:
+    """Where the blank lines (LF or CRLF alone) at the start of ``data`` end (Polars takes a
+    piece's first line for its width, so a piece must not start with one)."""
+    pos = 0
+    while True:
+        if data.startswith(b"\n", pos):
+            pos += 1
+        elif data.startswith(b"\r\n", pos):
+            pos += 2
+        else:
+            return pos
+
+
+def blank_rows(data: bytes, short: pl.Series, delimiter: str, width: int) -> list[int] | None:
+    """Which of the rows whose last field is empty (``short``) are blank lines, which Polars
+    reads as rows of nulls; None when one of the others is a short line (fewer fields than
+    ``width``), not a row whose last field is empty. For a piece without a quote, which Polars
+    reads a row a line (the n-th row is the n-th line). Vectorised with NumPy."""
+    try:
+        import numpy as np
+    except ImportError:  # Polars does not need NumPy
+        return _blank_rows_one_by_one(data, short, delimiter, width)
+    if len(delimiter.encode()) != 1:
+        return _blank_rows_one_by_one(data, short, delimiter, width)
+    array = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(array == 10)
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))  # the last line, unterminated
+    rows = short.arg_true().to_numpy().astype(np.int64)  # (unsigned: rows - 1 would wrap)
+    if rows.size and rows[-1] >= ends.size:
+        return None
+    stops = ends[rows]
+    starts = np.where(rows > 0, ends[np.maximum(rows - 1, 0)] + 1, 0)
+    size = stops - starts
+    blank = (size == 0) | ((size == 1) & (array[np.minimum(starts, len(data) - 1)] == 13))
+    separators = np.flatnonzero(array == ord(delimiter))
+    fields = np.searchsorted(separators, stops) - np.searchsorted(separators, starts) + 1
+    if not np.all(blank | (fields == width)):
+        return None
+    found: list[int] = rows[blank].tolist()
+    return found
+
+
+def _blank_rows_one_by_one(
+    data: bytes, short: pl.Series, delimiter: str, width: int
+) -> list[int] | None:
+    """``blank_rows`` without NumPy."""
     lines = data.split(b"\n")
     sep = delimiter.encode()
+    blank: list[int] = []
     for index in short.arg_true().to_list():
-        if index >= len(lines) or lines[index].rstrip(b"\r").count(sep) != width - 1:
-            return False
-    return True
+        if index >= len(lines) - data.endswith(b"\n"):
+            return None
+        if lines[index] in (b"", b"\r"):
+            blank.append(index)
+        elif lines[index].count(sep) != width - 1:
+            return None
+    return blank
+
+
+def drop_blank_lines(data: bytes, quote: bytes) -> bytes | None:
+    """``data`` without its blank lines (LF or CRLF alone) outside quoted fields, or None when it
+    has none. ``data`` starts at a record start, not at a blank line, and its quotes tell where
+    quoted fields are by their count (as ``open_quote`` checked)."""
+    cuts: list[tuple[int, int]] = []  # the bytes of each blank line, after the LF before it
+    for pattern in (b"\n\n", b"\n\r\n"):
+        at = data.find(pattern)  # memmem-fast
+        while at >= 0:
+            cuts.append((at + 1, at + len(pattern)))
+            at = data.find(pattern, at + 1)
+    if not cuts:
+        return None
+    kept: list[bytes] = []
+    pos = counted = quotes = 0
+    for start, end in sorted(cuts):
+        quotes += data.count(quote, counted, start)
+        counted = start
+        if quotes % 2 == 0:  # (else inside a quoted field: text)
+            kept.append(data[pos:start])
+            pos = end
+    if not kept:
+        return None
+    kept.append(data[pos:])
+    return b"".join(kept)
 
 
 def sample_end(data: bytes, quote: bytes | None = b'"') -> int:
@@ -377,3 +470,158 @@ def records_as_csv(sample: bytes, delimiter: str, quote: str | None, width: int)
             if count == 10_000:
                 break
     return out.getvalue().encode("utf-8", errors="surrogateescape")
+
+
+# --- the record-by-record reader --------------------------------------------------------------
+
+_MAX_TEXT = 200
+_ESCAPED = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, surrogate-escaped
+_SPACES = " \t"  # around a value of a column that is not text: not part of the value
+
+
+def parse_records(
+    data: bytes,
+    schema: dict[str, pl.DataType],
+    delimiter: str,
+    first_line: int,
+    encoding: str = "utf-8",
+    quote: str | None = '"',
+) -> tuple[pl.DataFrame, list[Reject]]:
+    """Read ``data`` record by record; return the good rows and the rejects (in line order).
+
+    A record is a reject when it is malformed, holds a byte that is not text in ``encoding``,
+    has another number of fields than ``schema`` columns, or a value that is not of its
+    column's type; a blank line is no record.
+    """
+    import polars as pl
+
+    width = len(schema)
+    text = data.decode("utf-8", errors="surrogateescape")
+    ascii_only = text.isascii()  # (a surrogate-escaped byte is not ASCII)
+    good: list[list[str | None]] = []
+    lines: list[int] = []
+    spans: list[tuple[int, int]] = []  # where each good record's text is, for its reject
+    rejects: list[Reject] = []
+    for first, last, start, end, record in split_records(text, delimiter, quote):
+        if not record:
+            continue  # a blank line
+        number = first_line + first
+        if isinstance(record, str):
+            reason = f"malformed CSV: {record}"
+        elif not ascii_only and (bad_byte := _bad_byte(record, encoding)) is not None:
+            reason = f"byte {bad_byte} is not text in the file's encoding ({encoding})"
+        elif len(record) != width:
+            reason = f"{len(record)} fields where the header has {width}"
+        else:
+            good.append(record)
+            lines.append(number)
+            spans.append((start, end))
+            continue
+        if last > first:  # a record over several lines is one reject: name them all
+            reason += f" (lines {number}-{first_line + last}: a quoted field spans them)"
+        rejects.append(Reject(number, reason, _shown(text[start:end])))
+    strings = pl.DataFrame(good, schema=dict.fromkeys(schema, pl.String), orient="row")
+    frame, reasons = _typed(strings, schema)
+    for index, why in enumerate(reasons):
+        if why is not None:
+            rejects.append(Reject(lines[index], why, _shown(text[slice(*spans[index])])))
+    rejects.sort(key=lambda r: r.line)
+    if any(why is not None for why in reasons):
+        frame = frame.filter(pl.Series([why is None for why in reasons], dtype=pl.Boolean))
+    return frame, rejects
+
+
+def _typed(
+    strings: pl.DataFrame, schema: dict[str, pl.DataType]
+) -> tuple[pl.DataFrame, list[str | None]]:
+    """``strings`` (every column text) in the types of ``schema``, and for each row why it is a
+    reject (None when it is not): the first value that is not of its column's type.
+
+    The values are read by Polars' CSV parser (``ignore_errors``: a value it cannot read is
+    null), written to it as a CSV of the columns that are not text, every value quoted,
+    without the spaces around it; so a value gets the type and the value the fast path gives
+    it. Polars' string casts differ: ``str.to_datetime`` fails the whole piece when the first
+    value has no format it knows, and keeps the time zone of ``...Z`` in a column without one.
+    A boolean may also be 1 or 0 (Polars' parser takes only true and false, in any case).
+    """
+    import polars as pl
+
+    reasons: list[str | None] = [None] * strings.height
+    if not strings.height:
+        return pl.DataFrame(schema=schema), reasons
+    # Worked on as c0, c1 ...: Polars takes a name such as '*' or '^a.*$' in a Series method
+    # for a pattern of names.
+    typed = {f"c{i}": name for i, (name, dtype) in enumerate(schema.items()) if dtype != pl.String}
+    if not typed:
+        return strings, reasons
+    bare: list[pl.Series] = []
+    for key, name in typed.items():
+        column = strings.get_column(name).alias(key).str.strip_chars(_SPACES).fill_null("")
+        if schema[name] == pl.Boolean:
+            column = column.replace({"1": "true", "0": "false"})
+        bare.append(column)
+    buffer = io.BytesIO()
+    pl.DataFrame(bare).write_csv(buffer, include_header=False, quote_style="always")
+    values = pl.scan_csv(
+        buffer.getvalue(),
+        has_header=False,
+        schema={key: schema[name] for key, name in typed.items()},
+        quote_char='"',
+        ignore_errors=True,
+    ).collect()
+    for column in bare:
+        failed = values.get_column(column.name).is_null() & (column != "")
+        if not failed.any():
+            continue
+        name = typed[column.name]
+        original = strings.get_column(name)
+        for index in failed.arg_true().to_list():
+            if reasons[index] is None:
+                shown = str(original[index])[:40]
+                reasons[index] = f"column '{name}': cannot read {shown!r} as {schema[name]}"
+    read = {name: key for key, name in typed.items()}
+    frame = pl.DataFrame(
+        values.get_column(read[name]).alias(name) if name in read else strings.get_column(name)
+        for name in schema
+    )
+    return frame, reasons
+
+
+def _undecodable(field: str, encoding: str) -> str | None:
+    """The first byte of ``field`` that is not text in ``encoding`` (as ``0x90``), or None.
+
+    In a UTF-8 file such a byte is surrogate-escaped in ``field`` as itself; in another
+    encoding it was marked as U+DC00 + the byte (``_csv._mark_undecodable``), whose three
+    UTF-8 bytes are surrogate-escaped here one by one.
+    """
+    found = _ESCAPED.search(field)
+    if found is None:
+        return None
+    tail = [ord(c) - 0xDC00 for c in field[found.start() : found.start() + 3]]
+    marked = (
+        encoding not in ("utf-8", "utf-8-sig")
+        and len(tail) == 3
+        and tail[0] == 0xED
+        and 0xB0 <= tail[1] <= 0xB3
+        and 0x80 <= tail[2] <= 0xBF
+    )
+    if marked:
+        code = 0xD000 | (tail[1] & 0x3F) << 6 | tail[2] & 0x3F
+        return f"0x{code - 0xDC00:02x}"
+    return f"0x{tail[0]:02x}"
+
+
+def _shown(text: str) -> str:
+    """The start of a record's text as a reject shows it (bytes not UTF-8 as U+FFFD)."""
+    text = text[:_MAX_TEXT].rstrip("\r\n")
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _bad_byte(record: list[str | None], encoding: str) -> str | None:
+    """The first byte in ``record`` that is not text in ``encoding`` (see ``_undecodable``)."""
+    for field in record:
+        if field is not None and not field.isascii():
+            found = _undecodable(field, encoding)
+            if found is not None:
+                return found
+    return None
