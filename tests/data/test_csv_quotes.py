@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from keel.data import CsvSource, _csv, _csv_records
+from keel.data import CsvSource, _csv, _csv_quotes
 from keel.errors import InvalidInputError
 from tests.data._csv import read
 
@@ -317,10 +317,10 @@ def test_the_vectorised_quote_check_agrees_with_the_field_by_field_one() -> None
     for _ in range(3000):
         rows = [",".join(rng.choice(values) for _ in range(3)) for _ in range(rng.randint(1, 6))]
         data = "\n".join(rows).encode()
-        vectorised = _csv_records.quotes_open_fields(data, ord(","), ord('"'))
+        vectorised = _csv_quotes.quotes_open_fields(data, ord(","), ord('"'))
         try:
-            by_field = _csv_records.scan_quotes(data, ord(","), ord('"'))
-        except _csv_records.MalformedError:
+            by_field = _csv_quotes.scan_quotes(data, ord(","), ord('"'))
+        except _csv_quotes.MalformedError:
             assert vectorised is None  # a quote inside a field is never passed as fine
             continue
         if vectorised is not None:

@@ -33,27 +33,36 @@ byte.
 from __future__ import annotations
 
 import codecs
-import csv
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from keel.data._csv_detect import (
+    column_names,
+    detect_encoding,
+    mark_errors,
+    sniff_delimiter,
+    sniff_header,
+    temporal_column,
+)
+from keel.data._csv_quotes import (
+    MalformedError,
+    RecordTooLongError,
+    open_quote,
+    size_text,
+    split_point,
+)
 from keel.data._csv_records import (
     SAMPLE,
     SNIFF_CAP,
-    MalformedError,
-    RecordTooLongError,
     blank_rows,
     count_newlines,
     drain,
     drop_blank_lines,
     leading_blank_end,
     leading_records,
-    open_quote,
     parse_records,
     records_as_csv,
     sample_end,
-    size_text,
-    split_point,
 )
 from keel.data._model import Reject
 from keel.data._parts import parse_dtype
@@ -70,84 +79,12 @@ CHUNK_BYTES = 16 * 1024 * 1024
 BATCH_BYTES = 32 * 1024 * 1024
 _MAX_FIRST_RECORD = 32 * 1024 * 1024
 _MAX_RECORD = 32 * 1024 * 1024  # any later record: more is a quote never closed (or no CSV)
-_MARK_ERRORS = "keel-csv-mark-undecodable"
 _ENCODING_HINT = "Pass the file's encoding with encoding=... (the CLI's --encoding)"
 _QUOTE_FIX = (
     "A quote at the start of a field opens a quoted field, which ends at the next quote: "
     'double a quote meant as text in a quoted field ("5"" screen"), or pass '
     "quote_char=None (the CLI's --quote-char none) if no field of the file is quoted."
 )
-
-
-def detect_encoding(sample: bytes) -> str:
-    """The encoding of ``sample``: a BOM's, else UTF-16 or UTF-32 told by where its NUL bytes
-    fall, else UTF-8 if it decodes, else cp1252 or latin-1.
-
-    NUL bytes are valid UTF-8, so without the NUL test a BOM-less UTF-16 file would be read as
-    UTF-8 with a NUL between every two characters (and a NUL in every column name).
-    """
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if sample.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return "utf-32"  # before UTF-16: the UTF-32-LE BOM starts with the UTF-16-LE one
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    if b"\x00" in sample:
-        wide = _wide_encoding(sample)
-        if wide is not None:
-            return wide
-    cut = sample.rfind(b"\n")
-    body = sample[: cut + 1] if cut > 0 else sample
-    for candidate in ("utf-8", "cp1252"):
-        try:
-            body.decode(candidate)
-        except UnicodeDecodeError:
-            continue
-        return candidate
-    return "latin-1"
-
-
-def _wide_encoding(sample: bytes) -> str | None:
-    """UTF-16 or UTF-32 (LE or BE) without a BOM, from where the NUL bytes of ``sample`` fall.
-
-    A CSV is mostly ASCII (digits, delimiters, line ends), whose characters in UTF-16-LE are a
-    byte and a NUL; so nearly every NUL falls on one parity of offsets (in UTF-32, on three of
-    the four offsets modulo 4), which UTF-8 text with a stray NUL in it does not do.
-    """
-    size = len(sample) - len(sample) % 4
-    if size < 4:
-        return None
-    nuls = [sample[i:size:4].count(0) for i in range(4)]
-    quarter = size // 4
-    if min(nuls[1:]) >= 0.5 * quarter and nuls[0] <= 0.1 * quarter:
-        return "utf-32-le"
-    if min(nuls[:3]) >= 0.5 * quarter and nuls[3] <= 0.1 * quarter:
-        return "utf-32-be"
-    odd, even = nuls[1] + nuls[3], nuls[0] + nuls[2]
-    if odd >= 0.2 * quarter * 2 and even * 10 <= odd:
-        return "utf-16-le"
-    if even >= 0.2 * quarter * 2 and odd * 10 <= even:
-        return "utf-16-be"
-    return None
-
-
-def _mark_undecodable(exc: UnicodeError) -> tuple[str, int]:
-    """Each byte that is not text in the encoding as U+DC00 + the byte (cf. surrogateescape,
-    which cannot carry bytes below 0x80); re-encoded with ``surrogatepass`` these are three
-    bytes that are never valid UTF-8, so the row holding them becomes a reject."""
-    if not isinstance(exc, UnicodeDecodeError):
-        raise exc
-    return "".join(chr(0xDC00 + b) for b in exc.object[exc.start : exc.end]), exc.end
-
-
-def _mark_errors() -> str:
-    """The name of the error handler that marks undecodable bytes (registered on first use,
-    not at import: ``import keel`` has no side effects)."""
-    try:
-        codecs.lookup_error(_MARK_ERRORS)
-    except LookupError:
-        codecs.register_error(_MARK_ERRORS, _mark_undecodable)
-    return _MARK_ERRORS
 
 
 class CsvSource:
@@ -236,7 +173,7 @@ class CsvSource:
         """UTF-8 bytes, cut at line ends where the quotes before are balanced by count (the
         last piece may be unterminated); ``_read`` checks that the count tells right.
 
-        Bytes that are not text in ``encoding`` are marked (see ``_mark_undecodable``) so that
+        Bytes that are not text in ``encoding`` are marked (see ``_csv_detect.mark_errors``) so that
         their rows become rejects. The first record may not be longer than
         ``_MAX_FIRST_RECORD``, any other than ``_MAX_RECORD`` (raised as
         ``RecordTooLongError`` for ``_read`` to tell why): a record that long is more likely
@@ -246,7 +183,7 @@ class CsvSource:
         decoder = (
             None
             if encoding in ("utf-8", "utf-8-sig")
-            else codecs.getincrementaldecoder(encoding)(errors=_mark_errors())
+            else codecs.getincrementaldecoder(encoding)(errors=mark_errors())
         )
         quote = self._quote
         pending = b""
@@ -316,7 +253,7 @@ class CsvSource:
         chunks = self._utf8_chunks(handle, encoding)
         first = next(chunks, b"")  # whole records (cut where quotes are balanced by count)
         sample = first[: sample_end(first, quote)].decode("utf-8", errors="surrogateescape")
-        delimiter = self._delimiter or _sniff_delimiter(sample[:SNIFF_CAP], self._quote_char)
+        delimiter = self._delimiter or sniff_delimiter(sample[:SNIFF_CAP], self._quote_char)
         self._check_quotes(first, delimiter, 1)
         try:
             records, header_end = leading_records(sample, delimiter, self._quote_char)
@@ -327,8 +264,8 @@ class CsvSource:
                 f"{redact_url(self._url)!r} is empty: there is no header and no row to ingest.",
                 url=redact_url(self._url),
             )
-        header = self._header if self._header is not None else _sniff_header(records)
-        names = _column_names(records[0], header)
+        header = self._header if self._header is not None else sniff_header(records)
+        names = column_names(records[0], header)
         line = 1
         if header:
             self._check_names(names, encoding)
@@ -497,7 +434,7 @@ class CsvSource:
                 sample = records_as_csv(sample, delimiter, quote, len(names))
                 quote = '"'
                 continue
-            frame = frame.with_columns(_temporal(frame.get_column(c)) for c in frame.columns)
+            frame = frame.with_columns(temporal_column(frame.get_column(c)) for c in frame.columns)
             inferred = list(frame.schema.values())
             schema = {name: inferred[i] for i, name in enumerate(names) if i < len(inferred)}
             break
@@ -598,70 +535,3 @@ class CsvSource:
             ).collect()
         except pl.exceptions.PolarsError:
             return None
-
-
-def _temporal(column: pl.Series) -> pl.Series:
-    """A text column whose every value is a date (or a date-time) as that type."""
-    import polars as pl
-
-    if column.dtype != pl.String:
-        return column
-    values = column.drop_nulls()
-    if values.is_empty() or not values.str.contains(r"^\d{4}-\d\d-\d\d").all():
-        return column
-    try:
-        return column.str.to_date(format="%Y-%m-%d", strict=True)
-    except pl.exceptions.PolarsError:
-        pass
-    try:
-        return column.str.to_datetime(time_unit="us", strict=True)
-    except pl.exceptions.PolarsError:
-        return column
-
-
-def _sniff_delimiter(sample: str, quote: str | None = '"') -> str:
-    candidates = ",;\t|".replace(quote, "") if quote else ",;\t|"
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=candidates).delimiter
-    except csv.Error:
-        return candidates[0]
-
-
-def _sniff_header(rows: list[list[str]]) -> bool:
-    """Whether the first of ``rows`` names the columns.
-
-    Not when it holds a number (the test comes first, so a one-line file of numbers is a row,
-    not a header with nothing under it); else when some column is numeric below it, or when
-    its values are all distinct and non-empty.
-    """
-    first, rest = rows[0], rows[1:]
-
-    def numeric(text: str) -> bool:
-        try:
-            float(text)
-        except ValueError:
-            return False
-        return True
-
-    if any(numeric(cell) for cell in first if cell):
-        return False
-    if not rest:
-        return True
-    # A header when some column is numeric below the first line, or names are all distinct.
-    for col in range(len(first)):
-        values = [r[col] for r in rest if col < len(r) and r[col]]
-        if values and all(numeric(v) for v in values):
-            return True
-    return len(set(first)) == len(first) and all(first)
-
-
-def _column_names(record: list[str], header: bool) -> list[str]:
-    if not header:
-        return [f"column_{i + 1}" for i in range(len(record))]
-    names: list[str] = []
-    for i, raw in enumerate(record):
-        name = raw.strip() or f"column_{i + 1}"
-        while name in names:
-            name = f"{name}_{i + 1}"
-        names.append(name)
-    return names
