@@ -129,6 +129,7 @@ MATRIX: dict[str, Permission | str] = {
     "POST /api/v1/projects/{project}/deployments/{deployment}/promote": P.DEPLOYMENT_PROMOTE,
     "POST /api/v1/projects/{project}/deployments/{deployment}/rollback": P.DEPLOYMENT_WRITE,
     "GET /api/v1/projects/{project}/deployments/{deployment}/predictions": P.DEPLOYMENT_READ,
+    "GET /api/v1/projects/{project}/predictions/{prediction_id}": P.DEPLOYMENT_READ,
     "GET /api/v1/projects/{project}/compliance/records": P.AUDIT_READ,
     "PUT /api/v1/projects/{project}/compliance/records/{dataset}": P.COMPLIANCE_ADMIN,
     "GET /api/v1/projects/{project}/compliance/locations": P.PROJECT_READ,

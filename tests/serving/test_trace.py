@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import polars as pl
 import pytest
 
@@ -240,7 +239,5 @@ def test_the_cli_prints_the_trace_and_its_lineage(tmp_path: Path) -> None:
     assert "churn:1 (primary)" in human.stdout
     assert f"Lineage upstream of {data['log']}" in human.stdout
     assert "—predicted→ prediction_log:" in human.stdout
-    missing = subprocess.run(
-        [*command[:-1], "p001"], capture_output=True, text=True, env=env
-    )
+    missing = subprocess.run([*command[:-1], "p001"], capture_output=True, text=True, env=env)
     assert missing.returncode != 0 and "is not a prediction id" in missing.stderr

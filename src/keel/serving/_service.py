@@ -584,15 +584,15 @@ class DeploymentService:
         Only the log batches of the minutes around the id's time are read (of ``deployment``
         if given, else of every deployment). Raises NotFoundError when no batch holds it.
         """
-        moment = prediction_moment(prediction_id)
-        check_depth(depth)
         with self._gov.read(
             ctx,
             Permission.DEPLOYMENT_READ,
             "deployment.trace_prediction",
             object_type="prediction_log",
-            object_id=prediction_id,
-        ) as session:
+            object_id=prediction_id[:40],
+        ) as session:  # authorized before the input is looked at
+            moment = prediction_moment(prediction_id)
+            check_depth(depth)
             repo = DeploymentRepository(session, ctx.project_id)
             if deployment is not None and repo.get(deployment) is None:
                 raise _missing(deployment)
