@@ -627,3 +627,30 @@ def test_every_refusal_is_a_keel_error(tmp_path: Path) -> None:
     for number, body in enumerate(bodies):
         with pytest.raises(KeelError):
             ArchiveSource(_write(tmp_path / f"{number}.tar", body)).unpack(tmp_path / f"o{number}")
+
+
+@pytest.mark.parametrize(
+    ("suffix", "mode"),
+    [
+        (".tar.bz2", "w:bz2"),
+        (".tbz2", "w:bz2"),
+        (".tar.xz", "w:xz"),
+        (".txz", "w:xz"),
+        (".tgz", "w:gz"),
+    ],
+)
+def test_compressed_tars_are_known_by_their_names(
+    local_ws: Workspace, tmp_path: Path, suffix: str, mode: str
+) -> None:
+    # before: .tar.bz2 and .tar.xz needed kind="archive" ("Cannot tell what kind of source")
+    archive = tmp_path / f"docs{suffix}"
+    with tarfile.open(archive, mode) as tar:
+        for name, text in (("a.txt", b"alpha\n"), ("sub/b.txt", b"beta beta\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text))
+    version = local_ws.datasets.ingest("docs", str(archive))
+    rows = local_ws.datasets.read("docs").sort("path")
+    assert version.row_count == 2
+    assert rows["path"].to_list() == ["a.txt", "sub/b.txt"]
+    assert rows["size"].to_list() == [6, 10]

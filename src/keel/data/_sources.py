@@ -341,6 +341,22 @@ class JsonSource:
             yield SourceBatch(frame, tuple(rejects), size)
 
 
+#: The names that are read as archives without ``kind="archive"``.
+ARCHIVE_SUFFIXES = (
+    ".zip",
+    ".tar",
+    ".tar.gz",
+    ".tgz",
+    ".tar.bz2",
+    ".tbz2",
+    ".tbz",
+    ".tar.xz",
+    ".txz",
+    ".tar.lzma",
+    ".tlz",
+)
+
+
 def source_for(
     url: str,
     *,
@@ -363,7 +379,7 @@ def source_for(
             kind = "parquet"
         elif lowered.endswith((".json", ".ndjson", ".jsonl")):
             kind = "json"
-        elif lowered.endswith((".zip", ".tar", ".tar.gz", ".tgz")):
+        elif lowered.endswith(ARCHIVE_SUFFIXES):
             kind = "archive"
         elif "://" not in url and os.path.isdir(url):
             kind = "folder"
