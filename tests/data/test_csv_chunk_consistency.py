@@ -334,3 +334,27 @@ def test_every_quoting_error_names_the_python_and_the_cli_spelling(
             read(CsvSource(str(path), chunk_bytes=SMALL))
         message = str(info.value)
         assert "quote_char=None" in message and "--quote-char none" in message, case
+
+
+def test_numbers_and_dates_after_a_space_are_typed_and_read_fast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: "id, 5" style files (a space after each delimiter) were typed all text
+    path = tmp_path / "spaced.csv"
+    lines = ["id, amount, day, name, code"]
+    lines += [f"{i}, {i * 1.5}, 2024-01-{i % 28 + 1:02d}, n{i}, x{i} " for i in range(300)]
+    path.write_text("\n".join(lines) + "\n")
+    for chunk in (SMALL, 16 * 1024 * 1024):
+        rows, rejects, pieces = _ingest(path, chunk, monkeypatch)
+        assert rejects == [] and pieces["records"] == 0  # every piece on the fast path
+        assert rows[3] == (3, 4.5, dt.date(2024, 1, 4), " n3", " x3 ")  # text keeps its spaces
+    source = CsvSource(str(path))
+    frame, _ = read(source)
+    assert frame.schema == {
+        "id": pl.Int64,
+        "amount": pl.Float64,
+        "day": pl.Date,
+        "name": pl.String,
+        "code": pl.String,
+    }
+    assert frame.height == 300

@@ -42,6 +42,7 @@ from keel.data._csv_detect import (
     mark_errors,
     sniff_delimiter,
     sniff_header,
+    spaced_column,
     temporal_column,
 )
 from keel.data._csv_quotes import (
@@ -434,7 +435,9 @@ class CsvSource:
                 sample = records_as_csv(sample, delimiter, quote, len(names))
                 quote = '"'
                 continue
-            frame = frame.with_columns(temporal_column(frame.get_column(c)) for c in frame.columns)
+            frame = frame.with_columns(
+                temporal_column(spaced_column(frame.get_column(c))) for c in frame.columns
+            )
             inferred = list(frame.schema.values())
             schema = {name: inferred[i] for i, name in enumerate(names) if i < len(inferred)}
             break

@@ -18,6 +18,7 @@ __all__ = [
     "mark_errors",
     "sniff_delimiter",
     "sniff_header",
+    "spaced_column",
     "temporal_column",
 ]
 
@@ -93,6 +94,31 @@ def mark_errors() -> str:
     except LookupError:
         codecs.register_error(_MARK_ERRORS, _mark_undecodable)
     return _MARK_ERRORS
+
+
+def spaced_column(column: pl.Series) -> pl.Series:
+    """A text column whose values are numbers or dates written after spaces (``id, 5`` — a
+    delimiter followed by a space, as hand-written CSV often is) as that type; Polars' own
+    inference takes `` 5`` for text. Only leading spaces and tabs: Polars' parser reads those
+    before a number or a date, so every chunk of the file still takes the fast path (and the
+    record-by-record reader ignores them too). Anything else is returned as it is."""
+    import polars as pl
+
+    if column.dtype != pl.String:
+        return column
+    values = column.drop_nulls()
+    if values.is_empty() or not values.str.contains(r"^[ \t]").any():
+        return column
+    if values.str.contains(r"[ \t]$").any():
+        return column
+    stripped = column.str.strip_chars_start(" \t")
+    for dtype in (pl.Int64, pl.Float64):
+        try:
+            return stripped.cast(dtype, strict=True)
+        except pl.exceptions.PolarsError:
+            continue
+    dated = temporal_column(stripped)
+    return dated if dated.dtype == pl.Date else column
 
 
 def temporal_column(column: pl.Series) -> pl.Series:
