@@ -12,7 +12,6 @@ import lzma
 import random
 import struct
 import tarfile
-import tracemalloc
 import zipfile
 import zlib
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from keel.data._folders import ArchiveSource
 from keel.data._tar_headers import MAX_LZMA_MEMORY
 from keel.errors import InvalidInputError
+from tests.data._memory import PeakMemory
 
 MIB = 1 << 20
 
@@ -36,21 +36,6 @@ def _unpack(archive: Path, tmp_path: Path, **limits: float) -> dict[str, bytes]:
     return {
         p.relative_to(target).as_posix(): p.read_bytes() for p in target.rglob("*") if p.is_file()
     }
-
-
-class _Peak:
-    """The most bytes Python and liblzma (through Python's allocator) held at once inside
-    ``with``."""
-
-    bytes = 0
-
-    def __enter__(self) -> _Peak:
-        tracemalloc.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bytes = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
 
 
 def _tar_bytes(members: dict[str, bytes], **kwargs: object) -> bytes:
@@ -133,7 +118,7 @@ def test_an_xz_tar_declaring_a_huge_dictionary_is_refused_before_it_is_allocated
     # 1.5 GiB the header declares before decoding a byte, and the archive unpacked
     archive = tmp_path / "big-dict.tar.xz"
     archive.write_bytes(compress(_tar_bytes({"a.txt": b"hello\n"})))  # type: ignore[operator]
-    with _Peak() as peak, pytest.raises(InvalidInputError) as refused:
+    with PeakMemory() as peak, pytest.raises(InvalidInputError) as refused:
         _unpack(archive, tmp_path)
     assert str(refused.value).startswith(_over_memory(archive))
     assert "or unpack it yourself and ingest the folder" in str(refused.value)
@@ -150,7 +135,7 @@ def test_a_later_xz_stream_over_the_limit_is_refused_not_taken_for_trailing_garb
     tar = _tar_bytes({"a.txt": b"first\n", "b.txt": b"second\n"})
     archive = tmp_path / "two-streams.tar.xz"
     archive.write_bytes(_xz(tar[:1024]) + _xz(tar[1024:], _XZ_1_5_GIB))  # a.txt, then the rest
-    with _Peak() as peak, pytest.raises(InvalidInputError) as refused:
+    with PeakMemory() as peak, pytest.raises(InvalidInputError) as refused:
         _unpack(archive, tmp_path)
     assert str(refused.value).startswith(_over_memory(archive))
     assert peak.bytes < 16 * MIB
@@ -184,7 +169,7 @@ def test_a_zip_lzma_member_whose_dictionary_is_over_the_limit_is_refused_by_the_
     archive.write_bytes(
         _zip_lzma_member("a.bin", b"hello\n", declared_size=512 * MIB, dictionary=512 * MIB)
     )
-    with _Peak() as peak, pytest.raises(InvalidInputError) as refused:
+    with PeakMemory() as peak, pytest.raises(InvalidInputError) as refused:
         _unpack(archive, tmp_path, max_ratio=1e12)
     assert str(refused.value).startswith(_over_memory(archive, "a.bin"))
     assert refused.value.details["member"] == "a.bin"
@@ -199,7 +184,7 @@ def test_a_zip_lzma_member_declaring_a_huge_dictionary_but_small_still_unpacks(
     archive.write_bytes(
         _zip_lzma_member("a.txt", data, declared_size=len(data), dictionary=0xFFFFFFFF)
     )
-    with _Peak() as peak:
+    with PeakMemory() as peak:
         files = _unpack(archive, tmp_path)
     assert files == {"a.txt": data}
     assert peak.bytes < 16 * MIB

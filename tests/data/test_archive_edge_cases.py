@@ -13,7 +13,6 @@ import lzma
 import random
 import struct
 import tarfile
-import tracemalloc
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from keel.data import _tar_headers
 from keel.data._folders import ArchiveSource
 from keel.errors import InvalidInputError, KeelError
 from keel.workspace import Workspace
+from tests.data._memory import PeakMemory
 
 MIB = 1 << 20
 
@@ -105,21 +105,6 @@ def _unpack(archive: Path, tmp_path: Path, **limits: int) -> Path:
     target.mkdir()
     ArchiveSource(archive, **limits).unpack(target)  # type: ignore[arg-type]
     return target
-
-
-class _Peak:
-    """The most bytes Python held at once inside ``with`` (tracemalloc counts from its start,
-    so an archive built before is not counted)."""
-
-    bytes = 0
-
-    def __enter__(self) -> _Peak:
-        tracemalloc.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bytes = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
 
 
 # --- negative sizes ---------------------------------------------------------------------------
@@ -216,7 +201,7 @@ def test_an_old_gnu_sparse_member_is_refused_before_its_extension_chain_is_read(
         return original(header, archive)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(_tar_headers, "_PROC_MEMBER", proc_member)
-    with _Peak() as peak, pytest.raises(InvalidInputError) as refused:
+    with PeakMemory() as peak, pytest.raises(InvalidInputError) as refused:
         _unpack(archive, tmp_path)
     message = str(refused.value)
     assert "member 'sparse.bin' is a sparse file" in message
@@ -255,7 +240,7 @@ def test_a_pax_sparse_member_is_refused_before_its_map_is_read(
     data = b"1000000000\n" + b"1\n" * (10 * MIB)
     archive = _write(tmp_path / "sparse.tar.xz", _pax_sparse(records, data), compress=_xz)
     assert archive.stat().st_size < 16 << 10
-    with _Peak() as peak, pytest.raises(InvalidInputError) as refused:
+    with PeakMemory() as peak, pytest.raises(InvalidInputError) as refused:
         _unpack(archive, tmp_path)
     message = str(refused.value)
     assert "member 'x.bin' is a sparse file" in message
@@ -447,7 +432,7 @@ def test_a_bzip2_or_lzma_zip_bomb_behind_a_small_size_is_never_decompressed_whol
     # the first byte, and the CRC of that byte matched
     archive = _zip_with(tmp_path / "bomb.zip", "a.bin", method, _bomb(method), 1, zlib.crc32(b"\0"))
     assert archive.stat().st_size < 64 << 10
-    with _Peak() as peak, pytest.raises(InvalidInputError, match="unpacks to more bytes than"):
+    with PeakMemory() as peak, pytest.raises(InvalidInputError, match="unpacks to more bytes than"):
         _unpack(archive, tmp_path)
     assert peak.bytes < 8 * MIB
 
@@ -464,7 +449,7 @@ def test_an_lzma_zip_member_declaring_a_huge_dictionary_gets_one_its_size(tmp_pa
         len(data),
         zlib.crc32(data),
     )
-    with _Peak() as peak:
+    with PeakMemory() as peak:
         target = _unpack(archive, tmp_path)
     assert (target / "a.txt").read_bytes() == data
     assert peak.bytes < 8 * MIB

@@ -7,15 +7,12 @@ be one), and a missing column showed the threshold None."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
-from keel.settings import Settings
-from keel.workspace import Workspace, connect
+from keel.workspace import Workspace
 
 IMPACT = {"kind": "disparate_impact", "column": "id", "label": "approved"}
 PARITY = {"kind": "positive_rate_parity", "column": "id", "label": "approved"}
@@ -24,9 +21,8 @@ IDENTIFIER = "Note: id has 300 distinct values in 300 rows, most likely an ident
 
 
 @pytest.fixture
-def w(tmp_path: Path) -> Iterator[Workspace]:
-    with connect(settings=Settings(home=tmp_path / "home"), principal="user:me") as ws:
-        yield ws
+def w(local_ws: Workspace) -> Workspace:
+    return local_ws
 
 
 def _checks(w: Workspace, frame: pl.DataFrame, suite: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -31,26 +31,6 @@ def _mariadb_in_zone(zone: str) -> str:
 
 
 @pytest.fixture
-def pg() -> Iterator[Any]:
-    engine = create_engine(PG.replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def pg_table(pg: Any) -> Iterator[str]:
-    """A unique table name in PostgreSQL, dropped afterwards."""
-    name = f"decl_{uuid.uuid4().hex[:10]}"
-    try:
-        yield name
-    finally:
-        with pg.begin() as conn:
-            conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
-
-
-@pytest.fixture
 def maria_table() -> Iterator[tuple[Any, str]]:
     """A unique table name in MariaDB and an engine whose sessions are at +04:00."""
     engine = create_engine(_mariadb_in_zone("+04:00").replace("mysql://", "mysql+pymysql://"))

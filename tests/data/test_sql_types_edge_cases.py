@@ -30,32 +30,12 @@ def _pg_in_zone(zone: str) -> str:
 
 
 @pytest.fixture
-def pg() -> Iterator[Any]:
-    engine = create_engine(PG.replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
 def mariadb() -> Iterator[Any]:
     engine = create_engine(MARIADB.replace("mysql://", "mysql+pymysql://"))
     try:
         yield engine
     finally:
         engine.dispose()
-
-
-@pytest.fixture
-def pg_table(pg: Any) -> Iterator[str]:
-    """A unique table name in PostgreSQL, dropped afterwards."""
-    name = f"edge_{uuid.uuid4().hex[:10]}"
-    try:
-        yield name
-    finally:
-        with pg.begin() as conn:
-            conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
 
 
 @pytest.fixture

@@ -57,3 +57,21 @@ def server(served_ws: Workspace) -> Iterator[ServerHandle]:
         yield handle
     finally:
         handle.stop()
+
+
+def serve_records(ws: Workspace, deployment: str, matrix: Any) -> list[str]:
+    """Serve ``deployment`` in a thread, post ``matrix`` (features f0, f1, ...) to /predict
+    as records, stop the server (flushing the prediction log); the prediction ids."""
+    import httpx
+
+    names = [f"f{i}" for i in range(matrix.shape[1])]
+    records = [dict(zip(names, row.tolist(), strict=True)) for row in matrix]
+    handle = start_in_thread(
+        ws.deployments.server(ServeOptions(deployments=[deployment], analysis=None))
+    )
+    try:
+        body = httpx.post(f"{handle.url}/predict", json={"records": records}, timeout=30).json()
+    finally:
+        handle.stop()  # flushes the prediction log
+    ids: list[str] = body["prediction_ids"]
+    return ids

@@ -10,29 +10,14 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
-from keel.serving import ServeOptions, start_in_thread
 from keel.serving._predlog import PredictionLogger, _to_table
 from keel.workspace import Workspace
-from tests.serving.conftest import FEATURES, training_data
+from tests.serving.conftest import FEATURES, serve_records, training_data
 
 NAMES = [f"f{i}" for i in range(FEATURES)]
-
-
-def _serve(ws: Workspace, deployment: str, matrix: Any) -> list[str]:
-    records = [dict(zip(NAMES, row.tolist(), strict=True)) for row in matrix]
-    handle = start_in_thread(
-        ws.deployments.server(ServeOptions(deployments=[deployment], analysis=None))
-    )
-    try:
-        body = httpx.post(f"{handle.url}/predict", json={"records": records}, timeout=30).json()
-    finally:
-        handle.stop()  # flushes the prediction log
-    ids: list[str] = body["prediction_ids"]
-    return ids
 
 
 def test_a_binary_classifier_logs_its_positive_class_probability(served_ws: Workspace) -> None:
@@ -41,7 +26,7 @@ def test_a_binary_classifier_logs_its_positive_class_probability(served_ws: Work
     X, y = training_data(0)
     model = RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0).fit(X, y)
     served_ws.deployments.deploy("churn@champion", environment="staging")
-    ids = _serve(served_ws, "churn-staging", X[:25])
+    ids = serve_records(served_ws, "churn-staging", X[:25])
     logged = served_ws.deployments.read_predictions("churn-staging")
     by_id = {r["prediction_id"]: r for r in logged.iter_rows(named=True)}
     scores = [by_id[pid]["score"] for pid in ids]
@@ -61,7 +46,7 @@ def test_a_multiclass_classifier_logs_every_class_probability(served_ws: Workspa
     model = LogisticRegression(max_iter=500).fit(X, y)
     version = served_ws.models.log_model(model, name="tiers", sample=X[:30])
     served_ws.deployments.deploy(f"tiers:{version.version}", environment="staging")
-    ids = _serve(served_ws, "tiers-staging", X[:20])
+    ids = serve_records(served_ws, "tiers-staging", X[:20])
     logged = served_ws.deployments.read_predictions("tiers-staging")
     by_id = {r["prediction_id"]: r for r in logged.iter_rows(named=True)}
     decoded = [json.loads(by_id[pid]["scores"]) for pid in ids]
@@ -79,7 +64,7 @@ def test_a_regressor_logs_no_scores(served_ws: Workspace) -> None:
     model = LinearRegression().fit(X, X[:, 0] * 2.0)
     version = served_ws.models.log_model(model, name="amount", sample=X[:30])
     served_ws.deployments.deploy(f"amount:{version.version}", environment="staging")
-    ids = _serve(served_ws, "amount-staging", X[:5])
+    ids = serve_records(served_ws, "amount-staging", X[:5])
     logged = served_ws.deployments.read_predictions("amount-staging")
     assert sorted(logged["prediction_id"].to_list()) == sorted(ids)
     assert logged["score"].null_count() == 5 and logged["scores"].null_count() == 5

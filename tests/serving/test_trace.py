@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import polars as pl
 import pytest
 
@@ -22,7 +21,7 @@ from keel import clock
 from keel.data import DatasetVersion
 from keel.errors import InvalidInputError, NotFoundError
 from keel.lineage import Node
-from keel.serving import PredictionTrace, ServeOptions, start_in_thread
+from keel.serving import PredictionTrace
 from keel.serving._predlog import _to_table
 from keel.serving._service import ServiceLogSink
 from keel.serving._trace import prediction_moment
@@ -31,7 +30,7 @@ from keel.types import new_id
 from keel.workspace import Workspace, connect
 from tests.conftest import make_settings
 from tests.server._live import live_server
-from tests.serving.conftest import FEATURES, training_data
+from tests.serving.conftest import FEATURES, serve_records, training_data
 
 NAMES = [f"f{i}" for i in range(FEATURES)]
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -54,19 +53,6 @@ def _trained(ws: Workspace) -> tuple[DatasetVersion, str, ModelVersion, Any]:
     return data, run.id, version, model
 
 
-def _serve(ws: Workspace, deployment: str, matrix: Any) -> list[str]:
-    records = [dict(zip(NAMES, row.tolist(), strict=True)) for row in matrix]
-    handle = start_in_thread(
-        ws.deployments.server(ServeOptions(deployments=[deployment], analysis=None))
-    )
-    try:
-        body = httpx.post(f"{handle.url}/predict", json={"records": records}, timeout=30).json()
-    finally:
-        handle.stop()  # flushes the prediction log
-    ids: list[str] = body["prediction_ids"]
-    return ids
-
-
 def _id_at(moment: Any) -> str:
     """A prediction id as a model server makes it at ``moment`` (time in its first 10 chars)."""
     value = clock.to_millis(moment) << 80 | int.from_bytes(os.urandom(10), "big")
@@ -79,7 +65,7 @@ def test_a_served_prediction_is_traced_to_the_dataset_version_it_learned_from(
     data, run_id, version, model = _trained(ws)
     deployment = ws.deployments.deploy("churn@champion", environment="staging")
     X, _ = training_data(0)
-    ids = _serve(ws, "churn-staging", X[:3])
+    ids = serve_records(ws, "churn-staging", X[:3])
     ws.monitors.ingest_labels([{"prediction_id": ids[0], "label": 1}])
 
     found = ws.deployments.trace(ids[1])
@@ -108,7 +94,7 @@ def test_a_served_prediction_is_traced_to_the_dataset_version_it_learned_from(
     down = ws.lineage.graph(f"deployment:{deployment.id}", direction="down")
     assert log in down.nodes
     # a second batch of the same version links nothing twice
-    _serve(ws, "churn-staging", X[3:4])
+    serve_records(ws, "churn-staging", X[3:4])
     again = ws.lineage.graph(str(log), direction="up", depth=1)
     assert sorted(e.relation for e in again.upstream) == ["logged", "predicted"]
 
@@ -200,7 +186,7 @@ def _logged_one(home: Path, principal: str | None = None) -> str:
         register_forest(ws, trees=3, seed=0, alias="champion")
         ws.deployments.deploy("churn@champion", environment="staging")
         X, _ = training_data(0)
-        return _serve(ws, "churn-staging", X[:1])[0]
+        return serve_records(ws, "churn-staging", X[:1])[0]
 
 
 def test_a_trace_over_the_api_is_the_local_trace(tmp_path: Path) -> None:
