@@ -46,7 +46,9 @@ def test_multiclass_uses_macro_f1_and_mixed_label_types_match() -> None:
     found = classification_quality(truth, predicted)
     assert found["f1"] == pytest.approx(metrics.f1_score(truth, predicted, average="macro"))
     assert "auc" not in found
-    assert classification_quality([1, 0, 1], ["1", 0.0, True])["accuracy"] == pytest.approx(2 / 3)
+    # True is the class 1 (as scikit-learn counts it): booleans scored against 0/1 labels
+    assert classification_quality([1, 0, 1], ["1", 0.0, True])["accuracy"] == 1.0
+    assert classification_quality([1, 0, 1, 0], [True, False, "true", "False"])["accuracy"] == 1.0
 
 
 def test_regression_metrics_equal_sklearn() -> None:

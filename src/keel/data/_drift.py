@@ -24,18 +24,54 @@ Redact = Callable[[str, Sequence[Any]], list[Any]]
 
 
 def _numeric(series: pl.Series) -> npt.NDArray[np.float64] | None:
-    """Non-null, finite values as float64, or None when the column is not numeric/temporal."""
+    """Non-null, finite values as float64, or None when the column is not numeric/temporal.
+
+    Dates, date-times, times and durations are seconds whatever their time unit (a date-time
+    from the Unix epoch, an aware one as its UTC instant; a date at midnight; a time from
+    midnight), so a ``datetime[ns]`` version meets a ``datetime[us]`` or ``date`` reference
+    on one scale.
+    """
     import numpy as np
     import polars as pl
 
     dtype = series.dtype
-    if dtype.is_temporal():
-        series = series.to_physical()
+    if dtype == pl.Time:
+        series = series.to_physical().cast(pl.Float64) / 1e9
+    elif isinstance(dtype, pl.Duration):
+        series = series.dt.total_microseconds().cast(pl.Float64) / 1e6
+    elif dtype.is_temporal():
+        series = series.dt.epoch("us").cast(pl.Float64) / 1e6
     elif not dtype.is_numeric():
         return None
     values = series.drop_nulls().cast(pl.Float64).to_numpy()
     result: npt.NDArray[np.float64] = values[np.isfinite(values)]
     return result
+
+
+def _categories(series: pl.Series, *, boolean: bool) -> pl.Series:
+    """Non-missing values as category names, named alike whatever the column's type: a float
+    ``1.0`` as ``"1"`` (as an integer column has it), NaN and infinities dropped, and with
+    ``boolean`` (the other side holds booleans) numbers 1 and 0 as ``"true"`` and ``"false"``.
+    """
+    import polars as pl
+
+    v = pl.col("value")
+    name: pl.Expr = v.cast(pl.String)
+    if series.dtype.is_float():
+        whole = v.is_finite() & (v == v.round(0)) & (v.abs() < 2.0**53)
+        name = (
+            pl.when(whole)
+            .then(v.cast(pl.Int64).cast(pl.String))
+            .when(v.is_finite())
+            .then(name)
+            .otherwise(None)
+        )
+    if boolean and series.dtype.is_numeric():
+        name = (
+            pl.when(v == 1).then(pl.lit("true")).when(v == 0).then(pl.lit("false")).otherwise(name)
+        )
+    named = pl.DataFrame({"value": series}).select(name.alias("value"))
+    return named.get_column("value").drop_nulls()
 
 
 def reference_check(
@@ -95,6 +131,17 @@ def _shift(current: pl.Series, ref: pl.Series, method: str, limit: float, bins: 
             {},
         )
     a, b = _numeric(ref), _numeric(current)
+    present = _present(a, ref), _present(b, current)
+    if 0 in present:
+        where = "the reference" if present[0] == 0 else "this version"
+        return (
+            None,
+            limit,
+            False,
+            f"No distribution to compare: every value of {current.name} in {where} is missing "
+            "(null, NaN or infinite). Fill the column, or watch it with null_rate_change.",
+            {"method": method, "reference_rows": present[0], "rows": present[1]},
+        )
     if method == "ks":
         if a is None or b is None:
             return (
@@ -117,12 +164,15 @@ def _shift(current: pl.Series, ref: pl.Series, method: str, limit: float, bins: 
         value = psi_numeric(a, b, bins=bins)
         details: dict[str, Any] = {"method": "psi", "bins": bins}
     else:
-        # Fixed names, so no column name (``n``, say) collides with the counts'.
-        ref_counts = ref.cast(pl.String).rename("value").value_counts(name="reference")
-        now_counts = current.cast(pl.String).rename("value").value_counts(name="current")
-        joined = ref_counts.join(
-            now_counts, on="value", how="full", coalesce=True, nulls_equal=True
+        # Missing values are left out, as for numbers (null_rate_change watches them). Fixed
+        # names, so no column name (``n``, say) collides with the counts'.
+        ref_counts = _categories(ref, boolean=current.dtype == pl.Boolean).value_counts(
+            name="reference"
         )
+        now_counts = _categories(current, boolean=ref.dtype == pl.Boolean).value_counts(
+            name="current"
+        )
+        joined = ref_counts.join(now_counts, on="value", how="full", coalesce=True)
         joined = joined.with_columns(pl.col("reference", "current").fill_null(0))
         value = psi_categorical(
             joined.get_column("value").to_list(),
@@ -137,6 +187,10 @@ def _shift(current: pl.Series, ref: pl.Series, method: str, limit: float, bins: 
         f"PSI {value:.4f} against the reference; at most {limit} allowed.",
         details,
     )
+
+
+def _present(values: npt.NDArray[np.float64] | None, series: pl.Series) -> int:
+    return int(values.size) if values is not None else series.len() - series.null_count()
 
 
 def _new_categories(

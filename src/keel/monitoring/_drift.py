@@ -3,6 +3,13 @@
 Pure: frames (or a precomputed ReferenceProfile) in, a DriftResult out; no I/O, no clock.
 Bad input never crashes and never yields NaN: a feature absent from the reference or the
 window, an all-null window, a constant column or too few rows each get an explicit status.
+
+A distance (PSI, Jensen-Shannon, chi-square, KS, Wasserstein) has no notion of sample size:
+a window of 20 values from the reference's own distribution has a PSI near 1. So a distance
+beyond its limit counts only when the matching test finds the difference significant (as
+Evidently switches to tests on small samples and NannyML sizes its thresholds to the chunk):
+the chi-square test over the same bins or categories for PSI, Jensen-Shannon and chi-square,
+the KS test for KS and Wasserstein, at ``significance`` (0.05).
 """
 
 from __future__ import annotations
@@ -53,8 +60,38 @@ __all__ = [
 ]
 
 
+#: The test that decides whether a distance beyond its limit is more than sampling noise.
+_TEST_OF = {
+    "psi": "chi2_pvalue",
+    "js": "chi2_pvalue",
+    "chi2": "chi2_pvalue",
+    "ks": "ks_pvalue",
+    "wasserstein": "ks_pvalue",
+}
+_BOOLEAN_NAMES = {"1": "true", "0": "false"}
+
+
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def _decide(
+    threshold: DriftThreshold, stats: Mapping[str, float | None], significance: float | None
+) -> tuple[Status, str]:
+    """The threshold's status, unless a distance beyond it is within sampling noise."""
+    value = stats[threshold.metric]
+    if value is None:
+        return "ok", ""
+    status = threshold.status(value)
+    test = _TEST_OF.get(threshold.metric)
+    p_value = stats.get(test) if test else None
+    if status == "ok" or significance is None or p_value is None or p_value < significance:
+        return status, ""
+    return "ok", (
+        f"{threshold.metric} {value:.4g} is beyond the {status} limit, but the window is too "
+        f"small to tell it from sampling noise ({test} {p_value:.3g}, not below "
+        f"{significance:g})."
+    )
 
 
 def _shares(counts: Any) -> list[float]:
@@ -67,6 +104,7 @@ def _numeric(
     series: pl.Series,
     threshold: DriftThreshold,
     min_rows: int,
+    significance: float | None,
 ) -> FeatureDrift:
     import numpy as np
     import polars as pl
@@ -84,8 +122,7 @@ def _numeric(
             "compared.",
             **base,
         )
-    values, missing = found
-    nulls = series.null_count() + missing
+    values, nulls = found
     base["current_nulls"] = nulls
     if values.size == 0:
         return FeatureDrift(
@@ -110,7 +147,7 @@ def _numeric(
         sample = np.sort(values[::step])
     else:
         sample = np.sort(values)
-    ks, ks_p, wasserstein = ks_wasserstein(ref.ordered, sample)
+    ks, ks_p, wasserstein = ks_wasserstein(ref.ordered, sample, reference_size=ref.valid)
     chi2, chi2_p = chi_square(ref.counts, counts)
     stats: dict[str, float | None] = {
         "psi": psi(ref.counts, counts),
@@ -126,8 +163,7 @@ def _numeric(
     }
     stats = {k: (_finite(v) if v is not None else None) for k, v in stats.items()}
     value = stats[threshold.metric]
-    status: Status = threshold.status(value) if value is not None else "ok"
-    message = ""
+    status, message = _decide(threshold, stats, significance)
     constant = ref.constant_value
     if constant is not None:
         if sample[0] == sample[-1] == constant:
@@ -162,6 +198,7 @@ def _categorical(
     series: pl.Series,
     threshold: DriftThreshold,
     min_rows: int,
+    significance: float | None,
 ) -> FeatureDrift:
     if threshold.metric in NUMERIC_ONLY:
         raise InvalidInputError(
@@ -169,6 +206,8 @@ def _categorical(
             "features. Use psi, js, chi2 or chi2_pvalue for it."
         )
     counted, nulls = categorical_counts(series)
+    if series.dtype.is_numeric() and set(ref.categories) <= {"true", "false"}:
+        counted = {_BOOLEAN_NAMES.get(k, k): v for k, v in counted.items()}  # 1/0 for a boolean
     base: dict[str, Any] = {
         "reference_rows": ref.valid,
         "current_rows": series.len(),
@@ -191,16 +230,19 @@ def _categorical(
             f"{total} values in the window; at least {min_rows} are needed.",
             **base,
         )
-    known = set(ref.categories)
-    new = [c for c in counted if c not in known]
+    top = set(ref.categories)
+    if OTHER in top:  # the reference's tail is "other"; a category it never had is new
+        seen = ref.known
+        new = [c for c in counted if c not in top and seen is not None and c not in seen]
+    else:
+        new = [c for c in counted if c not in top]
+    fresh = set(new)
+    tail = sum(v for c, v in counted.items() if c not in top and c not in fresh)
     categories = list(ref.categories) + new
     reference = [int(c) for c in ref.counts] + [0] * len(new)
-    other = OTHER in known
     current = [counted.get(c, 0) for c in ref.categories] + [counted[c] for c in new]
-    if other:  # categories beyond the reference's top ones count as "other" on both sides
-        current = [counted.get(c, 0) for c in ref.categories]
-        current[ref.categories.index(OTHER)] += sum(counted[c] for c in new)
-        categories, reference, new = list(ref.categories), [int(c) for c in ref.counts], []
+    if tail:  # window categories in the reference's tail count as "other" on both sides
+        current[ref.categories.index(OTHER)] += tail
     chi2, chi2_p = chi_square(reference, current)
     stats: dict[str, float | None] = {
         "psi": psi(reference, current),
@@ -216,8 +258,9 @@ def _categorical(
     }
     stats = {k: (_finite(v) if v is not None else None) for k, v in stats.items()}
     value = stats[threshold.metric]
-    status: Status = threshold.status(value) if value is not None else "ok"
-    message = f"New categories: {', '.join(new[:10])[:200]}." if new else ""
+    status, noise = _decide(threshold, stats, significance)
+    listed = f"New categories: {', '.join(new[:10])[:200]}." if new else ""
+    message = " ".join(m for m in (listed, noise) if m)
     if ref.distinct == 1 and len(counted) == 1 and next(iter(counted)) == ref.categories[0]:
         status, message = "constant", f"Constant ({ref.categories[0][:60]}) in both."
     shown = 30
@@ -245,6 +288,7 @@ def _one(
     frame: pl.DataFrame,
     threshold: DriftThreshold,
     min_rows: int,
+    significance: float | None,
 ) -> FeatureDrift:
     ref = profile.columns.get(name)
     if ref is None:
@@ -266,8 +310,8 @@ def _one(
         )
     series = frame.get_column(name)
     if ref.kind == "numeric":
-        return _numeric(ref, series, threshold, min_rows)
-    return _categorical(ref, series, threshold, min_rows)
+        return _numeric(ref, series, threshold, min_rows, significance)
+    return _categorical(ref, series, threshold, min_rows, significance)
 
 
 def compute_drift(
@@ -281,6 +325,7 @@ def compute_drift(
     prediction: str | None = None,
     reference_prediction: str | None = None,
     min_rows: int = 10,
+    significance: float | None = 0.05,
     workers: int = 1,
 ) -> DriftResult:
     """Drift of ``current`` against ``reference`` for each feature, and prediction drift.
@@ -297,8 +342,17 @@ def compute_drift(
         prediction: the window's prediction column, compared with ``reference_prediction``
             (a reference column: the target or earlier predictions) as prediction drift.
         min_rows: fewer values than this give ``insufficient_data``.
+        significance: a distance threshold (psi, js, chi2, ks, wasserstein) beyond its limit
+            counts only when the matching test's p-value is below this (the chi-square test
+            for psi, js and chi2, the KS test for ks and wasserstein); None lets the distance
+            decide alone, however small the window.
         workers: threads comparing features at once (NumPy releases the GIL).
     """
+    if significance is not None and not 0.0 < significance < 1.0:
+        raise InvalidInputError(
+            f"significance must be a p-value between 0 and 1 (0.05 is usual), or None; "
+            f"got {significance!r:.40}."
+        )
     frame = as_frame(current)
     chosen = default or DriftThreshold()
     per = parse_thresholds(thresholds)
@@ -322,7 +376,7 @@ def compute_drift(
         )
 
     def run(name: str) -> FeatureDrift:
-        return _one(name, profile, frame, per.get(name, chosen), min_rows)
+        return _one(name, profile, frame, per.get(name, chosen), min_rows, significance)
 
     if workers > 1 and len(names) > 1 and frame.height >= 50_000:
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -349,9 +403,9 @@ def compute_drift(
                     current_rows=frame.height,
                 )
             elif ref_col.kind == "numeric":
-                predicted = _numeric(ref_col, series, threshold, min_rows)
+                predicted = _numeric(ref_col, series, threshold, min_rows, significance)
             else:
-                predicted = _categorical(ref_col, series, threshold, min_rows)
+                predicted = _categorical(ref_col, series, threshold, min_rows, significance)
             predicted = _renamed(predicted, prediction)
     return DriftResult(results, frame.height, predicted)
 

@@ -4,6 +4,10 @@ A numeric column keeps its quantile bin edges and counts (PSI, chi-square, Jense
 its order statistics at a fixed resolution (KS and Wasserstein) and a display histogram; a
 categorical column keeps its category counts. A monitor profiles its reference dataset
 version once and compares every window against the profile.
+
+Values are compared by what they mean, not how they are stored: dates, date-times, times and
+durations as seconds (whatever their time unit), booleans as 0 and 1 against numbers, and a
+category ``1.0`` of a float column as ``1``; NaN and infinities are missing.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from keel.errors import InvalidInputError
-from keel.monitoring._stats import bin_counts, quantile_edges
+from keel.monitoring._stats import bin_counts, quantile_edges, separate_atoms
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,9 +29,11 @@ __all__ = [
     "ReferenceProfile",
     "as_frame",
     "categorical_counts",
+    "category_names",
     "is_categorical",
     "numeric_values",
     "profile_reference",
+    "temporal_seconds",
 ]
 
 Kind = Literal["numeric", "categorical"]
@@ -37,6 +43,9 @@ REFERENCE_POINTS = 100_000
 #: size (PSI, chi-square and Jensen-Shannon always count every row).
 SAMPLE_ROWS = 50_000
 MAX_CATEGORIES = 200
+#: Categories whose names a profile keeps, to tell a window's new categories from the tail
+#: folded into ``OTHER`` (beyond this many, every category outside the top ones is "other").
+MAX_KNOWN = 100_000
 OTHER = "__other__"
 DISPLAY_BINS = 20
 
@@ -56,6 +65,7 @@ class ColumnProfile:
     display_counts: Any = None
     categories: tuple[str, ...] = ()
     distinct: int = 0
+    known: frozenset[str] | None = None  # categorical: every category (up to MAX_KNOWN)
 
     @property
     def valid(self) -> int:
@@ -113,19 +123,40 @@ def is_categorical(series: pl.Series) -> bool:
     return dtype in (pl.String, pl.Categorical, pl.Boolean) or isinstance(dtype, pl.Enum)
 
 
+def temporal_seconds(series: pl.Series) -> pl.Series:
+    """Dates, date-times, times and durations as float seconds, whatever their time unit.
+
+    Date-times count from the Unix epoch (an aware one as its UTC instant), dates from the
+    epoch at midnight, times from midnight; a ``datetime[ns]`` window thus meets a
+    ``datetime[us]`` or ``date`` reference on one scale.
+    """
+    import polars as pl
+
+    dtype = series.dtype
+    if dtype == pl.Time:
+        return series.to_physical().cast(pl.Float64) / 1e9
+    if isinstance(dtype, pl.Duration):
+        return series.dt.total_microseconds().cast(pl.Float64) / 1e6
+    return series.dt.epoch("us").cast(pl.Float64) / 1e6
+
+
 def numeric_values(series: pl.Series) -> tuple[npt.NDArray[np.float64], int] | None:
-    """Finite values as float64 and the count of missing ones, or None if not numeric."""
+    """Finite values as float64 and the count of missing ones, or None if not numeric.
+
+    Missing values are nulls, NaN and infinities, each counted once. Temporal values are
+    seconds (``temporal_seconds``), booleans 0 and 1.
+    """
     import numpy as np
     import polars as pl
 
     dtype = series.dtype
-    if dtype.is_temporal():
-        series = series.to_physical()
-    elif dtype == pl.Null:
+    if dtype == pl.Null:
         return np.zeros(0), series.len()
-    elif not dtype.is_numeric():
+    if dtype.is_temporal():
+        series = temporal_seconds(series)
+    elif not dtype.is_numeric() and dtype != pl.Boolean:
         return None
-    values = series.cast(pl.Float64).to_numpy()
+    values = series.cast(pl.Float64).to_numpy()  # a null becomes NaN
     finite = np.isfinite(values)
     if finite.all():
         return values, 0
@@ -133,16 +164,43 @@ def numeric_values(series: pl.Series) -> tuple[npt.NDArray[np.float64], int] | N
     return kept, int(values.size - kept.size)
 
 
-def categorical_counts(series: pl.Series) -> tuple[dict[str, int], int]:
-    """Counts per category (as strings) and the count of nulls."""
+def category_names(series: pl.Series) -> pl.Series:
+    """The values as category names: ``"1"`` for a float ``1.0`` (as an integer column
+    writes it), NaN and infinities as null; other values as their text."""
     import polars as pl
 
+    if not series.dtype.is_float():
+        return series.cast(pl.String)
+    v = pl.col("v")
+    whole = v.is_finite() & (v == v.round(0)) & (v.abs() < 2.0**53)
+    named = pl.DataFrame({"v": series.cast(pl.Float64)}).select(
+        pl.when(whole)
+        .then(v.cast(pl.Int64).cast(pl.String))
+        .when(v.is_finite())
+        .then(v.cast(pl.String))
+        .alias("v")
+    )
+    return named.get_column("v").alias(series.name)
+
+
+def categorical_counts(series: pl.Series) -> tuple[dict[str, int], int]:
+    """Counts per category (named by ``category_names``) and the count of missing values."""
+    import polars as pl
+
+    if series.dtype.is_float():
+        series = category_names(series)
     nulls = series.null_count()
     if series.len() == nulls:
         return {}, nulls
     # a group-by count (on a categorical's codes) costs less than value_counts under load
-    counted = pl.DataFrame({"v": series}).group_by("v").len().sort("len", descending=True)
-    names = counted.get_column("v").cast(pl.String).to_list()
+    counted = (
+        pl.DataFrame({"v": series})
+        .group_by("v")
+        .len()
+        .with_columns(pl.col("v").cast(pl.String))
+        .sort(["len", "v"], descending=[True, False])  # ties by name: the same profile each time
+    )
+    names = counted.get_column("v").to_list()
     numbers = counted.get_column("len").to_list()
     return {str(k): int(v) for k, v in zip(names, numbers, strict=True) if k is not None}, nulls
 
@@ -153,12 +211,11 @@ def _numeric_profile(name: str, series: pl.Series, bins: int) -> ColumnProfile |
     found = numeric_values(series)
     if found is None:
         return None
-    values, missing = found
-    nulls = series.null_count() + missing if series.dtype.is_numeric() else missing
+    values, nulls = found
     if values.size == 0:
         return ColumnProfile(name, "numeric", series.len(), series.len())
     ordered = np.sort(values)
-    edges = quantile_edges(ordered, bins)
+    edges = separate_atoms(ordered, quantile_edges(ordered, bins), bins)
     # bin i holds the values with i edges at or below them (as bin_counts counts the window)
     counts = np.diff(np.searchsorted(ordered, edges, side="left"), prepend=0, append=ordered.size)
     distinct = 1 if ordered[0] == ordered[-1] else 2
@@ -201,6 +258,7 @@ def _categorical_profile(name: str, series: pl.Series) -> ColumnProfile:
         counts=np.asarray(numbers, dtype=np.int64),
         categories=tuple(categories),
         distinct=len(counts),
+        known=frozenset(counts) if rest and len(counts) <= MAX_KNOWN else None,
     )
 
 

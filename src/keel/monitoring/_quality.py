@@ -1,7 +1,8 @@
 """Model quality from late labels, and latency and errors: pure functions over arrays.
 
-Classification: accuracy, F1 (binary: the last class in sorted order is positive; several
-classes: macro average) and ROC AUC. The AUC comes from scores when every judged prediction
+Classification: accuracy, F1 (binary: the greater class is positive, numbers ordered as
+numbers; several classes: macro average) and ROC AUC. Pairs whose label or prediction is
+missing (None or NaN) are left out. The AUC comes from scores when every judged prediction
 has one — the logged positive-class probability (binary), the per-class probabilities
 (several classes: one-vs-rest, macro average), or predictions that are themselves scores —
 and from the predicted labels otherwise (``auc_from`` says which). Regression: RMSE and MAE.
@@ -38,13 +39,45 @@ TASKS = ("classification", "regression")
 _MAX_CLASSES = 50
 
 
+_BOOLEAN_TEXT = frozenset({"true", "false"})
+
+
 def label_key(value: Any) -> str:
-    """A comparable form of a class label: ``1``, ``1.0`` and ``"1"`` are the same class."""
+    """A comparable form of a class label: ``1``, ``1.0``, ``"1"`` and ``"1.0"`` are the same
+    class, and so are ``True``, ``"true"`` and ``"True"`` (a label file written by pandas) —
+    the class ``1``, as scikit-learn counts it: a model predicting booleans scored against a
+    0/1 label file (as SQL gives them) is not 0 % accurate."""
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    text = str(value)
+    folded = text.strip().lower()
+    if folded in _BOOLEAN_TEXT:
+        return "1" if folded == "true" else "0"
+    number = _number(text)
+    if number is None:
+        return text
+    try:
+        return str(int(text))  # exact for integers beyond float precision
+    except ValueError:
+        return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _class_order(key: str) -> tuple[int, float, str]:
+    """Sort key of class labels: numbers by value (``"2"`` before ``"10"``), then text."""
+    number = _number(key)
+    return (0, number, key) if number is not None else (1, 0.0, key)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _infinite(value: Any) -> bool:
+    return isinstance(value, float) and math.isinf(value)
 
 
 def _number(value: Any) -> float | None:
@@ -62,9 +95,14 @@ def _number(value: Any) -> float | None:
 
 
 def infer_task(labels: Sequence[Any]) -> str:
-    """``regression`` for numeric labels that are not few whole numbers, else classification."""
-    numbers = [_number(v) for v in labels]
-    if labels and all(n is not None for n in numbers):
+    """``regression`` for numeric labels that are not few whole numbers, else classification.
+
+    Missing labels (None, NaN, infinities) are not looked at: one NaN among measurements does
+    not make them classes.
+    """
+    present = [v for v in labels if not _missing(v) and not _infinite(v)]
+    numbers = [_number(v) for v in present]
+    if present and all(n is not None for n in numbers):
         distinct = set(numbers)
         whole = all(n is not None and n.is_integer() for n in distinct)
         if not whole or len(distinct) > 20:
@@ -116,6 +154,12 @@ def assess_classification(
     """
     if len(truth) != len(predicted) or (scores is not None and len(scores) != len(truth)):
         raise InvalidInputError("truth, predictions and scores must have the same length")
+    pairs = enumerate(zip(truth, predicted, strict=True))
+    kept = [i for i, (a, b) in pairs if not _missing(a) and not _missing(b)]
+    if len(kept) < len(truth):  # a pair without a label or a prediction says nothing
+        truth = [truth[i] for i in kept]
+        predicted = [predicted[i] for i in kept]
+        scores = None if scores is None else [scores[i] for i in kept]
     if not truth:
         return {}, None
     t = [label_key(v) for v in truth]
@@ -124,12 +168,11 @@ def assess_classification(
     as_scores = all(s is not None and 0.0 <= s <= 1.0 for s in numbers) and any(
         s is not None and not s.is_integer() for s in numbers
     )
-    classes = sorted(set(t) | (set() if as_scores else set(p)))
+    classes = sorted(set(t) | (set() if as_scores else set(p)), key=_class_order)
     if as_scores:  # a regressor-like score: threshold at 0.5 for the labels
-        positive = classes[-1] if classes else "1"
-        negative = classes[0] if len(classes) > 1 else "0"
+        negative, positive = _score_classes(classes)
         p = [positive if (s or 0.0) >= 0.5 else negative for s in numbers]
-        classes = sorted(set(t) | set(p))
+        classes = sorted(set(t) | set(p), key=_class_order)
     out: dict[str, float] = {
         "accuracy": sum(a == b for a, b in zip(t, p, strict=True)) / len(t),
     }
@@ -158,6 +201,16 @@ def assess_classification(
             out["auc"] = auc
             return out, "scores" if as_scores else "labels"
     return out, None
+
+
+def _score_classes(classes: list[str]) -> tuple[str, str]:
+    """The (negative, positive) classes of a probability: the two classes of the labels, or,
+    when the labels hold one, that class and the other of 0 and 1 (a probability is of 1)."""
+    if len(classes) >= 2:
+        return classes[0], classes[-1]
+    if not classes or classes[0] in ("0", "1"):  # (booleans are 0 and 1: see label_key)
+        return "0", "1"
+    return "0", classes[0]
 
 
 def score_auc(
@@ -190,7 +243,7 @@ def score_auc(
 
 def _positive_class(truth: list[str], predicted: list[str], scores: list[float]) -> str | None:
     """The class a binary score is the probability of, or None when there are >2 classes."""
-    classes = sorted(set(truth) | set(predicted))
+    classes = sorted(set(truth) | set(predicted), key=_class_order)
     if len(classes) > 2:
         return None
     above = Counter(b for b, s in zip(predicted, scores, strict=True) if s > 0.5)
@@ -220,7 +273,7 @@ def _class_scores(mapping: Mapping[str, Any]) -> dict[str, float]:
 
 def _one_vs_rest(truth: list[str], scores: list[dict[str, float]]) -> float | None:
     aucs = []
-    for cls in sorted(set(truth)):
+    for cls in sorted(set(truth), key=_class_order):
         auc = roc_auc([int(a == cls) for a in truth], [s.get(cls, 0.0) for s in scores])
         if auc is not None:
             aucs.append(auc)

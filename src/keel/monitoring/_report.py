@@ -93,7 +93,7 @@ def assess_quality(
     pairs = [
         (t, p, v, sc)
         for t, p, v, sc in zip(truth, predicted, versions, scores, strict=True)
-        if t is not None and p is not None
+        if not _missing(t) and not _missing(p)
     ]
     labelled = len(pairs)
     out: dict[str, Any] = {
@@ -175,3 +175,8 @@ def scrape_counters(
     if status != 200:
         return {}, f"Server metrics at {url[:100]} answered HTTP {status}."
     return parse_prometheus(body.decode("utf-8", "replace"), endpoint=endpoint), None
+
+
+def _missing(value: Any) -> bool:
+    """No label or prediction: None, or a float NaN (the quality metrics leave those out)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
