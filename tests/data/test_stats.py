@@ -63,12 +63,23 @@ def test_numeric_psi_bins_at_reference_deciles() -> None:
     assert psi_numeric(ref, ref) == 0.0
     assert psi_numeric(ref, rng.normal(0, 1, 20_000)) < 0.01
     shifted = psi_numeric(ref, rng.normal(1, 1, 20_000))
-    edges = np.quantile(ref, np.linspace(0, 1, 11)[1:-1])
+    ordered = np.sort(ref)  # the "lower" deciles: reference values, as monitoring bins them
+    edges = ordered[(np.arange(1, 10) * ordered.size) // 10]
     cur = rng.normal(1, 1, 20_000)
     expected = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=10)
     actual = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=10)
     assert psi_numeric(ref, cur) == pytest.approx(_psi_reference(expected, actual))
     assert shifted > 0.25  # a one-sigma shift is a major shift by the usual reading
+
+
+def test_a_heavy_tie_gets_a_bin_of_its_own() -> None:
+    # before: a spike (a zero-inflated column's 0, a default) shared its bin with the values
+    # just above it, so moving all of it to a neighbouring value went unseen (PSI 0.001)
+    rng = np.random.default_rng(3)
+    ref = np.concatenate([np.full(5_500, 5.0), rng.uniform(5.0, 10.0, 4_500)])
+    moved = np.concatenate([np.full(5_500, 5.2), rng.uniform(5.0, 10.0, 4_500)])
+    assert psi_numeric(ref, moved) > 1.0
+    assert psi_numeric(ref, ref) == 0.0
 
 
 def test_group_shares_and_rates() -> None:

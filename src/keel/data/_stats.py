@@ -1,4 +1,5 @@
-"""Distribution statistics for checks against a reference: PSI and the two-sample KS statistic.
+"""Distribution statistics for checks against a reference: PSI and the two-sample KS statistic,
+and the quantile bins monitoring shares.
 
 Pure NumPy over arrays the caller extracted; no I/O, no clock, no globals.
 """
@@ -12,7 +13,14 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["PSI_FLOOR", "ks_statistic", "psi_categorical", "psi_numeric", "quantile_edges"]
+__all__ = [
+    "PSI_FLOOR",
+    "ks_statistic",
+    "psi_categorical",
+    "psi_numeric",
+    "quantile_edges",
+    "separate_atoms",
+]
 
 #: Share given to an empty bin so that PSI stays finite (a common convention).
 PSI_FLOOR = 1e-4
@@ -35,16 +43,49 @@ def ks_statistic(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
     return float(np.max(np.abs(cdf_a - cdf_b)))
 
 
-def quantile_edges(reference: npt.ArrayLike, bins: int) -> npt.NDArray[np.float64]:
-    """Inner bin edges at the reference's quantiles (duplicates removed)."""
+def quantile_edges(sorted_reference: npt.NDArray[np.float64], bins: int) -> npt.NDArray[np.float64]:
+    """Inner bin edges at the quantiles of a sorted reference (duplicates removed).
+
+    ``bins`` quantile bins need ``bins - 1`` inner edges; a value ``x`` falls in bin
+    ``searchsorted(edges, x, side="right")``.
+    """
     import numpy as np
 
-    values = np.asarray(reference, dtype=np.float64)
-    if values.size == 0:
+    if sorted_reference.size == 0 or bins < 2:
         return np.zeros(0)
-    inner = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
-    edges: npt.NDArray[np.float64] = np.unique(inner)
+    n = sorted_reference.size
+    # the "lower" quantile of a sorted array: an actual reference value, no interpolation
+    positions = (np.arange(1, bins) * n) // bins
+    edges: npt.NDArray[np.float64] = np.unique(sorted_reference[np.clip(positions, 0, n - 1)])
     return edges
+
+
+def separate_atoms(
+    sorted_reference: npt.NDArray[np.float64], edges: npt.NDArray[np.float64], bins: int
+) -> npt.NDArray[np.float64]:
+    """``edges`` with each heavy tie of the reference in a bin of its own.
+
+    A value held by at least one bin's share of the reference (``n / bins`` rows: a spike
+    such as a zero-inflated column's 0, a cap, a default) collapses several quantile edges
+    into one, and its bin ``[value, next edge)`` then mixes the spike with the values just
+    above it: mass moving from the spike to its neighbours goes unseen. An extra edge at the
+    next float above the value gives the spike the bin ``[value, value]`` alone.
+    """
+    import numpy as np
+
+    n = sorted_reference.size
+    if n == 0 or edges.size == 0:
+        return edges
+    ties = np.searchsorted(sorted_reference, edges, side="right") - np.searchsorted(
+        sorted_reference, edges, side="left"
+    )
+    heavy = edges[ties * bins >= n]
+    if heavy.size == 0:
+        return edges
+    separated: npt.NDArray[np.float64] = np.unique(
+        np.concatenate([edges, np.nextafter(heavy, np.inf)])
+    )
+    return separated
 
 
 def _psi(expected: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]) -> float:
@@ -57,13 +98,14 @@ def _psi(expected: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]) -> 
 
 def psi_numeric(reference: npt.ArrayLike, current: npt.ArrayLike, *, bins: int = 10) -> float:
     """Population stability index of ``current`` against ``reference``, binned at the
-    reference's deciles (or ``bins`` quantiles); empty bins count as ``PSI_FLOOR``.
+    reference's deciles (or ``bins`` quantiles; a heavy tie in a bin of its own, as monitoring
+    bins it); empty bins count as ``PSI_FLOOR``.
     """
     import numpy as np
 
-    ref = np.asarray(reference, dtype=np.float64)
+    ref = np.sort(np.asarray(reference, dtype=np.float64))
     cur = np.asarray(current, dtype=np.float64)
-    edges = quantile_edges(ref, bins)
+    edges = separate_atoms(ref, quantile_edges(ref, bins), bins)
     expected = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1)
     actual = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=edges.size + 1)
     return _psi(expected.astype(np.float64), actual.astype(np.float64))

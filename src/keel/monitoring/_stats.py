@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from keel.data._stats import PSI_FLOOR, quantile_edges, separate_atoms
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -29,55 +31,12 @@ __all__ = [
     "separate_atoms",
 ]
 
-#: Share given to an empty bin so that PSI stays finite (the usual convention).
-PSI_FLOOR = 1e-4
 #: Cells of the uniform grid that speeds up binning of large arrays.
 _GRID = 4096
 _FAST_BINNING_ROWS = 20_000
 _COMPARE_EDGES = 32
 #: Above this effective sample size the KS p-value uses the limiting (Kolmogorov) distribution.
 _EXACT_P = 10_000
-
-
-def quantile_edges(sorted_reference: FloatArray, bins: int) -> FloatArray:
-    """Inner bin edges at the quantiles of a sorted reference (duplicates removed).
-
-    ``bins`` quantile bins need ``bins - 1`` inner edges; a value ``x`` falls in bin
-    ``searchsorted(edges, x, side="right")``.
-    """
-    import numpy as np
-
-    if sorted_reference.size == 0 or bins < 2:
-        return np.zeros(0)
-    n = sorted_reference.size
-    # the "lower" quantile of a sorted array: an actual reference value, no interpolation
-    positions = (np.arange(1, bins) * n) // bins
-    edges: FloatArray = np.unique(sorted_reference[np.clip(positions, 0, n - 1)])
-    return edges
-
-
-def separate_atoms(sorted_reference: FloatArray, edges: FloatArray, bins: int) -> FloatArray:
-    """``edges`` with each heavy tie of the reference in a bin of its own.
-
-    A value held by at least one bin's share of the reference (``n / bins`` rows: a spike
-    such as a zero-inflated column's 0, a cap, a default) collapses several quantile edges
-    into one, and its bin ``[value, next edge)`` then mixes the spike with the values just
-    above it: mass moving from the spike to its neighbours goes unseen. An extra edge at the
-    next float above the value gives the spike the bin ``[value, value]`` alone.
-    """
-    import numpy as np
-
-    n = sorted_reference.size
-    if n == 0 or edges.size == 0:
-        return edges
-    ties = np.searchsorted(sorted_reference, edges, side="right") - np.searchsorted(
-        sorted_reference, edges, side="left"
-    )
-    heavy = edges[ties * bins >= n]
-    if heavy.size == 0:
-        return edges
-    separated: FloatArray = np.unique(np.concatenate([edges, np.nextafter(heavy, np.inf)]))
-    return separated
 
 
 def bin_counts(values: FloatArray, edges: FloatArray) -> IntArray:
