@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from keel import clock
 from keel.errors import NotFoundError
 from keel.governance import Context, Permission
+from keel.server.mlflow._filters import Clause, Grammar, matches, parse_filter, sort_key
 from keel.server.mlflow._tracking import _page, _token, experiment_of
 from keel.server.mlflow._wire import Args, MlflowError
 from keel.store import MlflowRepository, RunRepository
@@ -169,32 +170,111 @@ def delete_model(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
     return {}
 
 
+_LOGGED = Grammar(
+    "logged models",
+    strings=frozenset({"name", "model_id", "model_type", "status", "source_run_id"}),
+    numbers=frozenset(
+        {"creation_timestamp", "creation_time", "last_updated_timestamp", "last_updated_time"}
+    ),
+    entities=frozenset({"tag", "param", "metric"}),
+    example="name = 'model' AND params.alpha = '0.5' AND status = 'READY'",
+)
+_ORDER_KEYS = {k: k for k in _LOGGED.strings | _LOGGED.numbers} | {
+    "creation_time": "creation_timestamp",
+    "last_updated_time": "last_updated_timestamp",
+}
+#: The proto's status names → the names filters use (MLflow's LoggedModelStatus).
+_SHORT_STATUS = {
+    "LOGGED_MODEL_PENDING": "PENDING",
+    "LOGGED_MODEL_READY": "READY",
+    "LOGGED_MODEL_UPLOAD_FAILED": "FAILED",
+}
+MAX_SCAN = 50_000  # logged models one filtered or ordered search may go through
+
+
+def _field(row: LoggedModelRow, key: str) -> Any:
+    if key in ("creation_timestamp", "creation_time"):
+        return row.created_ms
+    if key in ("last_updated_timestamp", "last_updated_time"):
+        return row.updated_ms
+    if key == "model_id":
+        return row.id
+    if key == "status":
+        return _SHORT_STATUS.get(row.status, row.status)
+    value = getattr(row, key)
+    return value if value != "" else None
+
+
+def _value_of(row: LoggedModelRow) -> Any:
+    def value_of(kind: str, key: str) -> Any:
+        if kind == "tag":
+            return row.tags.get(key)
+        if kind == "param":
+            return row.params.get(key)
+        if kind == "metric":
+            return None  # Keel keeps no metrics on logged models
+        return _field(row, key)
+
+    return value_of
+
+
+def _order(a: Args) -> list[tuple[str, bool]]:
+    order: list[tuple[str, bool]] = []
+    for item in a.objects("order_by"):
+        field = str(item.get("field_name") or "").strip()
+        ascending = item.get("ascending", True)
+        if field.startswith("metrics."):
+            continue  # no metrics here: every model would tie on it
+        if field not in _ORDER_KEYS or not isinstance(ascending, bool):
+            valid = ", ".join(sorted(_ORDER_KEYS))
+            raise MlflowError(
+                f"Invalid order_by {item!r:.200} for logged models: field_name is one of "
+                f"{valid} or metrics.<key>, ascending a boolean."
+            )
+        order.append((_ORDER_KEYS[field], ascending))
+    if not any(f == "creation_timestamp" for f, _ in order):
+        order.append(("creation_timestamp", False))
+    if not any(f == "model_id" for f, _ in order):
+        order.append(("model_id", True))
+    return order
+
+
 def search_models(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    """Logged models matching ``filter``, ordered, then paged (MLflow's tie-breakers: newest
+    first, then by id)."""
     ids = [experiment_of(s, ctx, str(e)).id for e in a.items("experiment_ids")]
     max_results = a.integer("max_results", default=100) or 100
     offset = _page(a.text("page_token"))
-    wanted_name = _name_filter(a.text("filter"))
+    clauses = [
+        Clause(c.kind, c.key, c.op, c.value.removeprefix("LOGGED_MODEL_"))
+        if c.key == "status" and c.kind == "attribute" and isinstance(c.value, str)
+        else c
+        for c in parse_filter(a.text("filter"), _LOGGED)
+    ]
+    order = _order(a)
+    plain = not clauses and order == [("creation_timestamp", False), ("model_id", True)]
     with s.governor.read(
         ctx, Permission.RUN_READ, "logged_model.search", object_type="logged_model"
     ) as session:
-        rows = MlflowRepository(session, ctx.project_id).models(
-            ids or None, limit=max_results + 1, offset=offset
-        )
-        found = [model_json(r) for r in rows[:max_results] if wanted_name in (None, r.name)]
-    out: dict[str, Any] = {"models": found}
-    if len(rows) > max_results:
+        repo = MlflowRepository(session, ctx.project_id)
+        if plain:  # the store's own order: page in the database
+            rows = repo.models(ids or None, limit=max_results + 1, offset=offset)
+            more, page = len(rows) > max_results, rows[:max_results]
+        else:
+            rows = repo.models(ids or None, limit=MAX_SCAN + 1, offset=0)
+            if len(rows) > MAX_SCAN:
+                raise MlflowError(
+                    f"A filtered or ordered logged-model search goes through at most "
+                    f"{MAX_SCAN:,} models; pass experiment_ids to narrow it."
+                )
+            found = [r for r in rows if matches(clauses, _value_of(r))]
+            found.sort(key=sort_key(order, _field))
+            page = found[offset : offset + max_results]
+            more = offset + max_results < len(found)
+        out: dict[str, Any] = {"models": [model_json(r) for r in page]}
+    if more:
         out["next_page_token"] = _token(offset + max_results)
     return out
-
-
-def _name_filter(text: str) -> str | None:
-    text = text.strip()
-    if not text:
-        return None
-    key, _, value = text.partition("=")
-    if key.strip().lower() != "name" or not value.strip().startswith("'"):
-        raise MlflowError(f"Unsupported logged-model filter '{text[:200]}': use name = 'x'.")
-    return value.strip().strip("'")
 
 
 # --- files --------------------------------------------------------------------------------

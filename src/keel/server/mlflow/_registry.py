@@ -7,13 +7,21 @@ Versions are in ``_versions``.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete
 
 from keel.errors import AlreadyExistsError, NotFoundError
 from keel.governance import Context, Permission
+from keel.server.mlflow._filters import (
+    Clause,
+    Grammar,
+    matches,
+    parse_filter,
+    parse_order_by,
+    sort_key,
+)
+from keel.server.mlflow._tracking import _page, _token
 from keel.server.mlflow._wire import Args, MlflowError
 from keel.store import MlflowRepository, RegistryRepository
 from keel.store._schema import ModelTagRow, RegisteredModelRow
@@ -170,72 +178,73 @@ def delete_model_tag(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
     return {}
 
 
+#: The ``mlflow.prompt.is_prompt`` tag marks MLflow prompts, which searches leave out unless
+#: the filter asks for them (as an MLflow server does; its client adds ``!= 'true'`` itself).
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+_MODELS = Grammar(
+    "registered models",
+    strings=frozenset({"name"}),
+    lists=frozenset({"name"}),
+    example="name LIKE 'churn%' AND tags.team = 'ml'",
+)
+_MODEL_ORDER = {
+    "name": "name",
+    "timestamp": "last_updated_timestamp",
+    "last_updated_timestamp": "last_updated_timestamp",
+    "creation_timestamp": "creation_timestamp",
+}
+MAX_MODELS = 1000
+
+
+def prompt_filter(clauses: list[Clause]) -> tuple[list[Clause], bool]:
+    """The clauses without the prompt tag's, and whether they ask for prompts."""
+    wants = any(
+        c.kind == "tag"
+        and c.key == PROMPT_TAG
+        and isinstance(c.value, str)
+        and (
+            (c.op == "=" and c.value.lower() == "true")
+            or (c.op == "!=" and c.value.lower() == "false")
+        )
+        for c in clauses
+    )
+    if wants:
+        return clauses, True
+    return [c for c in clauses if not (c.kind == "tag" and c.key == PROMPT_TAG)], False
+
+
+def _model_field(m: RegisteredModel, field: str) -> Any:
+    if field == "name":
+        return m.name
+    return _ms(m.created_at if field == "creation_timestamp" else m.updated_at)
+
+
 def search_models(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
-    clauses = _clauses(a.text("filter"))
+    """Registered models matching ``filter``, by ``order_by`` then name (MLflow's tie-breaker)."""
+    max_results = a.integer("max_results", default=100) or 100
+    if max_results > MAX_MODELS:
+        raise MlflowError(
+            "Invalid value for request parameter max_results. It must be at most "
+            f"{MAX_MODELS}, but got value {max_results}"
+        )
+    clauses, prompts = prompt_filter(parse_filter(a.text("filter"), _MODELS))
+    order = parse_order_by([str(o) for o in a.items("order_by")], _MODEL_ORDER, "registered models")
+    if not any(field == "name" for field, _ in order):
+        order.append(("name", True))
+
+    def value_of(m: RegisteredModel) -> Any:
+        return lambda kind, key: m.tags.get(key) if kind == "tag" else m.name
+
     found = [
         m
         for m in s.models.list(ctx)
-        if all(_match({"name": m.name, **_tag_keys(m.tags)}, c) for c in clauses)
+        if (m.tags.get(PROMPT_TAG, "").lower() == "true") == prompts
+        and matches(clauses, value_of(m))
     ]
-    reverse = any(str(o).strip().upper().endswith("DESC") for o in a.items("order_by"))
-    found.sort(key=lambda m: m.name, reverse=reverse)
-    return _paged(a, "registered_models", [model_json(s, ctx, m) for m in found])
-
-
-def _paged(a: Args, key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-    from keel.server.mlflow._tracking import _page, _token
-
-    max_results = a.integer("max_results", default=100) or 100
+    found.sort(key=sort_key(order, _model_field))
     offset = _page(a.text("page_token"))
-    out: dict[str, Any] = {key: items[offset : offset + max_results]}
-    if offset + max_results < len(items):
+    page = found[offset : offset + max_results]
+    out: dict[str, Any] = {"registered_models": [model_json(s, ctx, m) for m in page]}
+    if offset + max_results < len(found):
         out["next_page_token"] = _token(offset + max_results)
     return out
-
-
-_CLAUSE = re.compile(
-    r"^\s*(?P<key>name|run_id|source_path|source|version_number|tags?\.(?:`[^`]+`|[\w.\-/:]+))\s*"
-    r"(?P<op>=|!=|LIKE|ILIKE|IN)\s*(?P<value>'(?:[^']|'')*'|\((?:\s*'[^']*'\s*,?)+\)|\d+)\s*$",
-    re.IGNORECASE,
-)
-
-
-def _clauses(text: str) -> list[tuple[str, str, list[str]]]:
-    if not text.strip():
-        return []
-    out = []
-    for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
-        match = _CLAUSE.match(part)
-        if match is None:
-            raise MlflowError(
-                f"Invalid filter '{text[:200]}': write clauses like name = 'x', name LIKE 'x%', "
-                "run_id IN ('a', 'b') or tags.key = 'v', joined with AND."
-            )
-        raw = match["value"]
-        values = re.findall(r"'((?:[^']|'')*)'", raw) if raw.startswith(("'", "(")) else [raw]
-        key = match["key"]
-        if key.lower().startswith("tag"):
-            key = "tags." + key.split(".", 1)[1].strip("`")
-        else:
-            key = key.lower()
-        out.append((key, match["op"].upper(), [v.replace("''", "'") for v in values]))
-    return out
-
-
-def _tag_keys(tags: dict[str, str]) -> dict[str, str]:
-    return {f"tags.{k}": v for k, v in tags.items()}
-
-
-def _match(fields: dict[str, str], clause: tuple[str, str, list[str]]) -> bool:
-    key, op, values = clause
-    actual = fields.get("source" if key == "source_path" else key)
-    if actual is None:
-        return op == "!="
-    if op == "=":
-        return actual == values[0]
-    if op == "!=":
-        return actual != values[0]
-    if op == "IN":
-        return actual in values
-    pattern = "^" + re.escape(values[0]).replace("%", ".*").replace("_", ".") + "$"
-    return re.match(pattern, actual, re.IGNORECASE if op == "ILIKE" else 0) is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING, Any
 
 from keel.governance import Context
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["metric_history", "metric_history_bulk", "search_runs"]
 
 _VIEWS = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
+MAX_BULK_RUNS, MAX_BULK_STEPS = 100, 2500  # MLflow's limits of get-history-bulk-interval
 
 
 def search_runs(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
@@ -64,39 +66,76 @@ def metric_history(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
 
 
 def metric_history_bulk(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
-    """Each run's history of one metric within [start_step, end_step], thinned evenly."""
+    """Several runs' history of one metric at sampled steps, as an MLflow server samples them.
+
+    The steps are sampled from the steps any of the runs logged within [start_step, end_step]
+    (0 to the highest step when neither is given): every step when there are at most
+    ``max_results`` (default 2,500), else ``max_results`` evenly spaced ones and the last; each
+    run's own first and last step in the range are always kept. Each run then returns its
+    values at those steps, by step then time, thinned evenly to at most that many rows.
+    """
     run_ids = [str(r) for r in a.items("run_ids")]
     if not run_ids:
         raise MlflowError("Missing value for required parameter 'run_ids'.")
-    if len(run_ids) > 100:
+    if len(run_ids) > MAX_BULK_RUNS:
         raise MlflowError(
-            f"GetMetricHistoryBulkInterval takes at most 100 runs; got {len(run_ids)}."
+            f"GetMetricHistoryBulkInterval request must specify at most {MAX_BULK_RUNS} "
+            f"run_ids. Received {len(run_ids)} run_ids."
         )
     key = a.text("metric_key", required=True)
     start, end = a.integer("start_step"), a.integer("end_step")
-    if (start is None) != (end is None) or (start is not None and end is not None and start > end):
-        raise MlflowError("Give both start_step and end_step, with start_step <= end_step.")
-    max_results = a.integer("max_results", default=320) or 320
+    max_results = a.integer("max_results", default=MAX_BULK_STEPS)
+    assert max_results is not None
+    if not 1 <= max_results <= MAX_BULK_STEPS:
+        raise MlflowError(f"max_results must be between 1 and {MAX_BULK_STEPS}.")
+    if (start is None) != (end is None):
+        raise MlflowError("If either start step or end step are specified, both must be specified.")
+    if start is not None and end is not None and start > end:
+        raise MlflowError(
+            "end_step must be greater than start_step. "
+            f"Found start_step={start} and end_step={end}."
+        )
+    histories = {run_id: s.runs.metric_history(ctx, run_id, key) for run_id in run_ids}
+    steps = _sampled_steps(
+        [[m.step for m in h] for h in histories.values()], start, end, max_results
+    )
     out: list[dict[str, Any]] = []
-    for run_id in run_ids:
-        history = [
-            m
-            for m in s.runs.metric_history(ctx, run_id, key)
-            if start is None or (end is not None and start <= m.step <= end)
-        ]
-        steps = sorted({m.step for m in history})
-        if len(steps) > max_results:
-            stride = (len(steps) - 1) / (max_results - 1) if max_results > 1 else len(steps)
-            keep = {steps[round(i * stride)] for i in range(max_results)} | {steps[-1]}
-            history = [m for m in history if m.step in keep]
+    for run_id, history in histories.items():
+        kept = [m for m in history if m.step in steps]  # already by step, then time
         out.extend(
             {
                 "key": key,
-                "value": float_json(m.value),
-                "timestamp": m.timestamp,
-                "step": m.step,
+                "value": float_json(kept[i].value),
+                "timestamp": kept[i].timestamp,
+                "step": kept[i].step,
                 "run_id": run_id,
             }
-            for m in history
+            for i in _evenly_spaced(len(kept), max(max_results, len(steps)))
         )
     return {"metrics": out}
+
+
+def _sampled_steps(
+    runs: list[list[int]], start: int | None, end: int | None, max_results: int
+) -> set[int]:
+    every = sorted({step for steps in runs for step in steps})
+    if start is None or end is None:
+        start, end = 0, (every[-1] if every else 0)
+    edges = {step for steps in runs if steps for step in (min(steps), max(steps))}
+    in_range = every[bisect.bisect_left(every, start) : bisect.bisect_right(every, end)]
+    if len(in_range) <= max_results:
+        sampled = set(in_range)
+    else:
+        interval = len(in_range) / max_results
+        sampled = {in_range[int(i * interval)] for i in range(max_results)} | {in_range[-1]}
+    return sampled | {step for step in edges if start <= step <= end}
+
+
+def _evenly_spaced(total: int, limit: int) -> list[int]:
+    """At most ``limit`` evenly spaced indices into ``total`` items, first and last kept."""
+    if total <= limit:
+        return list(range(total))
+    if limit == 1:
+        return [total - 1]
+    stride = (total - 1) / (limit - 1)
+    return sorted({round(i * stride) for i in range(limit)})

@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete
 
 from keel.errors import AlreadyExistsError, NotFoundError
 from keel.governance import Context, Permission
+from keel.server.mlflow._filters import Grammar, matches, parse_filter, parse_order_by, sort_key
 from keel.server.mlflow._wire import (
     Args,
     MlflowError,
@@ -36,13 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_EXPERIMENT", "experiment_of", "run_json", "runs_json"]
 
 DEFAULT_EXPERIMENT = "Default"
+_RUN_NAME = "mlflow.runName"
 _STATUSES = {"RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"}
 _VIEW = {"ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted", "ALL": None, "": "active"}
-_CLAUSE = re.compile(
-    r"^\s*(?:attributes?\.)?(?P<key>name|tags?\.(?:`[^`]+`|\"[^\"]+\"|[\w.\-/:]+))\s*"
-    r"(?P<op>=|!=|LIKE|ILIKE)\s*'(?P<value>(?:[^']|'')*)'\s*$",
-    re.IGNORECASE,
-)
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTRIES = 1000, 100, 100, 1000
 
 
@@ -73,19 +69,31 @@ def _run_info(run: Run) -> dict[str, Any]:
     }
 
 
-def run_json(run: Run, io: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
-    """A Keel run as MLflow's ``Run`` message."""
+#: A run's latest value of each metric with its step and timestamp: key -> (value, step, ms).
+Latest = dict[str, tuple[float, int, int]]
+
+
+def run_json(
+    run: Run, io: list[tuple[str, dict[str, Any]]] | None = None, latest: Latest | None = None
+) -> dict[str, Any]:
+    """A Keel run as MLflow's ``Run`` message.
+
+    Each metric carries the step and timestamp of its latest value (``latest``), as MLflow's
+    do; ``mlflow.runName`` is always the run's current name.
+    """
     tags = dict(run.tags)
-    tags.setdefault("mlflow.runName", run.name)
+    tags[_RUN_NAME] = run.name
     if run.parent_run_id:
         tags.setdefault("mlflow.parentRunId", run.parent_run_id)
+    latest = latest or {}
+    metrics = []
+    for key, value in run.metrics.items():
+        _, step, stamp = latest.get(key, (value, 0, run.start_time))
+        metrics.append({"key": key, "value": float_json(value), "timestamp": stamp, "step": step})
     out: dict[str, Any] = {
         "info": _run_info(run),
         "data": {
-            "metrics": [
-                {"key": k, "value": float_json(v), "timestamp": run.start_time, "step": 0}
-                for k, v in run.metrics.items()
-            ],
+            "metrics": metrics,
             "params": [{"key": k, "value": v} for k, v in run.params.items()],
             "tags": [{"key": k, "value": v} for k, v in tags.items()],
         },
@@ -99,9 +107,12 @@ def run_json(run: Run, io: list[tuple[str, dict[str, Any]]] | None = None) -> di
 
 
 def runs_json(s: Services, ctx: Context, runs: list[Run]) -> list[dict[str, Any]]:
+    """The runs (already read by the caller's authorized call) as MLflow ``Run`` messages."""
+    ids = [r.id for r in runs]
     with s.governor.db.read() as session:
-        io = MlflowRepository(session, ctx.project_id).io([r.id for r in runs])
-    return [run_json(run, io[run.id]) for run in runs]
+        io = MlflowRepository(session, ctx.project_id).io(ids)
+        latest = RunRepository(session, ctx.project_id).latest_metrics(ids)
+    return [run_json(run, io[run.id], latest[run.id]) for run in runs]
 
 
 def _page(token: str) -> int:
@@ -153,6 +164,25 @@ def get_experiment_by_name(s: Services, ctx: Context, a: Args) -> dict[str, Any]
     return {"experiment": _experiment(exp)}
 
 
+_EXPERIMENTS = Grammar(
+    "experiments",
+    strings=frozenset({"name", "experiment_id"}),
+    numbers=frozenset({"creation_time", "last_update_time"}),
+    lists=frozenset({"experiment_id"}),
+    null_tags=True,
+    example="name LIKE 'churn%' AND tags.team = 'ml' AND creation_time > 1700000000000",
+)
+_EXPERIMENT_ORDER = {k: k for k in ("name", "experiment_id", "creation_time", "last_update_time")}
+
+
+def _experiment_field(exp: Experiment, field: str) -> Any:
+    if field == "name":
+        return exp.name
+    if field == "experiment_id":
+        return exp.id
+    return int(exp.created_at.timestamp() * 1000)  # Keel keeps no separate update time
+
+
 def search_experiments(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
     view = a.text("view_type", default="ACTIVE_ONLY")
     if view not in _VIEW:
@@ -163,59 +193,34 @@ def search_experiments(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
             f"Invalid value {max_results} for parameter 'max_results' supplied. It must be at "
             "most 50000."
         )
-    clauses = _parse_filter(a.text("filter"))
+    clauses = parse_filter(a.text("filter"), _EXPERIMENTS)
+    order = parse_order_by(
+        [str(o) for o in a.items("order_by")] or ["creation_time DESC", "experiment_id ASC"],
+        _EXPERIMENT_ORDER,
+        "experiments",
+    )
+    if not any(field == "experiment_id" for field, _ in order):
+        order.append(("experiment_id", False))  # MLflow's tie-breaker
     wanted = _VIEW[view]
     found = [
         e
         for e in s.experiments.list(ctx, include_deleted=wanted != "active")
         if wanted is None or e.lifecycle == wanted
     ]
-    if any(key != "name" for key, _, _ in clauses):
+    if any(c.kind == "tag" for c in clauses):
         found = [s.experiments.get(ctx, e.id) for e in found]
-    found = [e for e in found if all(_match(e, c) for c in clauses)]
-    for order in reversed([str(o) for o in a.items("order_by")] or ["creation_time DESC"]):
-        field, _, direction = order.strip().partition(" ")
-        field = field.removeprefix("attributes.").removeprefix("attribute.")
-        keys = {"name": lambda e: e.name, "experiment_id": lambda e: e.id}
-        getter = keys.get(field, lambda e: (e.created_at, e.id))
-        found.sort(key=getter, reverse=direction.strip().upper() == "DESC")
+
+    def value_of(exp: Experiment) -> Any:
+        return lambda kind, key: exp.tags.get(key) if kind == "tag" else _experiment_field(exp, key)
+
+    found = [e for e in found if matches(clauses, value_of(e))]
+    found.sort(key=sort_key(order, _experiment_field))
     offset = _page(a.text("page_token"))
     page = found[offset : offset + max_results]
     out: dict[str, Any] = {"experiments": [_experiment(e) for e in page]}
     if offset + max_results < len(found):
         out["next_page_token"] = _token(offset + max_results)
     return out
-
-
-def _parse_filter(text: str) -> list[tuple[str, str, str]]:
-    if not text.strip():
-        return []
-    clauses = []
-    for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
-        match = _CLAUSE.match(part)
-        if match is None:
-            raise MlflowError(
-                f"Invalid filter '{text[:200]}': write clauses like name = 'x', "
-                "name LIKE 'x%' or tags.key = 'v', joined with AND."
-            )
-        key = match["key"]
-        if key.lower().startswith("tag"):
-            key = "tags." + key.split(".", 1)[1].strip('`"')
-        clauses.append((key, match["op"].upper(), match["value"].replace("''", "'")))
-    return clauses
-
-
-def _match(exp: Experiment, clause: tuple[str, str, str]) -> bool:
-    key, op, value = clause
-    actual = exp.name if key == "name" else exp.tags.get(key[5:])
-    if actual is None:
-        return op == "!="
-    if op == "=":
-        return actual == value
-    if op == "!=":
-        return actual != value
-    pattern = "^" + re.escape(value).replace("%", ".*").replace("_", ".") + "$"
-    return re.match(pattern, actual, re.IGNORECASE if op == "ILIKE" else 0) is not None
 
 
 def update_experiment(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
@@ -287,13 +292,28 @@ def _run_id(a: Args) -> str:
 
 
 def create_run(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    """A RUNNING run; its name is also its ``mlflow.runName`` tag, as an MLflow server keeps it.
+
+    The tag is stored (not only shown), so ``tags.mlflow.runName = '...'`` finds the run.
+    """
     exp = experiment_of(s, ctx, a.text("experiment_id") or "0")
     tags = a.key_values("tags")
-    name = a.text("run_name") or tags.get("mlflow.runName") or None
+    run_name, tagged = a.text("run_name"), tags.get(_RUN_NAME, "")
+    if run_name and tagged and run_name != tagged:
+        raise MlflowError(
+            f"Both 'run_name' argument and '{_RUN_NAME}' tag are specified, but with different "
+            f"values (run_name='{run_name[:100]}', {_RUN_NAME}='{tagged[:100]}'). Pass one of "
+            "them, or the same name in both."
+        )
+    name = run_name or tagged or None
+    if name:
+        tags[_RUN_NAME] = name
     parent = tags.get("mlflow.parentRunId") or None
     run = s.runs.create(
         ctx, experiment=exp.name, name=name, tags=tags, parent_run_id=parent, capture_env=False
     )
+    if name is None:  # the server chose the name: record it as the tag too
+        s.runs.set_tags(ctx, run.id, {_RUN_NAME: run.name})
     return {"run": run_json(run, [])}
 
 
@@ -326,6 +346,7 @@ def _rename_or_resume(s: Services, ctx: Context, run_id: str, *, name: str, resu
             raise NotFoundError(f"Run with id={run_id} not found")
         if name:
             row.name = name
+            RunRepository(work.session, ctx.project_id).set_tags(run_id, {_RUN_NAME: name})
         if resume:
             row.status, row.end_time = RunStatus.RUNNING.value, None
         work.details = {"name": name or None, "resumed": resume}
@@ -358,7 +379,7 @@ def log_param(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
 def set_tag(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
     run_id, key, value = _run_id(a), a.text("key", required=True), a.text("value")
     s.runs.set_tags(ctx, run_id, {key: value})
-    if key == "mlflow.runName" and value:
+    if key == _RUN_NAME and value:
         _rename_or_resume(s, ctx, run_id, name=value, resume=False)
     return {}
 

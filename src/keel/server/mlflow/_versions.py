@@ -9,6 +9,7 @@ is refused (Keel never loads pickles).
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,16 +19,17 @@ from sqlalchemy import delete
 from keel.errors import NotFoundError, PermissionDeniedError
 from keel.governance import Context, Permission
 from keel.server.mlflow._artifacts import Owner, all_files, parse_uri_path, read_file
+from keel.server.mlflow._filters import Grammar, matches, parse_filter, parse_order_by, sort_key
 from keel.server.mlflow._registry import (
-    _clauses,
+    PROMPT_TAG,
     _links,
-    _match,
     _model_row,
-    _paged,
     _version_no,
     _versions_json,
+    prompt_filter,
     version_json,
 )
+from keel.server.mlflow._tracking import _page, _token
 from keel.server.mlflow._wire import Args, MlflowError
 from keel.store import MlflowRepository, RegistryRepository
 from keel.store._schema import ModelVersionRow, ModelVersionTagRow, RegisteredModelRow
@@ -48,6 +50,8 @@ SAFE_SUFFIXES = {
 }
 _PICKLES = (".pkl", ".pickle", ".joblib", ".cloudpickle", ".dill")
 _STAGES = {s.lower(): s for s in ("None", "Staging", "Production", "Archived")}
+_ALIAS = re.compile(r"[\w\-]+")
+_VERSION_ALIAS = re.compile(r"[vV]\d+")
 
 
 # --- versions ------------------------------------------------------------------------------
@@ -77,6 +81,7 @@ def _owner_of(s: Services, ctx: Context, source: str, model_id: str) -> tuple[Ow
 
 def create_version(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
     name, source = a.text("name", required=True), a.text("source")
+    s.models.get(ctx, name)  # MLflow registers versions of existing models only (404 if not)
     owner, download_uri = _owner_of(s, ctx, source, a.text("model_id"))
     files = dict(all_files(s, ctx, owner))
     safe = sorted(p for p in files if Path(p).suffix in SAFE_SUFFIXES)
@@ -159,8 +164,15 @@ def get_version(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
 
 
 def get_by_alias(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
+    """The version an alias points at; ``latest`` (MLflow's reserved alias) is the highest."""
     name, alias = a.text("name", required=True), a.text("alias", required=True)
-    return {"model_version": _versions_json(s, ctx, [s.models.version(ctx, name, alias)])[0]}
+    try:
+        found = s.models.version(ctx, name, alias)
+    except NotFoundError as exc:
+        if "alias" not in exc.details or alias.lower() != "latest":
+            raise
+        found = s.models.version(ctx, name)  # no alias of that name was set in Keel
+    return {"model_version": _versions_json(s, ctx, [found])[0]}
 
 
 def update_version(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
@@ -181,15 +193,36 @@ def download_uri(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
     return {"artifact_uri": link.download_uri}
 
 
+def _alias(a: Args) -> str:
+    """The ``alias`` argument, checked as MLflow checks alias names."""
+    alias = a.text("alias", required=True)
+    if not _ALIAS.fullmatch(alias) or len(alias) > 255:
+        raise MlflowError(
+            f"Invalid alias name: '{alias[:100]}'. Alias names may only contain letters, "
+            "digits, '_' and '-', at most 255 characters."
+        )
+    return alias
+
+
 def set_alias(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
-    s.models.set_alias(
-        ctx, a.text("name", required=True), a.text("alias", required=True), _version_no(a)
-    )
+    alias = _alias(a)
+    if alias.lower() == "latest" or _VERSION_ALIAS.fullmatch(alias):
+        reserved = "'latest'" if alias.lower() == "latest" else f"'{alias}' (a version alias)"
+        raise MlflowError(
+            f"The alias name {reserved} is reserved: MLflow resolves it itself "
+            f"(models:/<name>@latest, models:/<name>@v3). Choose another name, e.g. 'champion'."
+        )
+    s.models.set_alias(ctx, a.text("name", required=True), alias, _version_no(a))
     return {}
 
 
 def delete_alias(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
-    s.models.delete_alias(ctx, a.text("name", required=True), a.text("alias", required=True))
+    """Remove an alias; one that is not set is already gone (as on an MLflow server)."""
+    try:
+        s.models.delete_alias(ctx, a.text("name", required=True), _alias(a))
+    except NotFoundError as exc:
+        if "alias" not in exc.details:
+            raise  # the model itself does not exist
     return {}
 
 
@@ -270,6 +303,11 @@ def transition_stage(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
             "Staging, Production, Archived."
         )
     archive = a.flag("archive_existing_versions")
+    if archive and stage not in ("Staging", "Production"):
+        raise MlflowError(
+            f"archive_existing_versions applies to a move into Staging or Production, not into "
+            f"{stage}: pass archive_existing_versions=False."
+        )
     with _version_write(s, ctx, a, "model.transition_stage", Permission.MODEL_PROMOTE) as work:
         repo = RegistryRepository(work.session, ctx.project_id)
         model, row = _version_row(repo, name, number)
@@ -305,23 +343,79 @@ def latest_versions(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
     return {"model_versions": [v for st, v in latest.items() if not stages or st.lower() in stages]}
 
 
+_VERSIONS = Grammar(
+    "model versions",
+    strings=frozenset({"name", "run_id", "source_path"}),
+    numbers=frozenset({"version_number"}),
+    lists=frozenset({"name", "run_id"}),
+    example="name = 'churn' AND version_number > 3 AND tags.validated = 'yes'",
+)
+_VERSION_ORDER = {
+    k: k for k in ("name", "version_number", "creation_timestamp", "last_updated_timestamp")
+}
+_VERSION_FIELDS = {
+    "name": "name",
+    "run_id": "run_id",
+    "source_path": "source",
+    "version_number": "version",
+    "creation_timestamp": "creation_timestamp",
+    "last_updated_timestamp": "last_updated_timestamp",
+}
+MAX_VERSIONS = 200_000
+
+
+def _version_field(v: dict[str, Any], field: str) -> Any:
+    value = v[_VERSION_FIELDS[field]]
+    return int(value) if field == "version_number" else (value if value != "" else None)
+
+
 def search_versions(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
-    clauses = _clauses(a.text("filter"))
-    names = [c[2][0] for c in clauses if c[0] == "name" and c[1] == "="]
-    models = s.models.list(ctx)
-    if names:
-        models = [m for m in models if m.name == names[0]]
+    """Versions matching ``filter``, newest update first unless ``order_by`` says otherwise."""
+    max_results = a.integer("max_results", default=10_000)
+    if max_results is None or not 1 <= max_results <= MAX_VERSIONS:
+        raise MlflowError(
+            "Invalid value for request parameter max_results. It must be a positive integer "
+            f"of at most {MAX_VERSIONS}, but got value {max_results}"
+        )
+    clauses, prompts = prompt_filter(parse_filter(a.text("filter"), _VERSIONS))
+    wanted = [str(o) for o in a.items("order_by")]
+    order = parse_order_by(
+        wanted or ["last_updated_timestamp DESC", "name ASC", "version_number DESC"],
+        _VERSION_ORDER,
+        "model versions",
+    )
+    order += [
+        (f, up) for f, up in (("name", True), ("version_number", False)) if f not in dict(order)
+    ]
+    names = {
+        value
+        for c in clauses
+        if c.kind == "attribute" and c.key == "name" and c.op in ("=", "IN")
+        for value in (c.value if isinstance(c.value, tuple) else (c.value,))
+    }
+    models = [
+        m
+        for m in s.models.list(ctx)
+        if (m.tags.get(PROMPT_TAG, "").lower() == "true") == prompts
+        and (not names or m.name in names)
+    ]
     found = []
     for m in models:
         for v in _versions_json(s, ctx, s.models.versions(ctx, m.name)):
-            fields = {
-                "name": v["name"],
-                "run_id": v["run_id"],
-                "source": v["source"],
-                "version_number": v["version"],
-                **{f"tags.{t['key']}": t["value"] for t in v["tags"]},
-            }
-            if all(_match(fields, c) for c in clauses):
+            tags = {t["key"]: t["value"] for t in v["tags"]}
+            value_of = _version_value(v, tags)
+            if matches(clauses, value_of):
                 found.append(v)
-    found.sort(key=lambda v: (v["name"], -int(v["version"])))
-    return _paged(a, "model_versions", found)
+    found.sort(key=sort_key(order, _version_field))
+    offset = _page(a.text("page_token"))
+    out: dict[str, Any] = {"model_versions": found[offset : offset + max_results]}
+    if offset + max_results < len(found):
+        out["next_page_token"] = _token(offset + max_results)
+    return out
+
+
+def _version_value(v: dict[str, Any], tags: dict[str, str]) -> Any:
+    def value_of(kind: str, key: str) -> Any:
+        return tags.get(key) if kind == "tag" else _version_field(v, key)
+
+    return value_of
