@@ -152,3 +152,37 @@ def test_archiving_others_needs_an_active_stage(
     assert client.get_model_version(MODEL, "1").current_stage == "None"
     moved = client.transition_model_version_stage(MODEL, "1", "Archived")
     assert moved.current_stage == "Archived"
+
+
+def test_a_deleted_versions_number_is_never_given_again(
+    client: MlflowClient, source: tuple[str, str], live: LiveServer
+) -> None:
+    # before: the next version was max + 1, so deleting version 3 gave the next model "3"
+    run_id, uri = source
+    client.create_registered_model("hw-model")
+    for _ in range(3):
+        client.create_model_version("hw-model", uri, run_id=run_id)
+    client.delete_model_version("hw-model", "3")
+    assert client.create_model_version("hw-model", uri, run_id=run_id).version == "4"
+    client.delete_model_version("hw-model", "4")
+    client.delete_model_version("hw-model", "2")
+    assert client.create_model_version("hw-model", uri, run_id=run_id).version == "5"
+    numbers = sorted(int(v.version) for v in client.search_model_versions("name = 'hw-model'"))
+    assert numbers == [1, 5]
+
+
+def test_a_deployed_version_is_not_deleted(
+    client: MlflowClient, source: tuple[str, str], live: LiveServer
+) -> None:
+    from keel.workspace import connect
+    from tests.serving.conftest import register_forest
+
+    live.token_for("admin", name="user:deployer")  # an admin of the project
+    with connect(settings=live.settings, principal="user:deployer") as ws:
+        register_forest(ws, trees=3, seed=0, alias="champion")  # the model "churn", version 1
+        ws.deployments.deploy("churn:1", environment="staging")
+    with pytest.raises(MlflowException) as caught:
+        client.delete_model_version("churn", "1")
+    assert caught.value.error_code == "INVALID_STATE"
+    assert "deployed (churn-staging" in str(caught.value)
+    assert [v.version for v in client.search_model_versions("name = 'churn'")] == ["1"]

@@ -72,11 +72,17 @@ class RegistryRepository:
 
     # --- versions -----------------------------------------------------------------------
 
-    def next_version(self, model_id: str) -> int:
+    def next_version(self, model: RegisteredModelRow) -> int:
+        """The number of ``model``'s next version, taken: one above every number it ever gave,
+        so a deleted version's number is never given to another model (a deployment or a
+        ``name:3`` written down keeps meaning one artifact). The caller holds the model's
+        row lock."""
         current = self._session.execute(
-            select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_id == model_id)
+            select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_id == model.id)
         ).scalar_one()
-        return int(current or 0) + 1
+        number = max(int(current or 0), model.last_version or 0) + 1
+        model.last_version = number
+        return number
 
     def add_version(self, row: ModelVersionRow) -> ModelVersionRow:
         row.id = new_id()

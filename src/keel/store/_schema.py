@@ -220,6 +220,8 @@ class RegisteredModelRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     row_version: Mapped[int] = mapped_column(Integer, default=1)
+    # the highest version number ever given: a deleted version's number is never given again
+    last_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     __mapper_args__ = {"version_id_col": row_version}
 
 

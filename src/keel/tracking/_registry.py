@@ -203,7 +203,7 @@ class ModelRegistry:
             row = repo.add_version(
                 ModelVersionRow(
                     model_id=model.id,
-                    version=repo.next_version(model.id),
+                    version=repo.next_version(model),
                     run_id=run_id,
                     artifact_digest=info.digest,
                     artifact_size=info.size,

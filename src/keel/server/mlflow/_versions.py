@@ -31,7 +31,7 @@ from keel.server.mlflow._registry import (
 )
 from keel.server.mlflow._tracking import _page, _token
 from keel.server.mlflow._wire import Args, MlflowError
-from keel.store import MlflowRepository, RegistryRepository
+from keel.store import DeploymentRepository, MlflowRepository, RegistryRepository
 from keel.store._schema import ModelVersionRow, ModelVersionTagRow, RegisteredModelRow
 from keel.store._schema_mlflow import MlflowVersionRow
 from keel.tracking import ModelVersion
@@ -279,6 +279,19 @@ def delete_version(s: Services, ctx: Context, a: Args) -> dict[str, Any]:
     with _version_write(s, ctx, a, "model.delete_version", Permission.MODEL_WRITE) as work:
         repo = RegistryRepository(work.session, ctx.project_id)
         model, row = _version_row(repo, name, number)
+        serving = [
+            d.name
+            for d in DeploymentRepository(work.session, ctx.project_id).list()
+            if d.model == name
+            and number in {d.state.get(k) for k in ("primary", "candidate", "previous")}
+        ]
+        if serving:
+            raise MlflowError(
+                f"Version {number} of '{name}' is deployed ({', '.join(sorted(serving))}: it "
+                "serves, rolls out, or is what a rollback returns to); move the deployment to "
+                "another version first (`keel deploy`), then delete it.",
+                error_code="INVALID_STATE",
+            )
         for alias, held in repo.aliases(model.id).items():
             if held == number:
                 repo.move_alias(
