@@ -166,3 +166,31 @@ def test_keel_runs_read_through_mlflow_show_names_and_metric_steps(
     got = client.get_run(run.id)
     assert got.info.run_name == "native" and got.data.tags["mlflow.runName"] == "native"
     assert _metrics(client, run.id) == {"auc": (0.9, 7, 1_700_000_000_007)}
+
+
+def test_system_tags_find_runs_made_by_keels_own_sdk(
+    client: MlflowClient, live: LiveServer
+) -> None:
+    # before: `tags.mlflow.runName` and `tags.mlflow.parentRunId` found only the runs the
+    # MLflow API made (the SDK keeps the name and the parent as columns, not tags)
+    from keel.workspace import connect
+
+    live.token_for("admin", name="user:sdk")
+    with connect(settings=live.settings, principal="user:sdk") as ws:
+        with ws.runs.start(experiment="sdk-made", name="sdk-parent") as parent:
+            pass
+        with ws.runs.start(
+            experiment="sdk-made", name="sdk-child", parent_run_id=parent.id
+        ) as child:
+            pass
+    experiment = client.get_experiment_by_name("sdk-made")
+    assert experiment is not None
+    ids = [experiment.experiment_id]
+    found = client.search_runs(ids, "tags.mlflow.runName = 'sdk-child'")
+    assert [r.info.run_id for r in found] == [child.id]
+    kids = client.search_runs(ids, f"tags.mlflow.parentRunId = '{parent.id}'")
+    assert [r.info.run_id for r in kids] == [child.id]
+    roots = client.search_runs(ids, "tags.mlflow.parentRunId IS NULL")
+    assert [r.info.run_id for r in roots] == [parent.id]
+    named = client.search_runs(ids, "tags.mlflow.runName LIKE 'sdk-%'")
+    assert {r.info.run_id for r in named} == {parent.id, child.id}

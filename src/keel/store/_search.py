@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, not_, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from keel.store._filter import And, Comparison, Expr, Not, Or, OrderKey
 from keel.store._schema import LatestMetricRow, ParamRow, RunRow, RunTagRow
@@ -67,6 +67,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+#: MLflow's system tags that Keel keeps as run columns (the MLflow API also stores the name as
+#: a tag): a filter on the tag reads the column, so it finds every run however it was made.
+_TAG_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
+    "mlflow.runName": RunRow.name,
+    "mlflow.parentRunId": RunRow.parent_run_id,
+}
+
+
 def _entity_clause(comparison: Comparison) -> ColumnElement[bool]:
     """``runs.id IN (SELECT run_id FROM <entity table> WHERE key = … AND <condition>)``.
 
@@ -76,6 +84,13 @@ def _entity_clause(comparison: Comparison) -> ColumnElement[bool]:
     op, value, key = comparison.op, comparison.value, comparison.key
     column: Any
     table: Any
+    if comparison.entity == "tag" and key in _TAG_COLUMNS:
+        held = _TAG_COLUMNS[key]  # runs made by Keel's SDK hold these as columns only
+        if op == "IS NULL":
+            return held.is_(None)
+        if op == "IS NOT NULL":
+            return held.is_not(None)
+        return and_(held.is_not(None), _apply(held, op, value))
     if comparison.entity == "metric":
         table, column = LatestMetricRow, LatestMetricRow.value
     elif comparison.entity == "param":
