@@ -258,6 +258,9 @@ POSITIVE: list[tuple[str, Expr]] = [
         "attributes.run_name ILIKE '%sweep%' AND params.optimizer IN ('adam', 'sgd')",
         And((attr("name", "ILIKE", "%sweep%"), param("optimizer", "IN", ("adam", "sgd")))),
     ),
+    # MLflow's spellings of start_time and the run name (its UI writes `Run name`)
+    ("attributes.created > 1600000000000", attr("start_time", ">", 1_600_000_000_000)),
+    ("attributes.`Run name` = 'x'", attr("name", "=", "x")),
 ]
 
 

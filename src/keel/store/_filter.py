@@ -108,7 +108,13 @@ class OrderKey:
 ATTRIBUTES = frozenset(
     {"status", "name", "run_id", "experiment_id", "user", "start_time", "end_time"}
 )
-_ALIASES = {"run_name": "name", "id": "run_id", "user_id": "user"} | {a: a for a in ATTRIBUTES}
+_ALIASES = {
+    "run_name": "name",
+    "run name": "name",  # MLflow's UI spelling: attributes.`Run name`
+    "created": "start_time",  # MLflow's alias of start_time
+    "id": "run_id",
+    "user_id": "user",
+} | {a: a for a in ATTRIBUTES}
 _PREFIXES: dict[str, Entity] = {
     **dict.fromkeys(("metrics", "metric"), "metric"),
     **dict.fromkeys(("params", "param", "parameters"), "param"),
