@@ -133,6 +133,7 @@ def test_a_privileged_group_not_of_the_columns_type_is_refused_naming_both(
     assert check["threshold"] == 0.8
     assert said in check["message"], check["message"]
     assert "has no rows" not in check["message"]
+    assert check["details"]["groups"] == 2 and len(check["details"]["rates"]) == 2  # shown
 
 
 def test_allowed_times_given_as_iso_strings_are_times(w: Workspace) -> None:

@@ -226,11 +226,15 @@ def _bias_outcome(frame: pl.DataFrame, check: Check, redact: Redact | None) -> C
         return _not_measured(check, frame.height, exc)
     limit = bias_threshold(check)
     key, also = None, []
-    if check.kind == "disparate_impact" and p["privileged"] is not None:
-        # None: no such group (the null group is never the privileged one)
-        key = find_group(p["privileged"], frame.schema[attribute], rates.rows)
-        if key in rates.rates and len(rates.rates) > 1:
-            also = [key, rates.most_unequal(key)]
+    try:
+        if check.kind == "disparate_impact" and p["privileged"] is not None:
+            # None: no such group (the null group is never the privileged one)
+            key = find_group(p["privileged"], frame.schema[attribute], rates.rows)
+            if key in rates.rates and len(rates.rates) > 1:
+                also = [key, rates.most_unequal(key)]
+    except InvalidInputError as exc:  # a privileged value of the wrong kind: with the groups
+        names = _names(rates, [])
+        return result(check, False, None, limit, exc.message, **_rate_details(rates, names))
     names = _names(rates, also)
     extra = _rate_details(rates, names)
     if (reason := _unmeasurable(check, frame.height, rates)) is not None:
