@@ -68,8 +68,11 @@ def separate_atoms(
     A value held by at least one bin's share of the reference (``n / bins`` rows: a spike
     such as a zero-inflated column's 0, a cap, a default) collapses several quantile edges
     into one, and its bin ``[value, next edge)`` then mixes the spike with the values just
-    above it: mass moving from the spike to its neighbours goes unseen. An extra edge at the
-    next float above the value gives the spike the bin ``[value, value]`` alone.
+    above it: mass moving from the spike to its neighbours goes unseen. The spike gets the
+    bin ``[value - tol, value + tol)`` alone, ``tol`` a millionth of the value (the smallest
+    positive float for 0): wide enough that the same value rounded to float32 on its way
+    through a model server (``0.1`` logged as ``0.10000000149``) stays in its bin, as a
+    ``[value, next float)`` bin would not (every such value would look moved).
     """
     import numpy as np
 
@@ -79,13 +82,20 @@ def separate_atoms(
     ties = np.searchsorted(sorted_reference, edges, side="right") - np.searchsorted(
         sorted_reference, edges, side="left"
     )
-    heavy = edges[ties * bins >= n]
+    is_heavy = ties * bins >= n
+    heavy = edges[is_heavy]
     if heavy.size == 0:
         return edges
+    tol = np.maximum(np.abs(heavy) * _ATOM_WIDTH, np.finfo(np.float64).tiny)
     separated: npt.NDArray[np.float64] = np.unique(
-        np.concatenate([edges, np.nextafter(heavy, np.inf)])
+        np.concatenate([edges[~is_heavy], heavy - tol, heavy + tol])
     )
     return separated
+
+
+#: Half the width of a heavy tie's own bin, relative to its value: about 16 times float32's
+#: rounding (2**-24), far below any real step between values.
+_ATOM_WIDTH = 2.0**-20
 
 
 def _psi(expected: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]) -> float:
