@@ -11,9 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import json
-import marshal
-import textwrap
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -21,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin, overload
 
 from keel.errors import InvalidInputError
+from keel.pipelines._code_digest import reach_digest, static_digest
 from keel.types import validate_name
 
 __all__ = ["Param", "Step", "check_param", "definition_error", "split_outputs", "step"]
@@ -106,8 +105,46 @@ def _matches(value: Any, annotation: Any) -> tuple[bool, Any]:
     return True, value
 
 
+def _json_form(value: Any, depth: int = 0) -> Any:
+    """``value`` as the JSON value it is recorded as: what the step sees, fresh or resumed.
+
+    Tuples become lists, dicts get their keys sorted (the cache key does not see a dict's
+    order, so the step must not either), subclasses of numbers and strings their base type.
+
+    Raises:
+        TypeError: For a value that is not JSON (a non-string dict key, a set, an object).
+        ValueError: For NaN or infinity, or nesting deeper than 100 levels.
+    """
+    if depth > 100:
+        raise ValueError("nested deeper than 100 levels")
+    if value is None or type(value) in (bool, int, float, str):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("NaN and infinity are not JSON")
+        return value
+    if isinstance(value, int):  # an IntEnum, a NumPy-like int subclass (bool is final)
+        return int(value)
+    if isinstance(value, float):
+        return _json_form(float(value), depth)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_json_form(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"the dict key {key!r:.40} is a {type(key).__name__}; JSON objects have "
+                    "string keys"
+                )
+        return {str(key): _json_form(value[key], depth + 1) for key in sorted(value)}
+    raise TypeError(f"a {type(value).__name__} is not a JSON value")
+
+
 def check_param(value: Any, param: Param, *, step_name: str) -> Any:
-    """Return ``value`` checked against ``param`` (ints widen to float), or raise.
+    """Return ``value`` checked against ``param``, in its JSON form (ints widen to float).
+
+    The result is what the step is called with and what the run records, so a fresh run and
+    a resumed one (whose parameters come back from the store) see the same value.
 
     Raises:
         InvalidInputError: If the value does not fit the annotation or is not JSON.
@@ -122,16 +159,15 @@ def check_param(value: Any, param: Param, *, step_name: str) -> Any:
             param=param.name,
         )
     try:
-        json.dumps(converted, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError):
+        return _json_form(converted)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInputError(
             f"Parameter '{param.name}' of step '{step_name}' is {value!r:.80}, which is not "
-            "a JSON value (numbers, strings, booleans, None, lists and dicts of them). "
-            "Parameters are recorded with the run and part of the cache key.",
+            f"a JSON value ({exc}): use numbers, strings, booleans, None, lists, and dicts "
+            "with string keys. Parameters are recorded with the run and part of the cache key.",
             step=step_name,
             param=param.name,
         ) from None
-    return converted
 
 
 class Step:
@@ -180,6 +216,11 @@ class Step:
         self.env = tuple(sorted(set(env)))
         self.version = version
         self.inputs, self.params = self._signature()
+        # Read the source now, while it is the code being imported: a file edited later must
+        # not relabel the code that runs (and caches) in this process.
+        self._static = static_digest(
+            fn, module=self.module, qualname=self.qualname, outputs=self.outputs, version=version
+        )
         functools.update_wrapper(self, fn)
 
     # -- construction helpers ------------------------------------------------------------
@@ -233,31 +274,23 @@ class Step:
                 inputs.append(arg.name)
                 continue
             param = Param(arg.name, hints.get(arg.name, Any), arg.default)
-            try:
-                check_param(arg.default, param, step_name=self.name)
+            try:  # the default as a run sees it: `rate: float = 1` runs with 1.0
+                default = check_param(arg.default, param, step_name=self.name)
             except InvalidInputError as exc:
                 raise self._error(f"the default of {exc}") from None
-            params[arg.name] = param
+            params[arg.name] = Param(arg.name, param.annotation, default)
         return tuple(inputs), params
 
     # -- identity ------------------------------------------------------------------------
 
-    @functools.cached_property
+    @property
     def code_digest(self) -> str:
-        """SHA-256 of the step's source (or bytecode), name and declared version."""
-        try:
-            body = textwrap.dedent(inspect.getsource(self.fn)).encode()
-        except (OSError, TypeError):
-            body = marshal.dumps(self.fn.__code__)
-        digest = hashlib.sha256()
-        for part in (
-            self.module.encode(),
-            self.qualname.encode(),
-            body,
-            (self.version or "").encode(),
-        ):
-            digest.update(len(part).to_bytes(8, "big"))
-            digest.update(part)
+        """SHA-256 of the step's code: its source (or bytecode), module, qualified name,
+        outputs and declared version (fixed when it is defined), and what it reaches beyond
+        its source — closure values and the helpers, classes and constants it names (read
+        now: see keel.pipelines._code_digest)."""
+        digest = hashlib.sha256(self._static)
+        digest.update(reach_digest(self.fn, module=self.module).encode())
         return "sha256:" + digest.hexdigest()
 
     def environment(self) -> dict[str, str | None]:
@@ -399,7 +432,8 @@ def step(
         timeout: Seconds an attempt may run before it counts as failed.
         cache: Reuse the outputs of an earlier run with the same cache key.
         env: Packages whose installed versions are part of the cache key.
-        version: A label to change the cache key by hand (e.g. when a helper changed).
+        version: A label to change the cache key by hand, when something its code digest
+            cannot see changed (code in another package, an object that is not a plain value).
 
     Example:
         >>> @step

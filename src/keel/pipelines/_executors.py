@@ -15,6 +15,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
@@ -261,14 +262,28 @@ class RayExecutor:
                 self._task = ray.remote(max_retries=self.max_retries, retry_exceptions=False)(_call)
             task = self._task
         ref = task.remote(fn, args, kwargs)
-        future: concurrent.futures.Future[T] = ref.future()
+        inner: concurrent.futures.Future[T] = ref.future()
+        outer: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def relay(done: concurrent.futures.Future[T]) -> None:
+            if outer.done():
+                return
+            if done.cancelled():
+                outer.cancel()
+                return
+            error = done.exception()
+            if error is None:
+                outer.set_result(done.result())
+            else:
+                outer.set_exception(_task_error(ray, error))
 
         def cancel_task(done: concurrent.futures.Future[T]) -> None:
             if done.cancelled():
                 ray.cancel(ref, force=True)
 
-        future.add_done_callback(cancel_task)
-        return future
+        inner.add_done_callback(relay)
+        outer.add_done_callback(cancel_task)
+        return outer
 
     def shutdown(self, *, wait: bool = True) -> None:
         """Forget the remote function; Ray itself stays up for the rest of the process."""
@@ -277,6 +292,35 @@ class RayExecutor:
 
     def __repr__(self) -> str:
         return f"RayExecutor(address={self.address!r})"
+
+
+class _RemoteTraceback(Exception):  # noqa: N818 - named like concurrent.futures' own
+    """The traceback of an error raised in a Ray worker (attached as its ``__cause__``)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _task_error(ray: Any, error: BaseException) -> BaseException:
+    """The exception the task raised, as the other executors report it.
+
+    Ray wraps it in a RayTaskError whose text starts with the worker's pid, address and
+    terminal colours; the original exception is its ``cause``. Like the process pool, give
+    that back with the worker's traceback as its ``__cause__``.
+    """
+    cause = getattr(error, "cause", None)
+    if not isinstance(error, ray.exceptions.RayTaskError) or not isinstance(cause, BaseException):
+        return error
+    try:  # the dual RayTaskError(<cause>) prints the worker's traceback
+        remote = _ANSI.sub("", str(getattr(error, "traceback_str", None) or error))
+    except Exception:  # a cause whose __str__ fails: keep the exception alone
+        remote = ""
+    if remote:
+        cause.__cause__ = _RemoteTraceback(f'\n"""\n{remote.rstrip()}\n"""')
+    return cause
 
 
 def _call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:

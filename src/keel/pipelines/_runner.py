@@ -4,7 +4,12 @@ Independent steps run at the same time. Before a step runs, its cache key (code 
 parameters, input digests, declared environment) is looked up; a hit whose artifacts verify is
 used instead of running it (a corrupt or missing artifact is never used: the step runs and the
 entry is replaced). After every step the journal persists its state, so a failed or killed
-run can resume from its unfinished steps. Failures are retried with exponential backoff; an
+run can resume from its unfinished steps.
+
+A step is called with its inputs decoded from their stored bytes, a fresh copy for each step:
+what it sees does not depend on whether the producer ran just now, came from the cache or
+from an earlier attempt, or on the executor, and a step that changes its input in place
+changes nothing for the others. Failures are retried with exponential backoff; an
 attempt that outlives its timeout counts as failed; a step that fails for good skips the steps
 downstream of it while independent branches finish.
 """
@@ -28,6 +33,7 @@ from keel.pipelines._definition import Step, split_outputs
 from keel.pipelines._executors import Executor
 from keel.pipelines._model import PipelineRunStatus, StepStatus
 from keel.pipelines._pipeline import Pipeline
+from keel.pipelines._serialize import UnstorableError, check_returnable
 
 __all__ = ["Journal", "Outcome", "Progress", "Runner", "cache_key", "invoke_step"]
 
@@ -45,8 +51,9 @@ class Journal(Protocol):
     """Where the runner persists state and artifacts (implemented by the pipeline service)."""
 
     def encode(self, value: Any, *, what: str) -> tuple[str, bytes]: ...
+    def decode(self, data: bytes, *, what: str) -> Any: ...
     def write_blob(self, data: bytes, *, digest: str) -> None: ...
-    def load(self, digest: str, *, what: str) -> Any: ...
+    def read(self, digest: str, *, what: str) -> bytes: ...
     def cache_lookup(self, key: str) -> dict[str, str] | None: ...
     def step_started(self, name: str, *, cache_key: str | None, inputs: dict[str, str]) -> None: ...
     def step_done(
@@ -77,9 +84,18 @@ class Journal(Protocol):
     def pending(self) -> bool: ...
 
 
-def invoke_step(step: Step, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Run one step (this is what executors run, in-process or in a worker)."""
-    return split_outputs(step, step.fn(**kwargs))
+def invoke_step(step: Step, kwargs: dict[str, Any], remote: bool = False) -> dict[str, Any]:
+    """Run one step (this is what executors run, in-process or in a worker).
+
+    In a worker (``remote``), an output that no safe format here takes and that could not
+    travel back to the runner fails the step with the step, output and type named, instead
+    of the executor's pickling error.
+    """
+    outputs = split_outputs(step, step.fn(**kwargs))
+    if remote:
+        for name, value in outputs.items():
+            check_returnable(value, what=f"Output '{name}' of step '{step.name}'")
+    return outputs
 
 
 def cache_key(step: Step, params: dict[str, Any], inputs: dict[str, str]) -> str:
@@ -100,11 +116,11 @@ def cache_key(step: Step, params: dict[str, Any], inputs: dict[str, str]) -> str
 
 @dataclass
 class Outcome:
-    """How the run ended, and its outputs (values still in memory, and every digest)."""
+    """How the run ended, and its outputs (encoded bytes still in memory, and every digest)."""
 
     status: PipelineRunStatus
     error: str | None
-    values: dict[str, Any]
+    data: dict[str, bytes]
     digests: dict[str, str]
 
 
@@ -223,7 +239,7 @@ class Runner:
         executor: Executor,
         params: dict[str, dict[str, Any]],
         inputs: dict[str, str],
-        input_values: dict[str, Any],
+        input_data: dict[str, bytes],
         done: dict[str, dict[str, str]],
         cancel: threading.Event | None = None,
         progress: Progress | None = None,
@@ -235,7 +251,10 @@ class Runner:
         self.cancel = cancel
         self.progress = progress
         self.digests: dict[str, str] = dict(inputs)
-        self.values: dict[str, Any] = dict(input_values)
+        # Encoded artifacts kept while a step still needs them; each step decodes its own copy.
+        self.data: dict[str, bytes] = dict(input_data)
+        self.fresh: set[str] = set()  # steps recomputed because an output did not read back
+        self.remote = executor.name != "inprocess"
         self.state = dict.fromkeys(pipeline.steps, StepStatus.PENDING)
         self.attempts = dict.fromkeys(pipeline.steps, 0)
         self.keys: dict[str, str | None] = {}
@@ -274,7 +293,7 @@ class Runner:
             return Outcome(
                 PipelineRunStatus.FAILED,
                 f"The outputs of step '{first}' could not be stored: {lost[first]}"[:2000],
-                outcome.values,
+                outcome.data,
                 outcome.digests,
             )
         return outcome
@@ -322,7 +341,7 @@ class Runner:
             return Outcome(
                 PipelineRunStatus.FAILED,
                 f"Steps {stuck} could not start: their inputs are missing.",
-                self._kept_values(),
+                self._kept_data(),
                 self.digests,
             )
         if failed:
@@ -330,10 +349,10 @@ class Runner:
             return Outcome(
                 PipelineRunStatus.FAILED,
                 f"Step '{first}' failed: {self.errors.get(first, '')}"[:2000],
-                self._kept_values(),
+                self._kept_data(),
                 self.digests,
             )
-        return Outcome(PipelineRunStatus.FINISHED, None, self._kept_values(), self.digests)
+        return Outcome(PipelineRunStatus.FINISHED, None, self._kept_data(), self.digests)
 
     def _cancel_requested(self) -> bool:
         return (
@@ -375,7 +394,12 @@ class Runner:
         inputs = {needed: self.digests[needed] for needed in step.inputs}
         key = cache_key(step, self.params[name], inputs) if step.cache else None
         self.keys[name] = key
-        if key is not None and self.attempts[name] == 0 and self._use_cache(name, key):
+        if (
+            key is not None
+            and self.attempts[name] == 0
+            and name not in self.fresh
+            and self._use_cache(name, key)
+        ):
             return
         kwargs = dict(self.params[name])
         for needed in step.inputs:
@@ -383,8 +407,12 @@ class Runner:
                 kwargs[needed] = self._value(needed)
             except (IntegrityError, NotFoundError) as exc:
                 producer = self.pipeline.producer.get(needed)
-                if producer is None:  # a pipeline input: nothing can recompute it
-                    raise
+                if producer is None or producer in self.fresh:
+                    # A pipeline input (nothing can recompute it), or an output computed
+                    # again just now that still does not read back: the step cannot start.
+                    now = time.monotonic()
+                    self._failed(_Running(name, self.attempts[name], None, now), exc, final=True)
+                    return
                 self._emit("corrupt", producer, error=str(exc)[:300])
                 self._recompute(producer)
                 return
@@ -392,7 +420,7 @@ class Runner:
             self.journal.step_started(name, cache_key=key, inputs=inputs)
             self._emit("started", name)
         self.attempts[name] += 1
-        future = self.executor.submit(invoke_step, step, kwargs)
+        future = self.executor.submit(invoke_step, step, kwargs, self.remote)
         now = time.monotonic()
         deadline = None if step.timeout is None else now + step.timeout
         self.running[future] = _Running(name, self.attempts[name], deadline, now)
@@ -401,9 +429,10 @@ class Runner:
         """Run ``name`` again: one of its stored outputs failed to verify."""
         for output in self.pipeline.steps[name].outputs:
             self.digests.pop(output, None)
-            self.values.pop(output, None)
+            self.data.pop(output, None)
         self.state[name] = StepStatus.PENDING
         self.attempts[name] = 0
+        self.fresh.add(name)  # its cache entry names the same bytes: run it
 
     def _use_cache(self, name: str, key: str) -> bool:
         found = self.journal.cache_lookup(key)
@@ -412,14 +441,14 @@ class Runner:
         step = self.pipeline.steps[name]
         if set(found) != set(step.outputs):
             return False
-        loaded: dict[str, Any] = {}
-        try:
+        loaded: dict[str, bytes] = {}
+        try:  # read and verified now; decoded by each step that needs them
             for output, digest in found.items():
-                loaded[output] = self.journal.load(digest, what=f"Output '{output}' of '{name}'")
+                loaded[output] = self.journal.read(digest, what=f"Output '{output}' of '{name}'")
         except (IntegrityError, NotFoundError) as exc:
             self._emit("corrupt", name, error=str(exc)[:300])
             return False
-        self.values.update(loaded)
+        self.data.update(loaded)
         self.digests.update(found)
         self.state[name] = StepStatus.CACHED
         self._cancelled |= self.journal.step_done(
@@ -435,11 +464,12 @@ class Runner:
         return True
 
     def _value(self, output: str) -> Any:
-        if output not in self.values:
-            self.values[output] = self.journal.load(
-                self.digests[output], what=f"Artifact '{output}'"
-            )
-        return self.values[output]
+        """A fresh copy of ``output`` for one step, decoded from its stored bytes."""
+        data = self.data.get(output)
+        if data is None:
+            data = self.journal.read(self.digests[output], what=f"Artifact '{output}'")
+            self.data[output] = data
+        return self.journal.decode(data, what=f"Artifact '{output}'")
 
     def _collect(self, future: concurrent.futures.Future[dict[str, Any]]) -> None:
         info = self.running.pop(future)
@@ -459,11 +489,10 @@ class Runner:
                 for output, value in outputs.items()
             }
         except Exception as exc:  # a value no safe format takes fails the step for good
-            self.attempts[name] = self.pipeline.steps[name].retries + 1
-            self._failed(info, exc)
+            self._failed(info, exc, final=True)
             return
         digests = {output: digest for output, (digest, _) in encoded.items()}
-        self.values.update(outputs)
+        self.data.update({output: data for output, (_, data) in encoded.items()})
         self.digests.update(digests)
         self.state[name] = StepStatus.COMPLETED
         self.committer.submit(
@@ -476,11 +505,12 @@ class Runner:
         self._emit("completed", name, seconds=time.monotonic() - info.started)
         self._release_inputs(name)
 
-    def _failed(self, info: _Running, error: BaseException) -> None:
+    def _failed(self, info: _Running, error: BaseException, *, final: bool = False) -> None:
         name = info.name
         step = self.pipeline.steps[name]
         text = f"{type(error).__name__}: {error}"
-        if self.attempts[name] <= step.retries:
+        final = final or isinstance(error, UnstorableError)  # the same value would come back
+        if not final and self.attempts[name] <= step.retries:
             delay = min(_MAX_BACKOFF, step.backoff * 2 ** (self.attempts[name] - 1))
             self.retry_at[name] = time.monotonic() + delay
             self._emit("retry", name, attempt=self.attempts[name], delay=delay, error=text[:300])
@@ -526,10 +556,10 @@ class Runner:
         for needed in self.pipeline.steps[name].inputs:
             users = self.consumers.get(needed)
             if users and all(self.state[u] is not StepStatus.PENDING for u in users):
-                self.values.pop(needed, None)
+                self.data.pop(needed, None)
 
-    def _kept_values(self) -> dict[str, Any]:
-        return {k: v for k, v in self.values.items() if k in self.pipeline.producer}
+    def _kept_data(self) -> dict[str, bytes]:
+        return {k: v for k, v in self.data.items() if k in self.pipeline.producer}
 
     def _cancel_all(self) -> Outcome:
         for future in self.running:

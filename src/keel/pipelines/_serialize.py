@@ -20,10 +20,25 @@ from typing import Any
 
 from keel.errors import IntegrityError, InvalidInputError
 
-__all__ = ["Serializer", "dumps", "loads", "register_serializer"]
+__all__ = [
+    "Serializer",
+    "UnstorableError",
+    "check_returnable",
+    "dumps",
+    "loads",
+    "register_serializer",
+]
 
 _MAGIC = b"KEEL-ARTIFACT/1 "
 _TUPLE = "__keel_tuple__"
+_FLOAT = "__keel_float__"
+#: Wraps a dict that has a key of its own named like a marker, so it stays a dict.
+_DICT = "__keel_dict__"
+_MARKERS = frozenset({_TUPLE, _FLOAT, _DICT})
+
+
+class UnstorableError(InvalidInputError):
+    """A step output that no safe format takes (the step fails for good: no retry)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +65,7 @@ def _is_json(value: Any, depth: int = 0) -> bool:
     if isinstance(value, list | tuple):
         return all(_is_json(item, depth + 1) for item in value)
     if isinstance(value, dict):
-        return all(
-            isinstance(k, str) and k != _TUPLE and _is_json(v, depth + 1) for k, v in value.items()
-        )
+        return all(isinstance(k, str) and _is_json(v, depth + 1) for k, v in value.items())
     return False
 
 
@@ -62,9 +75,10 @@ def _encode(value: Any) -> Any:
     if isinstance(value, list):
         return [_encode(item) for item in value]
     if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
+        encoded = {k: _encode(v) for k, v in value.items()}
+        return {_DICT: encoded} if _MARKERS.intersection(encoded) else encoded
     if isinstance(value, float) and not math.isfinite(value):
-        return {"__keel_float__": repr(value)}
+        return {_FLOAT: repr(value)}
     return value
 
 
@@ -72,10 +86,13 @@ def _decode(value: Any) -> Any:
     if isinstance(value, list):
         return [_decode(item) for item in value]
     if isinstance(value, dict):
-        if set(value) == {_TUPLE}:
-            return tuple(_decode(item) for item in value[_TUPLE])
-        if set(value) == {"__keel_float__"}:
-            return float(value["__keel_float__"])
+        if len(value) == 1:
+            if _TUPLE in value:
+                return tuple(_decode(item) for item in value[_TUPLE])
+            if _FLOAT in value:
+                return float(value[_FLOAT])
+            if _DICT in value:
+                return {k: _decode(v) for k, v in value[_DICT].items()}
         return {k: _decode(v) for k, v in value.items()}
     return value
 
@@ -217,21 +234,49 @@ def _all() -> list[Serializer]:
         return [*_registered, *_BUILTIN]
 
 
+def _unstorable(value: Any, *, what: str, extra: str = "") -> UnstorableError:
+    return UnstorableError(
+        f"{what} is a {type(value).__module__}.{type(value).__qualname__}, which Keel cannot "
+        "store in a safe format (JSON values, bytes, NumPy arrays, pandas/polars DataFrames, "
+        f"Arrow tables){extra}. Return one of those, or register a serializer for the type "
+        "with keel.pipelines.register_serializer (Keel never pickles artifacts)."
+    )
+
+
 def dumps(value: Any, *, what: str) -> bytes:
     """``value`` as a self-describing artifact in the first safe format that accepts it.
 
     Raises:
-        InvalidInputError: If no safe format accepts the value (``what`` names it).
+        UnstorableError: If no safe format accepts the value (``what`` names it).
     """
     for serializer in _all():
         if serializer.accepts(value):
             return _MAGIC + serializer.format.encode() + b"\n" + serializer.dump(value)
-    raise InvalidInputError(
-        f"{what} is a {type(value).__module__}.{type(value).__qualname__}, which Keel cannot "
-        "store in a safe format (JSON values, bytes, NumPy arrays, pandas/polars DataFrames, "
-        "Arrow tables). Return one of those, or register a serializer for the type with "
-        "keel.pipelines.register_serializer (Keel never pickles artifacts)."
-    )
+    raise _unstorable(value, what=what)
+
+
+def check_returnable(value: Any, *, what: str) -> None:
+    """In a worker process: refuse a value that can neither be stored nor sent back.
+
+    A value a safe format takes here is fine; so is one that pickles (the runner's process
+    may have a serializer registered for its type). Anything else fails now, naming it,
+    rather than as the executor's pickling error.
+
+    Raises:
+        UnstorableError: If no safe format takes the value and it cannot be sent back.
+    """
+    if any(serializer.accepts(value) for serializer in _all()):
+        return
+    import pickle
+
+    try:  # only serialised here, to see whether it can travel; nothing is unpickled
+        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise _unstorable(
+            value,
+            what=what,
+            extra=f", and it cannot be sent back from the worker process either ({exc})"[:300],
+        ) from None
 
 
 def loads(data: bytes, *, what: str) -> Any:
@@ -246,7 +291,14 @@ def loads(data: bytes, *, what: str) -> Any:
     name = header[len(_MAGIC) :].decode(errors="replace")
     for serializer in _all():
         if serializer.format == name:
-            return serializer.load(payload)
+            try:
+                return serializer.load(payload)
+            except Exception as exc:  # the bytes verified, so the format cannot read them
+                raise IntegrityError(
+                    f"{what} is stored in the format '{name}' but does not read back "
+                    f"({type(exc).__name__}: {str(exc)[:200]}); it is recomputed when a run "
+                    "needs it."
+                ) from exc
     raise IntegrityError(
         f"{what} is stored in the format '{name}', which no serializer here reads. Register "
         "it with keel.pipelines.register_serializer before loading."

@@ -8,7 +8,6 @@ audit events; lineage edges (pipeline_run → step_run → artifact) are written
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Mapping
@@ -17,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keel import clock
-from keel.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from keel.errors import ConflictError, InvalidInputError, NotFoundError
 from keel.governance import Context, Governor, Permission
 from keel.pipelines._environment import code_version, owner_alive, process_owner, run_environment
 from keel.pipelines._executors import Executor, get_executor
+from keel.pipelines._journal import RunJournal
 from keel.pipelines._model import (
     PipelineRun,
     PipelineRunStatus,
@@ -33,12 +33,9 @@ from keel.pipelines._runner import Outcome, Progress, Runner
 from keel.pipelines._serialize import dumps, loads
 from keel.pipelines._triggers import TriggerService
 from keel.store import PipelineRunRepository
-from keel.store._pipelines import cache_get
 from keel.store._schema_pipelines import PipelineRunRow, StepRunRow
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from keel.blobs import BlobStore
 
 __all__ = ["PipelineService", "STALE_AFTER"]
@@ -108,191 +105,6 @@ def _dataset_ref(value: Any) -> dict[str, Any] | None:
     return dict(ref) if isinstance(ref, Mapping) else None
 
 
-class _Journal:
-    """The runner's persistence for one run (implements runner.Journal).
-
-    Each call is one short transaction of plain UPDATE/INSERT statements: the step's state,
-    the cache entry, its lineage edges, and the run's heartbeat (which also reads whether
-    cancellation was requested).
-    """
-
-    def __init__(self, service: PipelineService, ctx: Context, run_id: str) -> None:
-        self._db = service._gov.db
-        self._blobs = service._blobs
-        self._ctx = ctx
-        self._run_id = run_id
-        with self._db.read() as session:
-            self._ids = PipelineRunRepository(session, ctx.project_id).step_ids(run_id)
-        self._inputs: dict[str, dict[str, str]] = {}
-        self._pending_steps: list[tuple[str, dict[str, Any]]] = []
-        self._pending_edges: list[tuple[str, str, str, str, str]] = []
-        self._pending_cache: list[tuple[str, str, dict[str, str], str]] = []
-        self._cancel = False
-        self._lock = threading.RLock()  # the runner and its committer thread share the buffer
-
-    def _repo(self, session: Session) -> PipelineRunRepository:
-        return PipelineRunRepository(session, self._ctx.project_id)
-
-    def encode(self, value: Any, *, what: str) -> tuple[str, bytes]:
-        data = dumps(value, what=what)
-        return "sha256:" + hashlib.sha256(data).hexdigest(), data
-
-    def write_blob(self, data: bytes, *, digest: str) -> None:
-        stored = self._blobs.put_bytes(data, scope=self._ctx.project_id).digest
-        if stored != digest:  # pragma: no cover - put_bytes hashes the same bytes
-            raise IntegrityError(f"Stored {stored}, expected {digest}.")
-
-    def load(self, digest: str, *, what: str) -> Any:
-        try:
-            data = self._blobs.get_bytes(digest, scope=self._ctx.project_id)
-        except IntegrityError:
-            # A blob that fails verification is garbage: drop it so the recomputed content
-            # is written again under its digest instead of being skipped as "stored".
-            self._blobs.delete(digest, scope=self._ctx.project_id)
-            _log.warning("%s (%s) failed verification; recomputing it.", what, digest)
-            raise
-        return loads(data, what=what)
-
-    def cache_lookup(self, key: str) -> dict[str, str] | None:
-        with self._db.engine.connect() as conn:  # Core, no ORM session: a hot path
-            return cache_get(conn, self._ctx.project_id, key)
-
-    # State that resume does not need (a step started; a step served from the cache, which a
-    # resumed run would find in the cache again) is written behind: it joins the next
-    # write that must be durable, or a flush when the runner is idle, or the run's end.
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._pending_steps or self._pending_edges)
-
-    def _apply(self, session: Session, *, touch: bool = True) -> bool:
-        repo = self._repo(session)
-        merged: dict[str, dict[str, Any]] = {}
-        for step_id, values in self._pending_steps:  # one row per step, the latest values
-            merged.setdefault(step_id, {}).update(values)
-        groups: dict[tuple[str, ...], list[str]] = {}
-        for step_id, values in merged.items():
-            groups.setdefault(tuple(sorted(values)), []).append(step_id)
-        for ids in groups.values():
-            repo.update_rows([(step_id, merged[step_id]) for step_id in ids])
-        for key, name, outputs, step_id in self._pending_cache:
-            repo.cache_put(key, step=name, outputs=outputs, step_run_id=step_id)
-        repo.add_new_edges(self._pending_edges, request_id=self._ctx.request_id)
-        self._pending_steps, self._pending_edges, self._pending_cache = [], [], []
-        if touch:
-            self._cancel = repo.touch(self._run_id)
-        return self._cancel
-
-    def apply_pending(self, session: Session) -> None:
-        """Write what is pending inside the caller's transaction (the run's end)."""
-        with self._lock:
-            self._apply(session, touch=False)
-
-    def flush(self) -> bool:
-        with self._lock, self._db.write() as session:
-            return self._apply(session)
-
-    def step_started(self, name: str, *, cache_key: str | None, inputs: dict[str, str]) -> None:
-        self._inputs[name] = inputs
-        with self._lock:
-            self._pending_steps.append(
-                (
-                    self._ids[name],
-                    {
-                        "status": StepStatus.RUNNING.value,
-                        "cache_key": cache_key,
-                        "inputs": inputs,
-                        "started_at": clock.now(),
-                        "ended_at": None,
-                        "error": None,
-                        "traceback": None,
-                    },
-                )
-            )
-
-    def record_done(
-        self,
-        name: str,
-        *,
-        status: StepStatus,
-        outputs: dict[str, str],
-        cache_key: str | None,
-        attempts: int,
-        replace_cache: bool,
-    ) -> None:
-        step_id = self._ids[name]
-        now = clock.now()
-        values: dict[str, Any] = {
-            "status": status.value,
-            "outputs": outputs,
-            "cache_key": cache_key,
-            "attempts": attempts,
-            "ended_at": now,
-            "error": None,
-            "traceback": None,
-        }
-        inputs = self._inputs.get(name, {})
-        if status is StepStatus.CACHED:
-            values["started_at"] = now
-        edges = [("step_run", step_id, "artifact", d, "produced") for d in outputs.values()]
-        edges += [("artifact", d, "step_run", step_id, "used") for d in inputs.values()]
-        with self._lock:
-            self._pending_steps.append((step_id, values))
-            self._pending_edges.extend(edges)
-            if replace_cache and cache_key is not None:
-                self._pending_cache.append((cache_key, name, outputs, step_id))
-
-    def step_done(
-        self,
-        name: str,
-        *,
-        status: StepStatus,
-        outputs: dict[str, str],
-        cache_key: str | None,
-        attempts: int,
-        replace_cache: bool,
-    ) -> bool:
-        self.record_done(
-            name,
-            status=status,
-            outputs=outputs,
-            cache_key=cache_key,
-            attempts=attempts,
-            replace_cache=replace_cache,
-        )
-        return self._cancel if status is StepStatus.CACHED else self.flush()
-
-    def step_failed(self, name: str, *, error: str, traceback: str, attempts: int) -> bool:
-        self._append(
-            (
-                self._ids[name],
-                {
-                    "status": StepStatus.FAILED.value,
-                    "error": error,
-                    "traceback": traceback,
-                    "attempts": attempts,
-                    "ended_at": clock.now(),
-                },
-            )
-        )
-        return self.flush()
-
-    def steps_ended(self, names: list[str], *, status: StepStatus, reason: str) -> None:
-        now = clock.now()
-        for name in names:
-            self._append(
-                (self._ids[name], {"status": status.value, "error": reason, "ended_at": now})
-            )
-        self.flush()
-
-    def _append(self, update: tuple[str, dict[str, Any]]) -> None:
-        with self._lock:
-            self._pending_steps.append(update)
-
-    def heartbeat(self) -> bool:
-        return self.flush()
-
-
 class PipelineService:
     """Runs pipelines and keeps their runs; every call carries a Context (see Governor)."""
 
@@ -357,11 +169,10 @@ class PipelineService:
         self._gov.check(
             ctx, Permission.PIPELINE_RUN, action="pipeline.run", object_type="pipeline_run"
         )
+        encoded = {name: dumps(value, what=f"Input '{name}'") for name, value in given.items()}
         digests = {
-            name: self._blobs.put_bytes(
-                dumps(value, what=f"Input '{name}'"), scope=ctx.project_id
-            ).digest
-            for name, value in given.items()
+            name: self._blobs.put_bytes(data, scope=ctx.project_id).digest
+            for name, data in encoded.items()
         }
         datasets = {n: ref for n, v in given.items() if (ref := _dataset_ref(v)) is not None}
         packages: dict[str, str | None] = {}
@@ -414,7 +225,7 @@ class PipelineService:
             pipeline,
             params=resolved,
             inputs=digests,
-            input_values=given,
+            input_data=encoded,
             done={},
             executor=runner_executor,
             owned=owned,
@@ -454,6 +265,8 @@ class PipelineService:
                 f"Run '{run_id}' is a run of '{current.pipeline}', not of '{pipeline.name}'."
             )
         self._check_resumable(current, force=force)
+        self._check_same_steps(current, pipeline)
+        params = self._resumed_params(current, pipeline)
         runner_executor, owned = self._executor(executor)
         done: dict[str, dict[str, str]] = {}
         with self._gov.write(
@@ -467,10 +280,9 @@ class PipelineService:
             row = repo.get(run_id, lock=True)
             if row is None:
                 raise _missing(run_id)
-            if row.status == PipelineRunStatus.FINISHED.value:
-                raise ConflictError(
-                    f"Pipeline run '{run_id}' finished; there is nothing to resume."
-                )
+            # Checked again under the row lock: another resumer may have taken the run since
+            # the read above (it is RUNNING now, owned by a live process).
+            self._check_resumable(to_run(row, []), force=force)
             row.status, row.ended_at, row.error = PipelineRunStatus.RUNNING.value, None, None
             row.attempt += 1
             row.owner, row.heartbeat_at, row.cancel_requested = process_owner(), clock.now(), False
@@ -482,20 +294,51 @@ class PipelineService:
                     step_row.status, step_row.error, step_row.traceback = "PENDING", None, None
                     step_row.attempts = 0
             work.details = {"pipeline": pipeline.name, "attempt": row.attempt, "kept": sorted(done)}
-        params = pipeline.resolve_params({}, base={**pipeline.defaults, **current.params})
         return self._execute(
             ctx,
             run_id,
             pipeline,
             params=params,
             inputs=current.inputs,
-            input_values={},
+            input_data={},
             done=done,
             executor=runner_executor,
             owned=owned,
             cancel=cancel,
             progress=progress,
         )
+
+    @staticmethod
+    def _check_same_steps(run: PipelineRun, pipeline: Pipeline) -> None:
+        """A run resumes only with the steps it was made with (the code may have changed)."""
+        recorded = {item.name for item in run.steps}
+        added, removed = (
+            sorted(set(pipeline.steps) - recorded),
+            sorted(recorded - set(pipeline.steps)),
+        )
+        if added or removed:
+            raise ConflictError(
+                f"Pipeline run '{run.id}' was made with other steps than pipeline "
+                f"'{pipeline.name}' has now"
+                + (f"; new steps: {added}" if added else "")
+                + (f"; steps no longer there: {removed}" if removed else "")
+                + ". A resumed run finishes the work it started with; start a new run "
+                "instead (`keel pipelines run`).",
+                run_id=run.id,
+            )
+
+    @staticmethod
+    def _resumed_params(run: PipelineRun, pipeline: Pipeline) -> dict[str, dict[str, Any]]:
+        """The run's recorded parameters, checked again: the step gets what a fresh run
+        would (a run recorded by an older Keel may hold, e.g., an int for a float)."""
+        overrides = {
+            f"{name}.{param}": value
+            for name, values in run.params.items()
+            if name in pipeline.steps
+            for param, value in values.items()
+            if param in pipeline.steps[name].params
+        }
+        return pipeline.resolve_params(overrides, base=pipeline.defaults)
 
     @staticmethod
     def _check_resumable(run: PipelineRun, *, force: bool) -> None:
@@ -531,21 +374,21 @@ class PipelineService:
         *,
         params: dict[str, dict[str, Any]],
         inputs: dict[str, str],
-        input_values: dict[str, Any],
+        input_data: dict[str, bytes],
         done: dict[str, dict[str, str]],
         executor: Executor,
         owned: bool,
         cancel: threading.Event | None,
         progress: Progress | None,
     ) -> RunResult:
-        journal = _Journal(self, ctx, run_id)
+        journal = RunJournal(self._gov.db, self._blobs, ctx, run_id, done=sorted(done))
         runner = Runner(
             pipeline,
             journal,
             executor=executor,
             params=params,
             inputs=inputs,
-            input_values=input_values,
+            input_data=input_data,
             done=done,
             cancel=cancel,
             progress=progress,
@@ -566,12 +409,14 @@ class PipelineService:
         outputs = {
             name: digest for name, digest in outcome.digests.items() if name in pipeline.producer
         }
-        return RunResult(
-            run,
-            values=outcome.values,
-            digests=outputs,
-            load=lambda name, digest: journal.load(digest, what=f"Output '{name}'"),
-        )
+        kept = outcome.data
+
+        def load(name: str, digest: str) -> Any:
+            what = f"Output '{name}'"
+            data = kept.get(name)
+            return journal.load(digest, what=what) if data is None else loads(data, what=what)
+
+        return RunResult(run, values={}, digests=outputs, load=load)
 
     def _finish(
         self,
@@ -579,7 +424,7 @@ class PipelineService:
         run_id: str,
         status: PipelineRunStatus,
         error: str | None,
-        journal: _Journal | None = None,
+        journal: RunJournal | None = None,
     ) -> PipelineRun:
         with self._gov.write(
             ctx,
