@@ -62,12 +62,35 @@ def _viewer(logs: _Logs) -> Any:
     return SimpleNamespace(ctx=None, ui=SimpleNamespace(deployments=logs))
 
 
-def test_windows_cover_the_hours_newest_first() -> None:
-    assert _windows(1) == [(1, 0)]
-    assert _windows(24) == [(1, 0), (3, 1), (7, 3), (15, 7), (24, 15)]
+def test_windows_cover_the_hours_newest_first_from_a_minute() -> None:
+    assert _windows(1) == [(1, 0), (3, 1), (7, 3), (15, 7), (31, 15), (60, 31)]  # minutes
     spans = _windows(MAX_HOURS)
-    assert spans[0][1] == 0 and spans[-1][0] == MAX_HOURS and len(spans) <= 8
+    assert spans[0] == (1, 0) and spans[-1][0] == MAX_HOURS * 60 and len(spans) <= 15
     assert all(a[0] == b[1] for a, b in itertools.pairwise(spans))
+
+
+def test_a_busy_deployment_is_summarized_by_its_newest_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # before: the newest window was a whole hour, read oldest first, so a deployment logging
+    # more than MAX_ROWS an hour was summarized by rows up to an hour old
+    monkeypatch.setattr(_predictions, "MAX_ROWS", 50)
+    logs = _Logs(per_hour=0)
+    now = clock.now()
+    stamps = [now - timedelta(seconds=10 * i) for i in range(360)]  # an hour, 6 a minute
+    logs.frame = pl.DataFrame(
+        {
+            "timestamp": stamps,
+            "request_id": [str(i) for i in range(360)],
+            "variant": ["primary"] * 360,
+            "version": [1] * 360,
+            "latency_ms": [1.0] * 360,
+            "prediction": [0] * 360,
+        }
+    ).sort("timestamp")
+    summarize_predictions(_viewer(logs), "api", hours=1)
+    oldest_read = min(since for since, _ in logs.calls)
+    assert now - oldest_read < timedelta(minutes=16)  # the newest minutes, not the hour
 
 
 def test_reading_stops_once_enough_rows_are_in_hand(monkeypatch: pytest.MonkeyPatch) -> None:

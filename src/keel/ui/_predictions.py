@@ -95,10 +95,12 @@ def _summarize(frame: pl.DataFrame, hours: int) -> PredictionSummary:
 
 
 def _windows(hours: int) -> list[tuple[int, int]]:
-    """``(start, end)`` hours ago, newest first, each twice as long as the one after it."""
-    spans, end, length = [], 0, 1
-    while end < hours:
-        start = min(end + length, hours)
+    """``(start, end)`` minutes ago, newest first, each twice as long as the one after it: a
+    busy deployment fills ``MAX_ROWS`` within the newest minutes, so the summary shows them
+    (each window's read keeps its oldest rows)."""
+    spans, end, length, total = [], 0, 1, hours * 60
+    while end < total:
+        start = min(end + length, total)
         spans.append((start, end))
         end, length = start, length * 2
     return spans
@@ -107,7 +109,7 @@ def _windows(hours: int) -> list[tuple[int, int]]:
 def summarize_predictions(viewer: Viewer, deployment: str, *, hours: int = 24) -> PredictionSummary:
     """Summarize the newest prediction logs of ``deployment`` within the last ``hours``.
 
-    The logs are read newest first in windows (1 h, then 2 h, 4 h, ...) and reading stops once
+    The logs are read newest first in windows (1 min, then 2, 4, ...) and reading stops once
     ``MAX_ROWS`` rows are in hand, so a busy deployment costs about ``MAX_ROWS`` rows whatever
     ``hours`` a viewer asks for; ``hours`` itself is capped at ``MAX_HOURS``.
     """
@@ -122,8 +124,8 @@ def summarize_predictions(viewer: Viewer, deployment: str, *, hours: int = 24) -
         frame: Any = viewer.ui.deployments.read_predictions(
             viewer.ctx,
             deployment,
-            since=now - timedelta(hours=start),
-            until=now - timedelta(hours=end) if end else None,
+            since=now - timedelta(minutes=start),
+            until=now - timedelta(minutes=end) if end else None,
             limit=MAX_ROWS - held,
         )
         if frame.height:
