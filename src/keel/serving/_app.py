@@ -17,12 +17,15 @@ from typing import Any
 from keel.serving._host import Endpoint, ModelHost
 from keel.serving._protocol import (
     RequestError,
+    check_outputs,
     dumps,
+    output_datatype,
     parse_json,
     parse_predict,
     parse_v2,
     v2_datatype,
 )
+from keel.serving._runtime import ServedVersion
 
 __all__ = ["MAX_BODY", "ServerApp"]
 
@@ -182,17 +185,12 @@ class ServerApp:
         chosen = self.host.pick(endpoint, version, _sticky(scope, body))
         served = endpoint.served(chosen.version)
         X, request_id, wanted = parse_v2(body, served.signature)
+        names = check_outputs(wanted, _produced(served))
         served, out, ids = await self.host.predict(endpoint, chosen, X, request_id=request_id)
-        names = list(out) if wanted is None else wanted
-        unknown = [n for n in names if n not in out]
-        if unknown:
-            raise RequestError(
-                400, f"Unknown outputs {unknown[:5]}; this model returns {', '.join(out)}."
-            )
         outputs = []
         for name in names:
             array = out[name]
-            datatype = v2_datatype(array.dtype.name)
+            datatype = output_datatype(array.dtype)
             data = array.reshape(-1).tolist()
             if datatype == "BYTES":
                 data = [str(v) for v in data]
@@ -283,19 +281,24 @@ def _sticky(scope: Scope, body: Any) -> str | None:
     return None
 
 
+def _produced(served: ServedVersion) -> tuple[str, ...]:
+    """The outputs a version answers with (what ``ServedVersion.predict`` returns)."""
+    return ("prediction", "probabilities") if served.kind == "classifier" else ("prediction",)
+
+
 def _metadata(endpoint: Endpoint, version: str | None) -> dict[str, Any]:
+    import numpy as np
+
     number = int(version) if version is not None else endpoint.state.primary
     served = endpoint.served(number)
     sig = served.signature
-    outputs = [
-        {
-            "name": "prediction",
-            "datatype": "BYTES"
-            if served.classes and any(isinstance(c, str) for c in served.classes)
-            else ("INT64" if served.kind == "classifier" else "FP64"),
-            "shape": [-1],
-        }
-    ]
+    if served.kind != "classifier":
+        prediction = "FP64"
+    elif served.classes is None:
+        prediction = "INT64"  # the index of the most probable class
+    else:  # the class labels, as ServedVersion.predict returns them
+        prediction = output_datatype(np.asarray(served.classes).dtype)
+    outputs = [{"name": "prediction", "datatype": prediction, "shape": [-1]}]
     if served.kind == "classifier":
         outputs.append(
             {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(served.classes or ())]}

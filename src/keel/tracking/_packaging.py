@@ -344,7 +344,8 @@ def check_example(predictor: Any, sidecar: dict[str, Any], *, tolerance: float =
         else:
             diff = 0.0 if np.array_equal(want, have) else float("inf")
         worst = max(worst, diff)
-        if diff > tolerance * max(1.0, float(np.max(np.abs(want), initial=0.0))):
+        scale = float(np.max(np.abs(want), initial=0.0)) if want.dtype.kind in "iufc" else 0.0
+        if diff > tolerance * max(1.0, scale):  # (string labels: equal or not, no scale)
             raise IntegrityError(
                 f"The loaded {predictor.format} model does not reproduce its stored example "
                 f"'{key}' (largest difference {diff:.3g}). The artifact or the runtime "
