@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -294,3 +295,42 @@ def test_late_labels_feed_the_canary_accuracy_check(served_ws: Workspace) -> Non
     assert decision.action == "rollback"
     assert any(reason.startswith("Accuracy") for reason in decision.reasons)
     assert decision.stats["accuracy"]["canary"] < decision.stats["accuracy"]["baseline"]
+
+
+def test_a_new_version_is_loaded_off_the_event_loop(served_ws: Workspace) -> None:
+    # before: the controller loaded a deployment's new version on the server's event loop, so
+    # a large model stalled every request for as long as it took to load
+    import threading
+
+    from keel.serving._host import ModelHost
+
+    served_ws.deployments.deploy("churn@champion", environment="staging")
+    threads: dict[str, set[int]] = {"load": set(), "switch": set()}
+    load, switch = ModelHost._load, ModelHost.apply_state
+
+    def loading(self: ModelHost, *args: Any, **kwargs: Any) -> Any:
+        threads["load"].add(threading.get_ident())
+        return load(self, *args, **kwargs)
+
+    def switching(self: ModelHost, *args: Any, **kwargs: Any) -> Any:
+        threads["switch"].add(threading.get_ident())
+        return switch(self, *args, **kwargs)
+
+    options = ServeOptions(deployments=["churn-staging"], poll_seconds=0.1, analysis=None)
+    handle = start_in_thread(served_ws.deployments.server(options))
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ModelHost, "_load", loading)
+            patch.setattr(ModelHost, "apply_state", switching)
+            served_ws.deployments.deploy(
+                "churn@challenger", environment="staging", strategy="canary", steps="50,100"
+            )
+            with httpx.Client(base_url=handle.url) as client:
+                deadline = time.monotonic() + 30
+                while "2" not in client.get("/v2/models/churn-staging").json()["versions"]:
+                    assert time.monotonic() < deadline, "the server never took version 2"
+                    time.sleep(0.05)
+    finally:
+        handle.stop()
+    assert threads["load"] and threads["switch"]  # version 2 was loaded, then switched in
+    assert not threads["load"] & threads["switch"]  # never on the loop that switches

@@ -10,7 +10,7 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -172,16 +172,34 @@ class ModelHost:
             endpoint.versions[served.version] = (served, batcher)
         return endpoint
 
+    def load_versions(
+        self, name: str, model: str, state: DeploymentState
+    ) -> dict[int, tuple[ServedVersion, Batcher]]:
+        """The versions ``state`` needs that deployment ``name`` does not hold yet, loaded and
+        smoke-tested (slow for a large model: the server calls this off its event loop, then
+        ``apply_state`` with them)."""
+        endpoint = self.endpoints.get(name)
+        held = endpoint.versions if endpoint else {}
+        return {v: self._load(model, v) for v in state.versions() if v not in held}
+
     def apply_state(
-        self, name: str, model: str, state: DeploymentState, *, revision: int
+        self,
+        name: str,
+        model: str,
+        state: DeploymentState,
+        *,
+        revision: int,
+        loaded: Mapping[int, tuple[ServedVersion, Batcher]] | None = None,
     ) -> Endpoint:
-        """Serve deployment ``name`` in ``state``: load what it needs first, then switch.
+        """Serve deployment ``name`` in ``state``: load what it needs first (unless ``loaded``
+        by ``load_versions`` already), then switch.
 
         A version that fails to load or to predict its example raises before the switch, so
         the endpoint keeps serving its previous state.
         """
         endpoint = self.endpoints.get(name)
         held = dict(endpoint.versions) if endpoint else {}
+        held.update(loaded or {})
         for version in state.versions():
             if version not in held:
                 held[version] = self._load(model, version)

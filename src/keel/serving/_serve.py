@@ -109,7 +109,14 @@ class _Controller:
         current = await loop.run_in_executor(None, self._service.get, self._ctx, name)
         endpoint = self._host.endpoints.get(name)
         if endpoint is None or endpoint.revision != current.revision:
-            self._host.apply_state(name, current.model, current.state, revision=current.revision)
+            # loading a version (a large model: seconds) would stall every request on the
+            # loop: load off it, then switch on it (the switch and a shadow worker need it)
+            loaded = await loop.run_in_executor(
+                None, self._host.load_versions, name, current.model, current.state
+            )
+            self._host.apply_state(
+                name, current.model, current.state, revision=current.revision, loaded=loaded
+            )
 
     def pull_labels(self, endpoint: Endpoint) -> int:
         """Count labels stored since the last pull (any route: server, CLI, SDK) towards the
