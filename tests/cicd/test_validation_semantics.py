@@ -24,6 +24,15 @@ def test_a_cron_the_scheduler_cannot_parse_is_an_error(tmp_path: Path) -> None:
     assert "is not a cron expression" in issues[0][2] and "five fields" in issues[0][2]
 
 
+def test_keel_validate_refuses_a_cron_with_seconds_as_the_scheduler_does(tmp_path: Path) -> None:
+    # before: croniter.is_valid took a sixth (seconds) field, so validate passed what the
+    # scheduler refuses and `keel apply` failed afterwards
+    text = VALID.replace('schedule: "0 3 * * *"', 'schedule: "0 3 * * * *"')
+    issues = _issues(tmp_path, text)
+    assert [(line, path) for line, path, _ in issues] == [(21, "triggers.nightly.schedule")]
+    assert "it has 6 fields, not five (no seconds, no years)" in issues[0][2]
+
+
 @pytest.mark.parametrize(
     "bad", ["../../etc/passwd", "/etc/passwd", "policies/../../outside.yaml", "C:\\x.yaml"]
 )

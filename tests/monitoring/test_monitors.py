@@ -279,6 +279,33 @@ def test_scheduled_monitors_run_when_due_through_the_scheduler(deployed: Deploye
     assert len(ws.monitors.reports("nightly")) == 1
 
 
+def test_a_stored_schedule_the_cron_rules_now_refuse_stops_alone(deployed: Deployed) -> None:
+    # before: a schedule stored before the stricter cron rules (a sixth, seconds field) made
+    # run_due raise on every tick, so no scheduled monitor ran at all
+    from sqlalchemy import update
+
+    from keel.store._schema_monitoring import MonitorRow
+
+    ws = deployed.ws
+    good = ws.monitors.create(
+        "nightly", reference="customers:1", deployment=deployed.deployment, schedule="0 3 * * *"
+    )
+    ws.monitors.create(
+        "legacy", reference="customers:1", deployment=deployed.deployment, schedule="0 3 * * *"
+    )
+    with ws._governor.db.write() as session:
+        session.execute(
+            update(MonitorRow).where(MonitorRow.name == "legacy").values(schedule="0 3 * * * *")
+        )
+    inputs, predicted, _ = traffic(deployed.model, 30)
+    log_predictions(ws, deployed.deployment, inputs, predicted)
+    assert good.next_run_at is not None
+    reports = ws.monitors.run_due(good.next_run_at + timedelta(seconds=1))
+    assert [r.rows for r in reports] == [30] and len(ws.monitors.reports("nightly")) == 1
+    assert ws.monitors.get("legacy").next_run_at is None  # stopped until it is replaced
+    assert ws.monitors.reports("legacy") == []
+
+
 def test_the_html_report_is_self_contained_and_escaped(deployed: Deployed, tmp_path: Path) -> None:
     ws = deployed.ws
     ws.monitors.create("m", reference="customers:1", deployment=deployed.deployment, target="label")

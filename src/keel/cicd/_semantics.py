@@ -159,19 +159,19 @@ def _policy_issues(
 
 
 def _cron_problem(cron: str) -> tuple[str, str] | None:
-    # The check keel.pipelines.next_fire_time makes, without importing the scheduler's store.
+    # The check the scheduler makes (keel._cron is pure: neither the store nor pipelines).
+    from keel import clock
+    from keel._cron import next_fire_time
+    from keel.errors import InvalidInputError, MissingDependencyError
+
     try:
-        from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
-    except ImportError:
+        next_fire_time(cron, clock.now())
+    except InvalidInputError as exc:
+        return (exc.message, "Write five fields, minute hour day month weekday, in UTC.")
+    except MissingDependencyError:
         return (
             "Schedules cannot be checked or created: croniter is not installed.",
             "Install the scheduler extra: pip install 'keel-mlops[scheduler]'.",
-        )
-    if not isinstance(cron, str) or not croniter.is_valid(cron):
-        return (
-            f"{cron[:80]!r} is not a cron expression.",
-            "Write five fields, minute hour day month weekday, e.g. '0 3 * * *' for 03:00 UTC "
-            "every day.",
         )
     return None
 

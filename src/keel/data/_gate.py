@@ -10,8 +10,9 @@ destroying the project's data key (crypto-shredding) destroys it too.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from keel.data._model import DatasetVersion, GcReport, StoredReport
 from keel.data._parts import without_personal_values
 from keel.data._rows import VersionRef, dataset_row, version_row, version_value
 from keel.data._service import DatasetService
-from keel.errors import ConflictError, InvalidInputError, NotFoundError
+from keel.errors import ConflictError, InvalidInputError, KeelError, NotFoundError
 from keel.governance import Context, Governor, Permission, allows
 from keel.lineage import LineageService, Node
 from keel.store import DatasetRepository
@@ -31,6 +32,8 @@ from keel.types import new_id
 
 if TYPE_CHECKING:
     from keel.blobs import BlobStore
+
+_log = logging.getLogger("keel.data")
 
 __all__ = ["DatasetGate"]
 
@@ -44,6 +47,13 @@ class DatasetGate:
         self._gov = governor
         self._blobs = blobs
         self._datasets = datasets
+        self._on_publish: list[Callable[[Context, str, int], None]] = []
+
+    def on_publish(self, callback: Callable[[Context, str, int], None]) -> None:
+        """Call ``callback(ctx, dataset, version)`` after each version is published (after
+        the commit; a callback that raises is logged and does not undo the publish). The
+        workspace fires the pipelines' ``dataset`` triggers this way."""
+        self._on_publish.append(callback)
 
     # --- validation and the gate ------------------------------------------------------------
 
@@ -226,7 +236,13 @@ class DatasetGate:
                 "warnings": report.warnings,
                 "previous": previous,
             }
-            return version_value(repo, dataset, row)
+            published = version_value(repo, dataset, row)
+        for callback in self._on_publish:
+            try:
+                callback(ctx, name, published.version)
+            except KeelError as exc:  # the version is published: say why the rest was not
+                _log.error("after publishing %s:%s: %s", name, published.version, exc.message)
+        return published
 
     # --- classification -----------------------------------------------------------------------
 

@@ -309,11 +309,20 @@ class MonitorRuns:
         with self._gov.write(
             ctx, Permission.MONITOR_WRITE, "monitor.schedule", object_type="monitor"
         ) as work:
+            stopped: list[str] = []
             for row in MonitorRepository(work.session, ctx.project_id).claim_due(moment):
                 assert row.schedule is not None
-                row.next_run_at = next_fire_time(row.schedule, moment)
+                try:
+                    row.next_run_at = next_fire_time(row.schedule, moment)
+                except InvalidInputError as exc:
+                    # a schedule stored before the stricter cron rules: stop it (and say why)
+                    # rather than fail every tick for every monitor
+                    row.next_run_at = None
+                    stopped.append(row.name)
+                    _log.error("monitor %s: schedule stopped: %s", row.name, exc.message)
+                    continue
                 due.append(row.name)
-            work.details = {"due": due}
+            work.details = {"due": due, "stopped": stopped}
         reports = []
         for name in due:
             try:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from keel._lazy import lazy_names
 
 if TYPE_CHECKING:
+    from keel._cron import next_fire_time
     from keel.pipelines._dag import descendants, find_cycle, topological_order
     from keel.pipelines._definition import Param, Step, step
     from keel.pipelines._executors import (
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from keel.pipelines._scheduler import FiringOutcome, Scheduler
     from keel.pipelines._serialize import Serializer, register_serializer
     from keel.pipelines._service import PipelineService
-    from keel.pipelines._triggers import TRIGGER_KINDS, TriggerService, next_fire_time
+    from keel.pipelines._triggers import TRIGGER_KINDS, TriggerService
     from keel.pipelines._webhooks import (
         CommitEvent,
         WebhookResult,
@@ -143,7 +144,7 @@ _LAZY: dict[str, str] = {
     "get_executor": "keel.pipelines._executors",
     "handle_webhook": "keel.pipelines._webhooks",
     "load_pipeline": "keel.pipelines._pipeline",
-    "next_fire_time": "keel.pipelines._triggers",
+    "next_fire_time": "keel._cron",
     "parse_commit_event": "keel.pipelines._webhooks",
     "project_pipelines": "keel.pipelines._pipeline",
     "register_serializer": "keel.pipelines._serialize",

@@ -3,7 +3,9 @@
 Several replicas may run against one PostgreSQL store: each tick records due occurrences and
 claims pending firings with ``FOR UPDATE SKIP LOCKED``, so every firing runs once. While a
 replica runs a firing it renews the lease; if it dies, the lease expires and another replica
-claims the firing again.
+claims the firing again: that replica resumes the run the dead one started (or records it, if it
+ended), and while that run still looks alive it defers the firing rather than run it twice. A
+replica that lost its lease cannot record the outcome.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from keel import clock
-from keel.errors import KeelError
+from keel.errors import ConflictError
 from keel.pipelines._environment import process_owner
-from keel.pipelines._model import Firing
+from keel.pipelines._model import Firing, PipelineRun, PipelineRunStatus, RunResult, Trigger
 from keel.pipelines._pipeline import Pipeline
 from keel.types import new_id
 
@@ -34,7 +36,8 @@ _log = logging.getLogger("keel.pipelines.scheduler")
 
 @dataclass(frozen=True, slots=True)
 class FiringOutcome:
-    """A firing this replica ran: the run it started and how that run ended."""
+    """A firing this replica ran: the run it started and how that run ended (``done``,
+    ``failed``, or ``deferred`` while a run it started earlier still runs elsewhere)."""
 
     firing: Firing
     pipeline_run_id: str | None
@@ -99,70 +102,118 @@ class Scheduler:
                 job(moment)
             except Exception:  # one failing job must not stop the schedules
                 _log.exception("Scheduled job %s failed", getattr(job, "__name__", job))
-        outcomes = []
+        outcomes: list[FiringOutcome] = []
+        seen: set[str] = set()
         while True:
             claimed = triggers.claim(
                 self.ctx, clock.now(), owner=self.owner, lease=self.lease, limit=1
             )
-            if not claimed:
-                break
+            if not claimed or claimed[0][0].id in seen:
+                break  # nothing left, or a firing deferred in this tick came back: next tick
             firing, trigger = claimed[0]
-            outcomes.append(
-                self._run(firing, trigger.pipeline, trigger.params, trigger.kind, trigger.id)
-            )
+            seen.add(firing.id)
+            outcomes.append(self._run(firing, trigger))
         return outcomes
 
-    def _run(
-        self, firing: Firing, pipeline_name: str, params: dict[str, Any], kind: str, trigger_id: str
-    ) -> FiringOutcome:
+    def _keep_lease(self, firing: Firing, stop: threading.Event) -> None:
         triggers = self.service.triggers
-        stop = threading.Event()
-
-        def keep_lease() -> None:
-            while not stop.wait(self.lease.total_seconds() / 3):
-                if not triggers.extend(
+        while not stop.wait(self.lease.total_seconds() / 3):
+            try:
+                held = triggers.extend(
                     self.ctx, firing.id, owner=self.owner, until=clock.now() + self.lease
-                ):
-                    _log.warning("Lost the lease of firing %s", firing.id)
-                    return
+                )
+            except Exception as exc:  # a store hiccup: try again at the next renewal
+                _log.warning("Could not renew the lease of firing %s: %s", firing.id, exc)
+                continue
+            if not held:
+                _log.warning("Lost the lease of firing %s", firing.id)
+                return
 
-        keeper = threading.Thread(target=keep_lease, name="keel-lease", daemon=True)
+    def _run(self, firing: Firing, trigger: Trigger) -> FiringOutcome:
+        stop = threading.Event()
+        keeper = threading.Thread(
+            target=self._keep_lease, args=(firing, stop), name="keel-lease", daemon=True
+        )
         keeper.start()
         run_id: str | None = None
+        earlier: PipelineRun | None = None
         try:
-            pipeline = self.resolve(pipeline_name)
-            cause = {
-                **firing.cause,
-                "trigger": firing.trigger,
-                "trigger_id": trigger_id,
-                "firing_id": firing.id,
-            }
-            result = self.service.run(
-                self.ctx,
-                pipeline,
-                params=params,
-                executor=self.executor,
-                trigger=str(firing.cause.get("kind") or kind),
-                cause=cause,
-            )
-            run_id = result.id
-            status = "done" if result.ok else "failed"
-            error = result.run.error
-        except KeelError as exc:
-            status, error = "failed", str(exc)[:2000]
+            pipeline = self.resolve(trigger.pipeline)
+            earlier = self._earlier_run(firing, pipeline)
+            if earlier is not None and earlier.status is not PipelineRunStatus.RUNNING:
+                # it ended, but the replica that ran it died before recording that
+                run_id, error = earlier.id, earlier.error
+                status = "done" if earlier.status is PipelineRunStatus.FINISHED else "failed"
+            else:
+                result = self._start(firing, trigger, pipeline, earlier)
+                run_id, error = result.id, result.run.error
+                status = "done" if result.ok else "failed"
+        except ConflictError as exc:
+            if earlier is None:
+                status, error = "failed", str(exc)[:2000]
+            else:
+                # the run this firing started still looks alive (its owner runs, or it wrote
+                # lately): leave the firing to a later claim, after this lease, not a 2nd run
+                _log.warning("Firing %s deferred: %s", firing.id, exc)
+                return FiringOutcome(firing, earlier.id, "deferred", str(exc)[:2000])
+        except Exception as exc:  # a broken pipeline module must not stop the scheduler
+            status, error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
             _log.error("Firing %s of %s failed: %s", firing.id, firing.trigger, error)
         finally:
             stop.set()
             keeper.join()
-        triggers.complete(
-            self.ctx,
-            firing.id,
-            owner=self.owner,
-            status=status,
-            pipeline_run_id=run_id,
-            error=error,
-        )
+        try:
+            self.service.triggers.complete(
+                self.ctx,
+                firing.id,
+                owner=self.owner,
+                status=status,
+                pipeline_run_id=run_id,
+                error=error,
+            )
+        except ConflictError as exc:  # this replica lost its lease to another one
+            _log.warning("%s", exc)
         return FiringOutcome(firing, run_id, status, error)
+
+    def _earlier_run(self, firing: Firing, pipeline: Pipeline) -> PipelineRun | None:
+        """The run a replica that died started for ``firing`` (with its steps), if any."""
+        since = firing.created_at - timedelta(hours=1)  # the replicas' clocks may differ
+        for run in self.service.list_runs(self.ctx, pipeline=pipeline.name, limit=200):
+            if run.created_at < since:
+                break
+            if run.cause is not None and run.cause.get("firing_id") == firing.id:
+                return self.service.get(self.ctx, run.id)
+        return None
+
+    def _start(
+        self, firing: Firing, trigger: Trigger, pipeline: Pipeline, earlier: PipelineRun | None
+    ) -> RunResult:
+        if earlier is not None and {s.name for s in earlier.steps} == set(pipeline.steps):
+            _log.info("Firing %s resumes its run %s", firing.id, earlier.id)
+            return self.service.resume(
+                self.ctx, earlier.id, pipeline=pipeline, executor=self.executor
+            )
+        if earlier is not None:
+            _log.warning(
+                "Firing %s starts a new run: its run %s has other steps than pipeline %s now",
+                firing.id,
+                earlier.id,
+                pipeline.name,
+            )
+        cause = {
+            **firing.cause,
+            "trigger": firing.trigger,
+            "trigger_id": trigger.id,
+            "firing_id": firing.id,
+        }
+        return self.service.run(
+            self.ctx,
+            pipeline,
+            params=trigger.params,
+            executor=self.executor,
+            trigger=str(firing.cause.get("kind") or trigger.kind),
+            cause=cause,
+        )
 
     def serve(self, stop: threading.Event | None = None) -> None:
         """Tick every ``poll`` seconds until ``stop`` is set (or KeyboardInterrupt)."""
@@ -170,6 +221,6 @@ class Scheduler:
         while not stop.is_set():
             try:
                 self.tick()
-            except KeelError as exc:  # a store hiccup must not kill the daemon
-                _log.error("Scheduler tick failed: %s", exc)
+            except Exception:  # a store hiccup or a bug must not kill the daemon
+                _log.exception("Scheduler tick failed")
             stop.wait(self.poll)

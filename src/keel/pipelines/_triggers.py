@@ -19,44 +19,53 @@ scheduler replica under a lease, which runs the pipeline and records the run it 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.orm import Session
+
 from keel import clock
-from keel.errors import AlreadyExistsError, InvalidInputError, MissingDependencyError, NotFoundError
+from keel._cron import check_cron, cron_step, next_fire_time
+from keel.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
 from keel.governance import Context, Governor, Permission
 from keel.pipelines._model import Firing, Trigger
 from keel.store import TriggerRepository
 from keel.store._schema_pipelines import PipelineTriggerRow, TriggerFiringRow
 from keel.types import new_id, validate_name
 
-__all__ = ["TRIGGER_KINDS", "TriggerService", "next_fire_time"]
+__all__ = ["TRIGGER_KINDS", "TriggerService", "check_cron", "next_fire_time"]
+
+_log = logging.getLogger("keel.pipelines.scheduler")
 
 TRIGGER_KINDS = ("schedule", "dataset", "alert", "commit", "manual")
 _SUBJECT = {"dataset": "dataset", "alert": "rule", "commit": "repository"}
+# The keys a spec may hold where an unknown one would silently change what fires (a
+# ``timezone`` ignored, a misspelt ``branches`` that watches every branch).
+_SPEC_KEYS = {"schedule": ("cron",), "commit": ("repository", "branch"), "manual": ()}
+_MAX_COUNTED = 1000  # missed occurrences counted one by one before the count says "more"
 
 
-def next_fire_time(cron: str, after: datetime) -> datetime:
-    """The first occurrence of ``cron`` (UTC) strictly after ``after``.
-
-    Raises:
-        InvalidInputError: If ``cron`` is not a valid cron expression.
-        MissingDependencyError: If croniter is not installed.
-    """
-    try:
-        from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
-    except ImportError as exc:
-        raise MissingDependencyError("croniter", extra="scheduler", purpose="Schedules") from exc
-    if not isinstance(cron, str) or not croniter.is_valid(cron):
-        raise InvalidInputError(
-            f"{cron!r:.80} is not a cron expression. Use five fields, minute hour day month "
-            "weekday, e.g. '0 3 * * *' for 03:00 UTC every day.",
-            field="cron",
-        )
-    found = croniter(cron, after).get_next(datetime)
-    assert isinstance(found, datetime)
-    return found
+def _catch_up(cron: object, due: datetime, now: datetime) -> tuple[datetime, datetime, int, bool]:
+    """(latest occurrence at or before ``now``, the one after it, occurrences skipped before
+    the latest, whether more were skipped than counted); ``due`` is the first one not fired."""
+    expression = check_cron(cron)
+    following = cron_step(expression, cron, due)
+    if following > now:
+        return due, following, 0, False
+    upcoming = cron_step(expression, cron, now)
+    latest = cron_step(expression, cron, upcoming, back=True)
+    missed, moment = 0, due
+    while moment < latest and missed < _MAX_COUNTED:
+        moment, missed = cron_step(expression, cron, moment), missed + 1
+    return latest, upcoming, missed, moment < latest
 
 
 def _check_spec(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,6 +74,15 @@ def _check_spec(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
             f"Unknown trigger kind {kind!r:.40}; use one of {', '.join(TRIGGER_KINDS)}."
         )
     clean = dict(spec)
+    allowed = _SPEC_KEYS.get(kind)
+    unknown = sorted(str(key) for key in clean if allowed is not None and key not in allowed)
+    if unknown:
+        zone = " Schedules are in UTC: write the time in UTC." if kind == "schedule" else ""
+        raise InvalidInputError(
+            f"A {kind} trigger's spec takes {', '.join(allowed or ()) or 'nothing'}; "
+            f"unknown: {', '.join(unknown)[:200]}.{zone}",
+            field="spec",
+        )
     if kind == "schedule":
         next_fire_time(clean.get("cron", ""), clock.now())
     subject = _SUBJECT.get(kind)
@@ -72,16 +90,43 @@ def _check_spec(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidInputError(
             f"A {kind} trigger needs spec {{'{subject}': ...}} naming what it watches."
         )
+    optional = {"alert": "rule", "commit": "branch"}.get(kind)
+    if optional is not None and not isinstance(clean.get(optional), str | None):
+        raise InvalidInputError(
+            f"A {kind} trigger's {optional} is a name (a string); got "
+            f"{type(clean[optional]).__name__}.",
+            field="spec",
+        )
     return clean
 
 
 def _matches(kind: str, spec: Mapping[str, Any], subject: str, details: Mapping[str, Any]) -> bool:
     if kind == "alert":
         return spec.get("rule") in (None, subject)
-    key = _SUBJECT[kind]
-    if spec.get(key) != subject:
-        return False
-    return not (kind == "commit" and spec.get("branch") not in (None, details.get("branch")))
+    watched = spec.get(_SUBJECT[kind])
+    if kind == "commit":
+        # GitHub and GitLab name repositories case-insensitively ('Acme/ML' is 'acme/ml')
+        same = isinstance(watched, str) and watched.casefold() == subject.casefold()
+        return same and spec.get("branch") in (None, details.get("branch"))
+    return bool(watched == subject)
+
+
+def _add_once(
+    session: Session,
+    repo: TriggerRepository,
+    row: PipelineTriggerRow,
+    *,
+    dedupe_key: str,
+    due_at: datetime,
+    cause: dict[str, Any],
+) -> TriggerFiringRow | None:
+    """Record a firing unless its occurrence is recorded; None if it was (even meanwhile, by a
+    concurrent delivery of the same event: its unique key then fails only this savepoint)."""
+    try:
+        with session.begin_nested():
+            return repo.add_firing(row, dedupe_key=dedupe_key, due_at=due_at, cause=cause)
+    except DBIntegrityError:
+        return None
 
 
 def to_trigger(row: PipelineTriggerRow) -> Trigger:
@@ -217,7 +262,8 @@ class TriggerService:
             if row is None:
                 raise self._missing(name)
             now = clock.now()
-            reason = {"kind": "manual", "by": ctx.principal, **dict(cause or {})}
+            # the caller's details first: they cannot pass for another kind or another person
+            reason = {**dict(cause or {}), "kind": "manual", "by": ctx.principal}
             firing = repo.add_firing(row, dedupe_key=f"manual:{new_id()}", due_at=now, cause=reason)
             assert firing is not None
             work.object_id = firing.id
@@ -257,9 +303,9 @@ class TriggerService:
             for row in repo.all(kind=kind):
                 if not row.enabled or not _matches(kind, row.spec, subject, extra):
                     continue
-                cause = {"kind": kind, "subject": subject, "event": event_id, **extra}
-                firing = repo.add_firing(
-                    row, dedupe_key=f"{kind}:{event_id}", due_at=now, cause=cause
+                cause = {**extra, "kind": kind, "subject": subject, "event": event_id}
+                firing = _add_once(
+                    session, repo, row, dedupe_key=f"{kind}:{event_id}", due_at=now, cause=cause
                 )
                 if firing is None:
                     continue
@@ -279,8 +325,10 @@ class TriggerService:
     def record_due(self, ctx: Context, now: datetime, *, limit: int = 100) -> list[Firing]:
         """Record a firing for each schedule due at ``now`` and move it to its next time.
 
-        Occurrences missed while no scheduler ran are not replayed: the latest one fires,
-        and the cause says how many were missed.
+        Occurrences missed while no scheduler ran are not replayed: the latest one fires, and
+        the cause says how many were missed (``missed``, counted up to 1000; ``missed_more``
+        beyond) and since when. A stored schedule that no longer parses records one failed
+        firing saying why and stops until the trigger is replaced.
         """
         self._gov.check(
             ctx, Permission.PIPELINE_RUN, action="trigger.schedule", object_type="trigger"
@@ -289,20 +337,29 @@ class TriggerService:
         with self._gov.db.write() as session:
             repo = TriggerRepository(session, ctx.project_id)
             for row in repo.claim_due_schedules(now, limit=limit):
-                cron = row.spec["cron"]
-                due = row.next_fire_at
-                assert due is not None
-                missed = 0
-                following = next_fire_time(cron, due)
-                while following <= now and missed < 10_000:
-                    due, following, missed = following, next_fire_time(cron, following), missed + 1
-                row.next_fire_at = following
-                cause = {"kind": "schedule", "cron": cron, "scheduled_for": due.isoformat()}
-                if missed:
-                    cause["missed"] = missed
-                firing = repo.add_firing(
-                    row, dedupe_key=f"schedule:{due.isoformat()}", due_at=due, cause=cause
-                )
+                cron = row.spec.get("cron")
+                first = row.next_fire_at
+                assert first is not None
+                cause: dict[str, Any] = {"kind": "schedule", "cron": cron}
+                try:
+                    due, row.next_fire_at, missed, more = _catch_up(cron, first, now)
+                except InvalidInputError as exc:
+                    row.next_fire_at = None  # off until the trigger is replaced
+                    firing = self._broken(session, repo, row, first, cause, exc.message)
+                else:
+                    cause["scheduled_for"] = due.isoformat()
+                    if missed:
+                        cause.update(missed=missed, missed_since=first.isoformat())
+                    if more:
+                        cause["missed_more"] = True
+                    firing = _add_once(
+                        session,
+                        repo,
+                        row,
+                        dedupe_key=f"schedule:{due.isoformat()}",
+                        due_at=due,
+                        cause=cause,
+                    )
                 if firing is None:
                     continue
                 self._gov.audit.append(
@@ -315,6 +372,29 @@ class TriggerService:
                 )
                 fired.append(to_firing(firing, row.name))
         return fired
+
+    @staticmethod
+    def _broken(
+        session: Session,
+        repo: TriggerRepository,
+        row: PipelineTriggerRow,
+        due: datetime,
+        cause: dict[str, Any],
+        problem: str,
+    ) -> TriggerFiringRow | None:
+        """A failed firing saying why a stored schedule cannot run (a schedule written before
+        the parser refused it): visible in ``keel triggers history``, never run."""
+        _log.error("Schedule %s is off: %s", row.name, problem)
+        firing = _add_once(
+            session, repo, row, dedupe_key=f"schedule:{due.isoformat()}", due_at=due, cause=cause
+        )
+        if firing is not None:
+            firing.status, firing.finished_at = "failed", clock.now()
+            firing.error = (
+                f"{problem} The schedule is off until the trigger is replaced with a valid one "
+                "(keel.yaml, or create_trigger(..., replace=True))."
+            )[:2000]
+        return firing
 
     def claim(
         self, ctx: Context, now: datetime, *, owner: str, lease: timedelta, limit: int = 10
@@ -330,10 +410,18 @@ class TriggerService:
                 claimed.append((to_firing(row, trigger.name), to_trigger(trigger)))
             return claimed
 
+    @staticmethod
+    def _held(session: Session, repo: TriggerRepository, firing_id: str) -> TriggerFiringRow | None:
+        """The firing, its row locked until the transaction ends (a claim waits for it)."""
+        row = repo.firing(firing_id)
+        if row is not None:
+            session.refresh(row, with_for_update=True)
+        return row
+
     def extend(self, ctx: Context, firing_id: str, *, owner: str, until: datetime) -> bool:
         """Extend a lease still held by ``owner``; False when it was lost."""
         with self._gov.db.write() as session:
-            row = TriggerRepository(session, ctx.project_id).firing(firing_id)
+            row = self._held(session, TriggerRepository(session, ctx.project_id), firing_id)
             if row is None or row.lease_owner != owner or row.status != "running":
                 return False
             row.lease_expires_at = until
@@ -349,7 +437,13 @@ class TriggerService:
         pipeline_run_id: str | None,
         error: str | None = None,
     ) -> None:
-        """Record how a claimed firing ended (``done`` or ``failed``) and the run it started."""
+        """Record how a claimed firing ended (``done`` or ``failed``) and the run it started.
+
+        Raises:
+            NotFoundError: For an unknown firing.
+            ConflictError: If ``owner`` no longer holds the firing (its lease expired and
+                another replica claimed it, which records the outcome); nothing is recorded.
+        """
         with self._gov.write(
             ctx,
             Permission.PIPELINE_RUN,
@@ -357,9 +451,17 @@ class TriggerService:
             object_type="trigger",
             object_id=firing_id,
         ) as work:
-            row = TriggerRepository(work.session, ctx.project_id).firing(firing_id)
+            repo = TriggerRepository(work.session, ctx.project_id)
+            row = self._held(work.session, repo, firing_id)
             if row is None:
                 raise NotFoundError(f"No firing '{firing_id}'.", firing=firing_id)
+            if row.lease_owner != owner or row.status != "running":
+                raise ConflictError(
+                    f"Firing '{firing_id}' is no longer held by {owner} (now {row.status}, "
+                    f"held by {row.lease_owner}): its lease expired and another replica took "
+                    "it over, which records how it ends.",
+                    firing=firing_id,
+                )
             row.status, row.pipeline_run_id, row.error = status, pipeline_run_id, error
             row.finished_at, row.lease_expires_at = clock.now(), None
             work.details = {"status": status, "run": pipeline_run_id, "owner": owner}

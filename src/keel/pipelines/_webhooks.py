@@ -58,15 +58,20 @@ def verify_gitlab_token(secret: str | bytes, header: str | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class CommitEvent:
-    """A push: the repository (``owner/name``), branch and commit."""
+    """A push: the repository (``owner/name``), branch and commit; ``deleted`` when the push
+    deletes its branch or tag (the commit is then all zeros); ``delivery`` the provider's id
+    of the delivery."""
 
     provider: str
     repository: str
     branch: str | None
     commit: str
+    deleted: bool = False
+    delivery: str | None = None
 
     def details(self) -> dict[str, Any]:
-        return {"provider": self.provider, "branch": self.branch, "commit": self.commit}
+        found = {"provider": self.provider, "branch": self.branch, "commit": self.commit}
+        return found | ({"delivery": self.delivery} if self.delivery else {})
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -103,7 +108,18 @@ def parse_commit_event(
         commit = payload.get("checkout_sha") or payload.get("after")
     if not isinstance(repository, str) or not isinstance(commit, str) or not commit:
         raise ValueError("the push names no repository or commit")
-    return CommitEvent(provider, repository[:_MAX_REF], branch, commit[:64])
+    deleted = payload.get("deleted") is True or not commit.strip("0")
+    delivery = _header(
+        headers, "X-GitHub-Delivery" if provider == "github" else "X-Gitlab-Event-UUID"
+    )
+    return CommitEvent(
+        provider,
+        repository[:_MAX_REF],
+        branch,
+        commit[:64],
+        deleted,
+        (delivery or "")[:100] or None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +146,9 @@ def handle_webhook(
     """Verify a delivery and fire the commit triggers watching its repository and branch.
 
     Answers 401 for a bad or missing signature (nothing is parsed before it verifies), 413 for
-    a body over 1 MiB, 400 for a malformed push, 200 for events that are not pushes, and 202
-    with the firings otherwise. A redelivery of the same commit fires nothing new.
+    a body over 1 MiB, 400 for a malformed push, 200 for events that are not pushes and for
+    pushes that delete a branch or tag, and 202 with the firings otherwise. A redelivery of the
+    same commit fires nothing new.
     """
     if provider not in ("github", "gitlab"):
         return WebhookResult(404, f"Unknown webhook provider {provider!r:.40}.")
@@ -149,6 +166,8 @@ def handle_webhook(
         return WebhookResult(400, f"Malformed push payload: {str(exc)[:200]}")
     if event is None:
         return WebhookResult(200, "Not a push event; nothing to do.")
+    if event.deleted:
+        return WebhookResult(200, "The push deletes a branch or tag; nothing to run.")
     fired = triggers.fire_event(
         ctx,
         "commit",

@@ -554,7 +554,16 @@ class Workspace:
     def datasets(self) -> Datasets:
         from keel.data import Datasets
 
-        return Datasets(self._governor, self.blobs, self.ctx, region=self.settings.region)
+        made = Datasets(self._governor, self.blobs, self.ctx, region=self.settings.region)
+        made.gate.on_publish(self._fire_dataset_triggers)
+        return made
+
+    def _fire_dataset_triggers(self, ctx: Context, name: str, version: int) -> None:
+        """A published version fires the ``dataset`` triggers watching its dataset, once per
+        version (``name@version``); the scheduler runs their pipelines."""
+        self.pipelines.service.triggers.fire_event(
+            ctx, "dataset", name, event_id=f"{name}@{version}", details={"version": version}
+        )
 
     @cached_property
     def compliance(self) -> Compliance:
