@@ -6,7 +6,7 @@ leaves it, and blob garbage collection is the server host's housekeeping.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from keel import errors
@@ -26,7 +26,7 @@ class RemoteDatasetGate(DatasetGate):
     """DatasetGate over HTTP: validation, publishing, labels and anonymization."""
 
     COMPOSED: ClassVar[frozenset[str]] = frozenset()
-    SERVER_ONLY: ClassVar[frozenset[str]] = frozenset({"gc", "pseudonym_key"})
+    SERVER_ONLY: ClassVar[frozenset[str]] = frozenset({"gc", "on_publish", "pseudonym_key"})
 
     def __init__(self, http: HttpClient, datasets: DatasetService) -> None:
         self._http = http
@@ -107,6 +107,12 @@ class RemoteDatasetGate(DatasetGate):
         raise errors.PermissionDeniedError(
             "The project's pseudonymization key never leaves the server: anonymize on the "
             "server with ws.datasets.anonymize(...)."
+        )
+
+    def on_publish(self, callback: Callable[[Context, str, int], None]) -> None:
+        raise errors.InvalidInputError(
+            "Publish listeners run beside the store, where versions are published (the "
+            "server fires the dataset triggers itself); a client cannot register one."
         )
 
     def gc(
