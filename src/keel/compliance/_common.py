@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keel.governance import Context, Governor, Permission
+from keel.lineage import LineageService, Node
 from keel.store import (
-    ComplianceRepository,
     DatasetRepository,
     ErasureRepository,
     LineageRepository,
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RETRAIN_TAG",
+    "drop_erased_elsewhere",
     "flag_models",
     "newest_user_version",
     "plan_items",
@@ -148,7 +149,8 @@ def record_erased(
     erasure_id: str,
     reason: str,
 ) -> None:
-    """Remember ``(version_id, dataset, version, replaced_by)`` as erased."""
+    """Remember ``(version_id, dataset, version, replaced_by)`` as erased, and record it in
+    the lineage graph (``dataset_version —erased→ erasure``), replaced or not."""
     repo = ErasureRepository(session, ctx.project_id)
     for version_id, dataset, number, replaced_by in versions:
         repo.mark_erased(
@@ -159,6 +161,14 @@ def record_erased(
             replaced_by=replaced_by,
             reason=reason,
         )
+        LineageService.link(
+            session,
+            ctx,
+            Node("dataset_version", version_id),
+            Node("erasure", erasure_id),
+            "erased",
+            details={"reason": reason, "replaced_by": replaced_by},
+        )
 
 
 def plan_items(
@@ -168,12 +178,11 @@ def plan_items(
     parts: dict[str, int],
     *,
     erasure_id: str,
+    columns: Mapping[str, str],
 ) -> list[dict[str, Any]]:
-    """The plan entries of these versions: dataset, number, subject column, tags, rows."""
+    """The plan entries of these versions: dataset, number, subject column (``columns``:
+    per version id, where the index can search it), tags, rows."""
     repo = DatasetRepository(session, ctx.project_id)
-    records = {
-        r.dataset: r.subject_column for r in ComplianceRepository(session, ctx.project_id).records()
-    }
     names = {d.id: d.name for d in repo.datasets()}
     tags: dict[str, dict[str, int]] = {}
     newest: dict[str, int] = {}
@@ -186,7 +195,7 @@ def plan_items(
         current = tags.setdefault(dataset, repo.tags(row.dataset_id))
         if dataset not in newest:
             newest[dataset] = newest_user_version(repo, row.dataset_id, erasure_id)
-        column = records.get(dataset)
+        column = columns.get(row.id)
         schema = {c[0] for c in row.manifest.get("schema", [])}
         on = sorted(t for t, n in current.items() if n == row.version)
         items.append(
@@ -194,8 +203,8 @@ def plan_items(
                 "id": row.id,
                 "dataset": dataset,
                 "version": row.version,
-                # None: a version of a dataset that declares no subject column shares a
-                # part with the subject (identical bytes elsewhere)
+                # None: a version the index cannot search shares a part with the subject
+                # (identical bytes in a dataset that declares no subject column)
                 "column": column if column and column in schema and row.kind == "table" else None,
                 "tags": on,
                 "rewrite": bool(on) or row.version == newest[dataset],
@@ -260,3 +269,28 @@ def retag(
         work.object_id = erasure_id
         work.details = {"moved": changes[:200]}
     return moved
+
+
+def drop_erased_elsewhere(
+    gov: Governor, ctx: Context, erasure_id: str, plan: dict[str, Any]
+) -> list[str]:
+    """Leave out of a plan the versions another erasure has erased since it was made (two
+    requests at once: the second planned before the first ended), so that nothing erased
+    is read, rewritten or replaced again; the plan is stored again. A note says which."""
+    with gov.db.write() as session:
+        repo = ErasureRepository(session, ctx.project_id)
+        erased = repo.erased_versions()
+        gone = [
+            v
+            for v in plan["versions"]
+            if v["id"] in erased and erased[v["id"]].erasure_id != erasure_id
+        ]
+        if not gone:
+            return []
+        plan["versions"] = [v for v in plan["versions"] if v not in gone]
+        repo.update_plan(erasure_id, plan)
+        by = sorted({erased[v["id"]].erasure_id for v in gone})
+    return [
+        f"already erased by {', '.join(by)} (a request that ran at the same time): "
+        + ", ".join(f"{v['dataset']}:{v['version']}" for v in gone[:50])
+    ]

@@ -18,9 +18,18 @@ where it stopped (``keel compliance erase`` again with the same subject):
    append that reused a part, new rows of the subject) join the plan and steps 2-4 repeat;
 5. shred: still under that lock, each part that held the subject loses its dedicated data
    key and its file;
-6. finish: erased versions are recorded, their statistics redacted, the index forgets the
-   shredded parts, models trained on them are tagged ``keel.retrain``, the report is stored
-   and the whole is audited.
+6. beyond the index: rejected-row samples that mention the subject are shredded whole;
+   prediction logs are searched and the logged predictions that hold the subject counted
+   (never rewritten: the report says they were not erased);
+7. finish: erased versions are recorded (and linked to the erasure in the lineage graph),
+   their statistics redacted, the index forgets the shredded parts, models trained on them
+   are tagged ``keel.retrain``, the report is stored and the whole is audited. The report
+   names what the search could not reach (datasets and derived versions it cannot search)
+   and what used the erased versions (monitors, runs).
+
+The subject is found under every text that stands for them: the id, and its pseudonyms
+where a derived version's subject column was pseudonymized (see ``_derived``). Versions
+another erasure of the subject erased since the plan was made are left out of it.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from keel import clock
 from keel.compliance._common import (
+    drop_erased_elsewhere,
     flag_models,
     plan_items,
     record_erased,
@@ -37,7 +47,9 @@ from keel.compliance._common import (
     retag,
     shred_parts,
 )
+from keel.compliance._gaps import MATCHING, coverage_notes, prediction_note, use_notes
 from keel.compliance._model import ErasedVersion, ErasureReport
+from keel.compliance._scan import logged_predictions, mentions, rejected_lines
 from keel.governance import Context, Governor, Permission
 from keel.store import DatasetRepository, ErasureRepository
 from keel.store._schema_data import DatasetVersionRow
@@ -47,7 +59,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from keel.blobs import BlobStore
-    from keel.compliance._subjects import Progress, SubjectIndex
+    from keel.compliance._subjects import Coverage, Progress, SubjectIndex
     from keel.data import DatasetService, DatasetVersion
 
 __all__ = ["Eraser"]
@@ -64,11 +76,13 @@ class Eraser:
     ) -> None:
         self._gov, self._blobs, self._datasets, self._index = gov, blobs, datasets, index
 
-    def plan(self, ctx: Context, subject_hash: str) -> dict[str, Any]:
-        _, undeclared = self._index.covered(ctx)
-        parts, uses = self._index.locate(ctx, subject_hash)
+    def plan(self, ctx: Context, subject_hashes: list[str], coverage: Coverage) -> dict[str, Any]:
+        parts, uses = self._index.locate(ctx, subject_hashes)
+        columns = {r.id: r.column for r in coverage.refs}
         with self._gov.db.read() as session:
-            versions = plan_items(session, ctx, [v for v, _ in uses], parts, erasure_id="")
+            versions = plan_items(
+                session, ctx, [v for v, _ in uses], parts, erasure_id="", columns=columns
+            )
             repo = DatasetRepository(session, ctx.project_id)
             tags = {
                 d.name: repo.tags(d.id)
@@ -76,7 +90,12 @@ class Eraser:
                 if d.name in {v["dataset"] for v in versions}
             }
         versions.sort(key=lambda v: (v["dataset"], v["version"]))
-        return {"parts": parts, "versions": versions, "tags": tags, "undeclared": undeclared}
+        return {
+            "parts": parts,
+            "versions": versions,
+            "tags": tags,
+            "undeclared": coverage.not_searched,
+        }
 
     def run(
         self,
@@ -92,24 +111,68 @@ class Eraser:
         replaced: dict[str, int] = {}
         moved: dict[str, list[str]] = {}
         outcomes: dict[str, int] | None = None
+        before = drop_erased_elsewhere(self._gov, ctx, erasure_id, plan)
         for _ in range(MAX_ROUNDS):
-            self._rewrite_all(ctx, subject, erasure_id, plan, parts, replaced, progress)
+            coverage = self._index.covered(ctx)
+            texts = set(self._index.keys(ctx, subject, coverage))
+            self._rewrite_all(ctx, texts, erasure_id, plan, parts, replaced, progress)
             for version_id, tags in retag(self._gov, ctx, erasure_id, plan, replaced).items():
                 have = moved.setdefault(version_id, [])
                 have.extend(t for t in tags if t not in have)
             self._index.refresh(ctx)
-            outcomes = self._check_and_shred(ctx, erasure_id, plan, parts, replaced, progress)
+            coverage = self._index.covered(ctx)
+            keys = self._index.keys(ctx, subject, coverage)
+            outcomes = self._check_and_shred(
+                ctx, erasure_id, plan, parts, replaced, (keys, coverage), progress
+            )
             if outcomes is not None:
                 break
             self._save_plan(ctx, erasure_id, plan)
         if outcomes is None:  # never quiet: shred what is known, report the rest
             outcomes = shred_parts(self._blobs, ctx, sorted(parts), progress=progress)
-        return self._finish(ctx, erasure_id, plan, parts, replaced, moved, outcomes, started_at)
+        self._shred_rejects(ctx, erasure_id, plan, set(keys), coverage)
+        fields = {r.column for r in coverage.refs}
+        logged = logged_predictions(
+            self._gov, self._blobs, ctx, set(keys), fields, keep=0, progress=progress
+        )
+        said = prediction_note(logged, fields, verb="erased")
+        gaps = coverage_notes(coverage, [v["id"] for v in plan["versions"]], verb="erased")
+        notes = [*before, *gaps, *([said] if said else []), MATCHING]
+        return self._finish(
+            ctx, erasure_id, plan, parts, replaced, moved, outcomes, started_at, notes
+        )
+
+    def _shred_rejects(
+        self,
+        ctx: Context,
+        erasure_id: str,
+        plan: dict[str, Any],
+        texts: set[str],
+        coverage: Coverage,
+    ) -> None:
+        """Shred every rejected-row sample that mentions the subject (whole: a sample is one
+        blob). Found first and stored with the plan, so a resumed run still reports them."""
+        found: dict[str, dict[str, Any]] = plan.setdefault("rejects", {})
+        pattern = mentions(texts)
+        for digest, dataset, version in coverage.rejects:
+            if digest in found:
+                continue
+            lines = rejected_lines(self._blobs, ctx, digest, pattern)
+            if lines:
+                found[digest] = {"versions": [f"{dataset}:{version}"], "lines": len(lines)}
+        for digest, dataset, version in coverage.rejects:
+            label = f"{dataset}:{version}"
+            if digest in found and label not in found[digest]["versions"]:
+                found[digest]["versions"].append(label)
+        if found:
+            self._save_plan(ctx, erasure_id, plan)
+            for digest in sorted(found):
+                found[digest]["outcome"] = self._blobs.shred(digest, scope=ctx.project_id)
 
     def _rewrite_all(
         self,
         ctx: Context,
-        subject: str,
+        texts: set[str],
         erasure_id: str,
         plan: dict[str, Any],
         parts: dict[str, int],
@@ -118,7 +181,7 @@ class Eraser:
     ) -> None:
         for number, item in enumerate(plan["versions"], start=1):
             if item["id"] not in replaced and item.get("rewrite", item["tags"]) and item["column"]:
-                replaced[item["id"]] = self._rewrite(ctx, subject, erasure_id, item, set(parts))
+                replaced[item["id"]] = self._rewrite(ctx, texts, erasure_id, item, set(parts))
             if progress is not None:
                 progress("rewrite", number, len(plan["versions"]))
 
@@ -129,18 +192,23 @@ class Eraser:
         plan: dict[str, Any],
         parts: dict[str, int],
         replaced: dict[str, int],
+        found_by: tuple[dict[str, str], Coverage],
         progress: Progress | None,
     ) -> dict[str, int] | None:
         """Shred the parts if no version appeared that holds them (None: some did; they
         joined the plan). The datasets stay locked from the check to the end of shredding,
-        so a commit cannot slip in between."""
-        subject_hash = plan["subject"]
+        so a commit cannot slip in between. ``found_by``: the subject's texts with their
+        keyed hashes, and what the index covers."""
+        keys, coverage = found_by
         with self._gov.db.write() as session:
             datasets = DatasetRepository(session, ctx.project_id)
             for name in sorted({v["dataset"] for v in plan["versions"]}):
                 datasets.dataset(name, lock=True)
             repo = ErasureRepository(session, ctx.project_id)
-            found = repo.parts_of(subject_hash)
+            found: dict[str, int] = {}
+            for subject_hash in sorted(set(keys.values())):
+                for digest, rows in repo.parts_of(subject_hash).items():
+                    found[digest] = found.get(digest, 0) + rows
             new_parts = {d: n for d, n in found.items() if d not in parts}
             held = sorted(set(parts) | set(new_parts))
             known = {v["id"] for v in plan["versions"]}
@@ -156,7 +224,8 @@ class Eraser:
                 return shred_parts(self._blobs, ctx, sorted(parts), progress=progress)
             parts.update(new_parts)
             plan["parts"] = dict(parts)
-            added = plan_items(session, ctx, fresh, parts, erasure_id=erasure_id)
+            columns = {r.id: r.column for r in coverage.refs}
+            added = plan_items(session, ctx, fresh, parts, erasure_id=erasure_id, columns=columns)
             for item in plan["versions"]:  # rows per version, with the new parts counted
                 if item["id"] not in replaced:
                     row = datasets.version_by_id(item["id"])
@@ -184,6 +253,7 @@ class Eraser:
         moved: dict[str, list[str]],
         outcomes: dict[str, int],
         started_at: str,
+        gaps: list[str],
     ) -> ErasureReport:
         notes = []
         if not plan["versions"]:
@@ -197,7 +267,24 @@ class Eraser:
         if uncovered:
             notes.append(
                 "erased without a replacement, since their dataset declares no subject column "
-                "(they share a part with the subject): " + ", ".join(uncovered[:50])
+                "or they lost it (they share a part with the subject): " + ", ".join(uncovered[:50])
+            )
+        rejects = plan.get("rejects") or {}
+        if rejects:
+            notes.append(
+                "rejected-row samples (lines an ingest could not read) that mentioned the "
+                "subject were shredded whole, their other lines with them: "
+                + ", ".join(
+                    f"{'/'.join(r['versions'][:5])} ({r['lines']} line(s))"
+                    for _, r in sorted(rejects.items())
+                )
+            )
+        notes += gaps
+        if outcomes.get("absent"):
+            notes.append(
+                f"{outcomes['absent']} part(s) were already gone (destroyed by an earlier, "
+                "interrupted run of this erasure, or missing from the store): nothing of them "
+                "can be read"
             )
         if outcomes.get("deleted"):
             notes.append(
@@ -215,7 +302,9 @@ class Eraser:
             refs = repo.part_refs(sorted(parts), any_role=True)
             late = sorted({v for v, _ in refs if v not in known})
             if late:
-                added = plan_items(work.session, ctx, late, parts, erasure_id=erasure_id)
+                added = plan_items(
+                    work.session, ctx, late, parts, erasure_id=erasure_id, columns={}
+                )
                 plan["versions"] = plan["versions"] + added
                 notes.append(
                     "committed while the subject was being erased, from a version that held "
@@ -232,6 +321,13 @@ class Eraser:
                 )
                 for v in plan["versions"]
             ]
+            labels = {v["id"]: f"{v['dataset']}:{v['version']}" for v in plan["versions"]}
+            notes += use_notes(
+                work.session,
+                ctx,
+                labels,
+                {i: f"{labels[i].rpartition(':')[0]}:{n}" for i, n in replaced.items()},
+            )
             skip = {("transform", t) for t in self._erasure_transforms(work.session, ctx, replaced)}
             ids = [v["id"] for v in plan["versions"]]
             flagged = flag_models(
@@ -281,7 +377,7 @@ class Eraser:
         return report
 
     def _rewrite(
-        self, ctx: Context, subject: str, erasure_id: str, item: dict[str, Any], held: set[str]
+        self, ctx: Context, texts: set[str], erasure_id: str, item: dict[str, Any], held: set[str]
     ) -> int:
         """Write (or find, when resuming) the replacement of one version; its number."""
         for version in self._datasets.versions(ctx, item["dataset"]):
@@ -289,7 +385,7 @@ class Eraser:
             if transform.get("erasure") == erasure_id and transform.get("input") == item["id"]:
                 return version.version
         old = self._datasets.version(ctx, item["dataset"], item["version"])
-        frame, removed = self._without(ctx, old, item["column"], subject, held)
+        frame, removed = self._without(ctx, old, item["column"], texts, held)
         new = self._datasets.commit_frame(
             ctx,
             item["dataset"],
@@ -306,8 +402,10 @@ class Eraser:
         return new.version
 
     def _without(
-        self, ctx: Context, old: DatasetVersion, column: str, subject: str, held: set[str]
+        self, ctx: Context, old: DatasetVersion, column: str, texts: set[str], held: set[str]
     ) -> tuple[pl.DataFrame, int]:
+        """The rows of ``old`` but those whose subject column holds one of ``texts`` (the
+        subject's id, or its pseudonyms), and how many were removed."""
         import polars as pl
 
         frames: list[pl.DataFrame] = []
@@ -318,7 +416,7 @@ class Eraser:
             )
             if part.digest in held:
                 keep = frame.filter(
-                    pl.col(column).is_null() | (pl.col(column).cast(pl.String) != subject)
+                    pl.col(column).is_null() | ~pl.col(column).cast(pl.String).is_in(sorted(texts))
                 )
                 removed += frame.height - keep.height
                 frame = keep

@@ -150,7 +150,11 @@ def render_erasure(report: ErasureReport) -> str:
 class AccessExport:
     """What is held about one data subject (GDPR art. 15, PDPL art. 13).
 
-    ``rows`` maps ``"<dataset>@<version>"`` to the subject's rows in that version.
+    ``rows`` maps ``"<dataset>@<version>"`` to the subject's rows in that version, and
+    ``sources`` each such key to where those rows came from (the version's source, or the
+    version it was derived from and how). ``rejected`` holds the lines an ingest could not
+    read that mention the subject, ``predictions`` the logged predictions whose inputs
+    name the subject (with their ground-truth labels). ``notes`` says what was not searched.
     """
 
     subject: str
@@ -161,6 +165,9 @@ class AccessExport:
     records: tuple[dict[str, Any], ...]
     erasures: tuple[dict[str, Any], ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rejected: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    predictions: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -168,6 +175,9 @@ class AccessExport:
             "generated_at": self.generated_at,
             "locations": [loc.to_dict() for loc in self.locations],
             "rows": {k: list(v) for k, v in self.rows.items()},
+            "sources": {k: dict(v) for k, v in self.sources.items()},
+            "rejected": {k: list(v) for k, v in self.rejected.items()},
+            "predictions": list(self.predictions),
             "models": list(self.models),
             "records": list(self.records),
             "erasures": list(self.erasures),
@@ -185,6 +195,9 @@ class AccessExport:
             records=tuple(data.get("records", ())),
             erasures=tuple(data.get("erasures", ())),
             notes=tuple(data.get("notes", ())),
+            sources={str(k): dict(v) for k, v in (data.get("sources") or {}).items()},
+            rejected={str(k): list(v) for k, v in (data.get("rejected") or {}).items()},
+            predictions=tuple(data.get("predictions") or ()),
         )
 
 
@@ -198,7 +211,8 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 
 def write_access_zip(export: AccessExport, path: str | os.PathLike[str]) -> Path:
-    """Write ``export`` as a zip (``subject.json`` plus one CSV per version), atomically."""
+    """Write ``export`` as a zip, atomically: ``subject.json`` (everything, machine-readable),
+    one CSV per version under ``rows/`` (and ``rejected/``), ``predictions.csv``."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     # personal data: a private (0600), unpredictable temporary file in the target folder,
@@ -211,9 +225,16 @@ def write_access_zip(export: AccessExport, path: str | os.PathLike[str]) -> Path
             zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive,
         ):
             archive.writestr("subject.json", json.dumps(export.to_dict(), indent=2, default=str))
-            for key, rows in sorted(export.rows.items()):
-                name = key.replace("@", "-v").replace("/", "_")
-                archive.writestr(f"rows/{name}.csv", _csv(rows))
+            for folder, tables in (("rows", export.rows), ("rejected", export.rejected)):
+                for key, rows in sorted(tables.items()):
+                    name = key.replace("@", "-v").replace("/", "_")
+                    archive.writestr(f"{folder}/{name}.csv", _csv(rows))
+            if export.predictions:
+                flat = [
+                    {**p, "inputs": json.dumps(p.get("inputs"), default=str)}
+                    for p in export.predictions
+                ]
+                archive.writestr("predictions.csv", _csv(flat))
             archive.close()
             raw.flush()
             os.fsync(raw.fileno())

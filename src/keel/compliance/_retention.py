@@ -24,11 +24,15 @@ its stored plan.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from keel import clock
 from keel.compliance._common import (
+    drop_erased_elsewhere,
     flag_models,
     newest_user_version,
     record_erased,
@@ -36,9 +40,11 @@ from keel.compliance._common import (
     retag,
     shred_parts,
 )
+from keel.compliance._gaps import use_notes
 from keel.compliance._model import ErasedVersion, ErasureReport
 from keel.governance import Context, Governor, Permission, retention_due
 from keel.store import ComplianceRepository, DatasetRepository, ErasureRepository
+from keel.store._schema_data import DatasetVersionRow
 from keel.types import new_id
 
 if TYPE_CHECKING:
@@ -57,11 +63,11 @@ def _affected(
     session: Session,
     ctx: Context,
     version_ids: set[str],
-    parts: set[str],
+    expired: dict[str, set[str]],
     rows_of: dict[str, Any],
     erasure_id: str,
 ) -> list[dict[str, Any]]:
-    """Plan entries of live versions that reuse expired ``parts``."""
+    """Plan entries of live versions that reuse parts expired in their dataset."""
     datasets = DatasetRepository(session, ctx.project_id)
     names = {d.id: d.name for d in datasets.datasets()}
     out = []
@@ -71,6 +77,7 @@ def _affected(
             continue
         tags = datasets.tags(row.dataset_id)
         on = sorted(t for t, n in tags.items() if n == row.version)
+        parts = expired.get(names[row.dataset_id], set())
         held = [p for p in row.manifest.get("parts", []) if p["digest"] in parts]
         out.append(
             {
@@ -85,6 +92,62 @@ def _affected(
             }
         )
     return out
+
+
+def _expiry(
+    session: Session,
+    ctx: Context,
+    digests: list[str] | None,
+    days: dict[str, int | None],
+    now: datetime,
+    erased: set[str],
+) -> tuple[dict[str, set[str]], set[str], dict[str, list[str]], list[tuple[str, str, str]]]:
+    """Which blobs have expired where.
+
+    A blob is as old, in a dataset, as the first version of that dataset that referenced it
+    (an append reuses its parent's parts, so its rows are that old). It has expired in a
+    dataset whose retention has passed since then. Identical bytes in another dataset are
+    that dataset's data, under its own retention: the blob is destroyed only when it has
+    expired in every dataset whose live versions reference it.
+
+    Returns the blobs expired per dataset, the blobs to destroy, the blobs kept for other
+    datasets (with those datasets), and the live ``(version_id, dataset, digest)`` references.
+    """
+    repo = ErasureRepository(session, ctx.project_id)
+    refs = repo.part_refs(digests, any_role=True) if digests is None or digests else []
+    stmt = select(
+        DatasetVersionRow.id, DatasetVersionRow.dataset_id, DatasetVersionRow.created_at
+    ).where(DatasetVersionRow.project_id == ctx.project_id)
+    names = {d.id: d.name for d in DatasetRepository(session, ctx.project_id).datasets()}
+    place = {v: (names.get(d, ""), at) for v, d, at in session.execute(stmt)}
+    first: dict[tuple[str, str], datetime] = {}
+    for version_id, digest in refs:
+        dataset, at = place[version_id]
+        if (dataset, digest) not in first or at < first[(dataset, digest)]:
+            first[(dataset, digest)] = at
+    expired: dict[str, set[str]] = {}
+    for (dataset, digest), at in first.items():
+        limit = days.get(dataset)
+        if limit is not None and at + timedelta(days=limit) <= now:
+            expired.setdefault(dataset, set()).add(digest)
+    live = [(v, place[v][0], d) for v, d in refs if v not in erased]
+    holders: dict[str, set[str]] = {}
+    for _, dataset, digest in live:
+        holders.setdefault(digest, set()).add(dataset)
+    gone = {d for ds in expired.values() for d in ds if d in holders}
+    doomed = {d for d in gone if all(d in expired.get(x, set()) for x in holders[d])}
+    kept = {
+        d: sorted(x for x in holders[d] if d not in expired.get(x, set()))
+        for d in sorted(gone - doomed)
+    }
+    return expired, doomed, kept, live
+
+
+def _expired_in(plan: dict[str, Any], item: dict[str, Any]) -> set[str]:
+    """The blobs expired in the dataset of a plan entry (older plans: every expired part)."""
+    if "expired" not in plan:
+        return set(plan["parts"])
+    return set(plan["expired"].get(item["dataset"], []))
 
 
 class RetentionEnforcer:
@@ -114,24 +177,10 @@ class RetentionEnforcer:
                 now,
             )
             doomed = {rows[(i.dataset, i.version)].id for i in due}
-            refs = erasures.part_refs(any_role=True)  # a blob is shredded for every use
-            # each part is as old as the first version that introduced it
-            first: dict[str, tuple[datetime, str]] = {}
-            for version_id, digest in refs:
-                name, row = by_id[version_id]
-                if digest not in first or row.created_at < first[digest][0]:
-                    first[digest] = (row.created_at, name)
-            live_refs = [(v, d) for v, d in refs if v not in erased]
-            parts = sorted(
-                {
-                    d
-                    for _, d in live_refs
-                    if days.get(first[d][1]) is not None
-                    and first[d][0] + timedelta(days=days[first[d][1]] or 0) <= now
-                }
-            )
-            expired = set(parts)
-            reusing = {v for v, d in live_refs if d in expired and v not in doomed}
+            expired, parts, kept, live = _expiry(session, ctx, None, days, now, set(erased))
+            reusing = {
+                v for v, dataset, d in live if d in expired.get(dataset, set()) and v not in doomed
+            }
             affected = _affected(
                 session, ctx, reusing, expired, {i: r for i, (_, r) in by_id.items()}, ""
             )
@@ -156,7 +205,9 @@ class RetentionEnforcer:
         return {
             "subject": None,
             "versions": versions,
-            "parts": parts,
+            "parts": sorted(parts),
+            "expired": {d: sorted(x) for d, x in sorted(expired.items())},
+            "kept": kept,
             "tags": {},
             "now": now.isoformat(),
         }
@@ -170,6 +221,7 @@ class RetentionEnforcer:
         started_at: str,
         progress: Progress | None = None,
     ) -> ErasureReport:
+        before = drop_erased_elsewhere(self._gov, ctx, erasure_id, plan)
         due = [v for v in plan["versions"] if v.get("expired_at") is not None]
         with self._gov.write(
             ctx, Permission.COMPLIANCE_ADMIN, "compliance.retention.untag", object_type="dataset"
@@ -189,10 +241,9 @@ class RetentionEnforcer:
         moved: dict[str, list[str]] = {}
         outcomes: dict[str, int] | None = None
         for _ in range(_ROUNDS):
-            expired = set(plan["parts"])
             for number, item in enumerate(plan["versions"], start=1):
                 if item.get("rewrite") and item["id"] not in replaced:
-                    made = self._rewrite(ctx, erasure_id, item, expired)
+                    made = self._rewrite(ctx, erasure_id, item, _expired_in(plan, item))
                     if made is not None:
                         replaced[item["id"]] = made
                 if progress is not None:
@@ -209,24 +260,39 @@ class RetentionEnforcer:
                 ErasureRepository(session, ctx.project_id).update_plan(erasure_id, plan)
         if outcomes is None:
             outcomes = shred_parts(self._blobs, ctx, plan["parts"], progress=progress)
-        return self._finish(ctx, erasure_id, plan, replaced, moved, outcomes, started_at)
+        return self._finish(ctx, erasure_id, plan, replaced, moved, outcomes, started_at, before)
 
     def _check_and_shred(
         self, ctx: Context, erasure_id: str, plan: dict[str, Any], progress: Progress | None
     ) -> dict[str, int] | None:
         """Shred the expired parts unless a version committed meanwhile reuses them (then
-        it joins the plan: None). The datasets stay locked until the parts are shredded."""
+        it joins the plan: None), or identical bytes of another dataset, still within its
+        retention, now hold them (then they are kept). The datasets stay locked until the
+        parts are shredded."""
         with self._gov.db.write() as session:
             datasets = DatasetRepository(session, ctx.project_id)
             for dataset in datasets.datasets():
                 datasets.dataset(dataset.name, lock=True)
-            repo = ErasureRepository(session, ctx.project_id)
-            known = {v["id"] for v in plan["versions"]} | set(repo.erased_versions())
-            refs = repo.part_refs(plan["parts"], any_role=True)
-            fresh = {v for v, _ in refs if v not in known}
+            erased = ErasureRepository(session, ctx.project_id).erased_versions()
+            days = {
+                r.dataset: r.retention_days
+                for r in ComplianceRepository(session, ctx.project_id).records()
+            }
+            candidates = sorted(
+                set(plan["parts"]) | {d for ds in plan.get("expired", {}).values() for d in ds}
+            )
+            now = datetime.fromisoformat(plan["now"])
+            expired, parts, kept, live = _expiry(session, ctx, candidates, days, now, set(erased))
+            plan["parts"] = sorted(parts)
+            plan["expired"] = {d: sorted(x) for d, x in sorted(expired.items())}
+            plan["kept"] = kept
+            known = {v["id"] for v in plan["versions"]}
+            fresh = {
+                v for v, dataset, d in live if v not in known and d in expired.get(dataset, set())
+            }
             if not fresh:
                 return shred_parts(self._blobs, ctx, plan["parts"], progress=progress)
-            added = _affected(session, ctx, fresh, set(plan["parts"]), {}, erasure_id)
+            added = _affected(session, ctx, fresh, expired, {}, erasure_id)
             plan["versions"] = sorted(
                 plan["versions"] + added, key=lambda v: (v["dataset"], v["version"])
             )
@@ -275,6 +341,7 @@ class RetentionEnforcer:
         moved: dict[str, list[str]],
         outcomes: dict[str, int],
         started_at: str,
+        before: list[str],
     ) -> ErasureReport:
         ids = [v["id"] for v in plan["versions"]]
         with self._gov.write(
@@ -312,6 +379,10 @@ class RetentionEnforcer:
                 replaced=replaced,
                 moved=moved,
             )
+            labels = {v["id"]: f"{v['dataset']}:{v['version']}" for v in plan["versions"]}
+            news = {i: f"{labels[i].rpartition(':')[0]}:{n}" for i, n in replaced.items()}
+            more = [*before, *use_notes(work.session, ctx, labels, news)]
+            report = replace(report, notes=report.notes + tuple(more))
             erasures.update_plan(erasure_id, plan)
             erasures.finish(erasure_id, report.to_dict())
             work.object_id = erasure_id
@@ -341,10 +412,33 @@ def report_of(
         notes.append(f"{len(plan['parts'])} part(s) would be crypto-shredded")
     reused = [v for v in plan["versions"] if v.get("expired_at") is None]
     if reused:
+        done = replaced or {}
+        if dry_run:
+            rewritten = [v for v in reused if v.get("rewrite")]
+            dropped = [v for v in reused if not v.get("rewrite")]
+        else:
+            rewritten = [v for v in reused if v["id"] in done]
+            dropped = [v for v in reused if v["id"] not in done]
+        verb = "would be" if dry_run else "were"
+        named = ", ".join(
+            f"{v['dataset']}:{v['version']}"
+            + (f" (now {v['dataset']}:{done[v['id']]})" if v["id"] in done else "")
+            for v in rewritten[:50]
+        )
+        lost = ", ".join(f"{v['dataset']}:{v['version']}" for v in dropped[:50])
         notes.append(
             "not expired themselves but reusing expired parts (appends keep their parent's "
-            "parts), so rewritten without those rows: "
-            + ", ".join(f"{v['dataset']}:{v['version']}" for v in reused[:50])
+            f"parts); {verb} rewritten without those rows: {named or 'none'}; {verb} erased "
+            "without a replacement (untagged and not their dataset's newest, or nothing left "
+            f"once the expired rows are removed): {lost or 'none'}"
+        )
+    kept = plan.get("kept") or {}
+    if kept:
+        holders = sorted({d for names in kept.values() for d in names})
+        notes.append(
+            f"{len(kept)} expired part(s) {'would be' if dry_run else 'were'} kept, not "
+            "shredded: the same bytes are data of other datasets whose retention has not "
+            "passed, and stay readable there: " + ", ".join(holders[:50])
         )
     return ErasureReport(
         id=erasure_id,

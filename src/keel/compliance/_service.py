@@ -8,19 +8,22 @@ keyed hash, never the id.
 from __future__ import annotations
 
 import builtins
-import io
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from keel import clock
+from keel.compliance._access import live_versions, provenance, subject_rejects, subject_rows
 from keel.compliance._common import models_downstream
 from keel.compliance._erase import Eraser
+from keel.compliance._gaps import MATCHING, coverage_notes, prediction_note
+from keel.compliance._lease import LEASE, describe, runner, take_over
 from keel.compliance._model import AccessExport, ErasedVersion, ErasureReport, SubjectLocation
 from keel.compliance._retention import RetentionEnforcer, report_of
-from keel.compliance._subjects import Progress, SubjectIndex
+from keel.compliance._scan import logged_predictions
+from keel.compliance._subjects import Coverage, Progress, SubjectIndex
 from keel.errors import ConflictError, NotFoundError
 from keel.governance import Context, Governor, Permission
 from keel.store import ComplianceRepository, DatasetRepository, ErasureRepository
@@ -35,8 +38,6 @@ __all__ = ["ErasureService"]
 #: The most rows of one subject an access export carries.
 MAX_EXPORT_ROWS = 100_000
 _ADMIN = Permission.COMPLIANCE_ADMIN
-#: How long a running erasure stays claimed without news from the process running it.
-LEASE = timedelta(minutes=30)
 RENEW_SECONDS = 60.0
 _ACTION = {"subject": "erase", "retention": "retention"}
 
@@ -58,13 +59,16 @@ class ErasureService:
         self._gov.check(ctx, _ADMIN, action="compliance.locate", object_type="subject")
         digest = self.index.hash(ctx, subject)
         self.index.refresh(ctx, progress=progress)
-        found = self._locations(ctx, digest)
+        keys = self.index.keys(ctx, subject, self.index.covered(ctx))
+        found = self._locations(ctx, list(keys.values()))
         with self._gov.write(ctx, _ADMIN, "compliance.locate", object_type="subject") as work:
             work.details = {"subject": digest, "versions": len(found)}
         return found
 
-    def _locations(self, ctx: Context, subject_hash: str) -> builtins.list[SubjectLocation]:
-        parts, uses = self.index.locate(ctx, subject_hash)
+    def _locations(
+        self, ctx: Context, subject_hashes: builtins.list[str]
+    ) -> builtins.list[SubjectLocation]:
+        parts, uses = self.index.locate(ctx, subject_hashes)
         out: list[SubjectLocation] = []
         with self._gov.db.read() as session:
             repo = DatasetRepository(session, ctx.project_id)
@@ -98,14 +102,16 @@ class ErasureService:
                 erasure_id, plan = pending.id, pending.plan
                 started = pending.created_at.isoformat()
         if pending is None:
-            plan = {"subject": digest, **self._eraser.plan(ctx, digest)}
+            coverage = self.index.covered(ctx)
+            keys = self.index.keys(ctx, subject, coverage)
+            plan = {"subject": digest, **self._eraser.plan(ctx, list(keys.values()), coverage)}
             if dry_run:
                 return self._planned(ctx, plan)
             erasure_id, plan, created = self._start(ctx, "subject", digest, plan)
             started = created.isoformat()
         elif dry_run:
             return self._planned(ctx, plan, erasure_id=erasure_id)
-        with self._claim(ctx, erasure_id, progress) as tick:
+        with self._claim(ctx, erasure_id, plan, progress) as tick:
             return self._eraser.run(
                 ctx, subject, erasure_id, plan, started_at=started, progress=tick
             )
@@ -118,38 +124,59 @@ class ErasureService:
         details: dict[str, Any] = {"versions": len(plan["versions"]), "parts": len(plan["parts"])}
         if subject is not None:
             details["subject"] = subject
-        try:
-            action = f"compliance.{_ACTION[kind]}.start"
-            with self._gov.write(ctx, _ADMIN, action, object_type="erasure") as work:
-                repo = ErasureRepository(work.session, ctx.project_id)
-                row = repo.running(kind, subject) or repo.add_erasure(
-                    kind=kind, subject=subject, plan=plan, requested_by=ctx.principal
-                )
-                work.object_id, work.details = row.id, details
-                return row.id, row.plan, row.created_at
-        except ConflictError:
-            with self._gov.db.read() as session:
-                found = ErasureRepository(session, ctx.project_id).running(kind, subject)
-                if found is None:
+        attempts = 0
+        while True:
+            try:
+                action = f"compliance.{_ACTION[kind]}.start"
+                with self._gov.write(ctx, _ADMIN, action, object_type="erasure") as work:
+                    repo = ErasureRepository(work.session, ctx.project_id)
+                    row = repo.running(kind, subject) or repo.add_erasure(
+                        kind=kind, subject=subject, plan=plan, requested_by=ctx.principal
+                    )
+                    work.object_id, work.details = row.id, details
+                    return row.id, row.plan, row.created_at
+            except ConflictError:
+                with self._gov.db.read() as session:
+                    found = ErasureRepository(session, ctx.project_id).running(kind, subject)
+                    if found is not None:
+                        return found.id, found.plan, found.created_at
+                attempts += 1
+                if attempts == 3:
                     raise
-                return found.id, found.plan, found.created_at
+                # the concurrent one finished in between: start ours (the run leaves out
+                # what that one erased, see drop_erased_elsewhere)
 
     @contextmanager
     def _claim(
-        self, ctx: Context, erasure_id: str, progress: Progress | None
+        self, ctx: Context, erasure_id: str, plan: dict[str, Any], progress: Progress | None
     ) -> Iterator[Progress]:
         """Hold the erasure's lease while it runs (renewed as it advances), so a retry of
         the same request (a client that timed out) waits instead of running it twice."""
         owner = new_id()
+        me = runner(owner)
         with self._gov.db.write() as session:
-            taken = ErasureRepository(session, ctx.project_id).claim(erasure_id, owner, LEASE)
+            repo = ErasureRepository(session, ctx.project_id)
+            taken = repo.claim(erasure_id, owner, LEASE) or take_over(
+                session, ctx, erasure_id, owner
+            )
+            row = repo.erasure(erasure_id)
+            if taken and row is not None:
+                # who runs it, so that a retry on this machine can tell when it was killed
+                row.plan = {**row.plan, "runner": me}
+                session.flush()
+            holder = None if row is None else (row.plan or {}).get("runner")
+            until = None if row is None else row.claimed_until
         if not taken:
             raise ConflictError(
-                f"Erasure {erasure_id} is being run by another request right now. It goes on "
-                "by itself: see its report with `keel compliance erasure "
-                f"{erasure_id}`; run the same command again once it is done to check.",
+                f"Erasure {erasure_id} is being run by another request right now "
+                f"({describe(holder)}), which renews its claim as it advances"
+                + (f" (claimed until {until.isoformat(timespec='seconds')})" if until else "")
+                + ". It goes on by itself: see its report with `keel compliance erasure "
+                f"{erasure_id}`. If that process died, run the same command again: on its "
+                "machine it is taken over at once, from elsewhere once the claim runs out.",
                 erasure_id=erasure_id,
             )
+        plan["runner"] = me  # kept when the plan is stored again
         renewed = [time.monotonic()]
 
         def tick(what: str, done: int, total: int) -> None:
@@ -211,36 +238,37 @@ class ErasureService:
     def access(
         self, ctx: Context, subject: str, *, progress: Progress | None = None
     ) -> AccessExport:
-        """Everything held about ``subject``: their rows, the models trained on them, the
-        records of processing, past erasures (audited)."""
-        import polars as pl
-
+        """Everything held about ``subject``: their rows (with where each version's rows
+        came from), rejected lines and logged predictions naming them, the models trained
+        on them, the records of processing, past erasures, and what was not searched
+        (audited)."""
         self._gov.check(ctx, _ADMIN, action="compliance.access", object_type="subject")
         digest = self.index.hash(ctx, subject)
         self.index.refresh(ctx, progress=progress)
-        locations = self._locations(ctx, digest)
-        parts, uses = self.index.locate(ctx, digest)
-        refs = {r.id: r for r in self.index.covered(ctx)[0]}
-        rows: dict[str, list[dict[str, Any]]] = {}
-        total = 0
+        coverage = self.index.covered(ctx)
+        keys = self.index.keys(ctx, subject, coverage)
+        texts = set(keys)
+        locations = self._locations(ctx, list(keys.values()))
+        parts, uses = self.index.locate(ctx, list(keys.values()))
+        with self._gov.db.read() as session:
+            live = live_versions(session, ctx, [v for v, _ in uses])
+        rows, total = subject_rows(
+            self._blobs, ctx, coverage, (parts, uses, live), texts, limit=MAX_EXPORT_ROWS
+        )
+        rejected = subject_rejects(self._blobs, ctx, coverage, texts)
+        fields = {r.column for r in coverage.refs}
+        logged = logged_predictions(
+            self._gov, self._blobs, ctx, texts, fields, keep=MAX_EXPORT_ROWS, progress=progress
+        )
         notes: list[str] = []
-        for version_id in sorted({v for v, _ in uses}):
-            ref = refs.get(version_id)
-            if ref is None:  # erased: nothing left to read
-                continue
-            found: list[dict[str, Any]] = []
-            for part in ref.parts:
-                if part not in parts or total >= MAX_EXPORT_ROWS:
-                    continue
-                frame = pl.read_parquet(
-                    io.BytesIO(self._blobs.get_bytes(part, scope=ctx.project_id))
-                )
-                match = frame.filter(pl.col(ref.column).cast(pl.String) == subject)
-                found.extend(match.head(MAX_EXPORT_ROWS - total).to_dicts())
-                total = min(total + match.height, MAX_EXPORT_ROWS)
-            rows[f"{ref.dataset}@{ref.version}"] = found
         if total >= MAX_EXPORT_ROWS:
             notes.append(f"the export stops at {MAX_EXPORT_ROWS} rows")
+        notes += self._not_searched(coverage, [v for v, _ in uses], verb="exported")
+        said = prediction_note(logged, fields, verb="exported")
+        if said:
+            notes.append(said)
+        if logged.total > len(logged.rows):
+            notes.append(f"the export holds the first {len(logged.rows)} logged predictions")
         datasets = {loc.dataset for loc in locations}
         with self._gov.write(ctx, _ADMIN, "compliance.access", object_type="subject") as work:
             records = tuple(
@@ -255,6 +283,12 @@ class ErasureService:
                 for r in ComplianceRepository(work.session, ctx.project_id).records()
                 if r.dataset in datasets
             )
+            unrecorded = sorted(datasets - {r["dataset"] for r in records})
+            if unrecorded:
+                notes.append(
+                    "the subject's rows are held in datasets with no record of processing "
+                    "(purpose, lawful basis, retention): " + ", ".join(unrecorded[:50])
+                )
             models = self._model_names(work.session, ctx, sorted({v for v, _ in uses}))
             erasures = tuple(
                 {
@@ -265,7 +299,11 @@ class ErasureService:
                 }
                 for e in ErasureRepository(work.session, ctx.project_id).erasures(subject=digest)
             )
+            sources = provenance(work.session, ctx, [*rows, *rejected])
             work.details = {"subject": digest, "versions": len(rows), "rows": total}
+            if rejected or logged.total:
+                work.details["rejected"] = sum(len(v) for v in rejected.values())
+                work.details["predictions"] = logged.total
         return AccessExport(
             subject=digest,
             generated_at=clock.now().isoformat(),
@@ -275,7 +313,22 @@ class ErasureService:
             records=records,
             erasures=erasures,
             notes=tuple(notes),
+            sources=sources,
+            rejected=rejected,
+            predictions=tuple(logged.rows),
         )
+
+    @staticmethod
+    def _not_searched(coverage: Coverage, held: builtins.list[str], *, verb: str) -> list[str]:
+        notes = []
+        if coverage.not_searched:
+            notes.append(
+                "datasets not searched (no declared subject column, or one of a type that "
+                "holds no single id): " + ", ".join(coverage.not_searched[:50])
+            )
+        notes += coverage_notes(coverage, held, verb=verb)
+        notes.append(MATCHING)
+        return notes
 
     @staticmethod
     def _model_names(session: Any, ctx: Context, version_ids: list[str]) -> list[str]:
@@ -324,7 +377,7 @@ class ErasureService:
         erasure_id, stored, created = resumed
         if dry_run:
             return report_of(ctx, erasure_id, stored, started_at=created.isoformat(), dry_run=True)
-        with self._claim(ctx, erasure_id, progress) as tick:
+        with self._claim(ctx, erasure_id, stored, progress) as tick:
             return self._retention.run(
                 ctx, erasure_id, stored, started_at=created.isoformat(), progress=tick
             )
