@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from keel.pipelines import Executor, InProcessExecutor, ProcessExecutor
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -44,3 +46,22 @@ def ray_executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         executor.shutdown()
         if ray.is_initialized():
             ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def process_executor() -> Iterator[ProcessExecutor]:
+    """A process pool of two workers, shared by a module's tests."""
+    executor = ProcessExecutor(max_workers=2)
+    yield executor
+    executor.shutdown()
+
+
+@pytest.fixture(params=["inprocess", "process", "ray"])
+def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
+    """Each executor in turn: threads, the process pool, Ray."""
+    if request.param == "inprocess":
+        threads = InProcessExecutor(max_workers=2)
+        yield threads
+        threads.shutdown()
+    else:
+        yield request.getfixturevalue(f"{request.param}_executor")

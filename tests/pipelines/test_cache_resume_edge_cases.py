@@ -28,10 +28,8 @@ from keel.errors import ConflictError, IntegrityError, InvalidInputError
 from keel.pipelines import (
     DatasetInput,
     Executor,
-    InProcessExecutor,
     Pipeline,
     PipelineRunStatus,
-    ProcessExecutor,
     Serializer,
     StepStatus,
     register_serializer,
@@ -351,23 +349,6 @@ def test_a_resumed_step_gets_the_parameters_a_fresh_run_gets(ws: Workspace, tmp_
 
 
 # -- values: the same on every executor, fresh or cached ----------------------------------------
-
-
-@pytest.fixture(scope="module")
-def process_executor() -> Iterator[ProcessExecutor]:
-    executor = ProcessExecutor(max_workers=2)
-    yield executor
-    executor.shutdown()
-
-
-@pytest.fixture(params=["inprocess", "process", "ray"])
-def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
-    if request.param == "inprocess":
-        threads = InProcessExecutor(max_workers=2)
-        yield threads
-        threads.shutdown()
-    else:
-        yield request.getfixturevalue(f"{request.param}_executor")
 
 
 def test_steps_get_their_own_copy_of_each_input_on_every_executor(

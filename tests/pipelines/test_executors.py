@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import operator
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,30 +12,10 @@ from keel.errors import InvalidInputError
 from keel.pipelines import (
     Executor,
     InProcessExecutor,
-    ProcessExecutor,
     get_executor,
 )
 from keel.workspace import Workspace
 from tests.pipelines import _steps
-
-
-@pytest.fixture(scope="module")
-def process_executor() -> Iterator[ProcessExecutor]:
-    executor = ProcessExecutor(max_workers=2)
-    yield executor
-    executor.shutdown()
-
-
-@pytest.fixture(params=["inprocess", "process", "ray"])
-def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
-    if request.param == "inprocess":
-        threads = InProcessExecutor(max_workers=2)
-        yield threads
-        threads.shutdown()
-    elif request.param == "process":
-        yield request.getfixturevalue("process_executor")
-    else:
-        yield request.getfixturevalue("ray_executor")
 
 
 def test_submit_returns_a_standard_future_with_the_result(executor: Executor) -> None:
