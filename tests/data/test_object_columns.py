@@ -93,7 +93,7 @@ def test_a_polars_object_column_is_refused_not_stored_as_addresses(w: Workspace)
         ),
         ([Decimal("Infinity")], "that include NaN or an infinity, which no Decimal column holds"),
         ([2**200], "that include one too large for any integer column (128 bits)"),
-        ([{1, "a"}], "holds Python objects of type set (such as {1, 'a'}) that Arrow cannot"),
+        ([{1, "a"}], "holds Python objects of type set (such as {"),  # set order varies
     ],
 )
 def test_a_pandas_object_column_that_does_not_convert_exactly_is_refused(
